@@ -1,0 +1,200 @@
+//! `tollgate plugin inspect|call`: turns flags into [`Grants`] and [`Limits`], runs the
+//! sandbox, and hands the result to [`crate::render`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use tollgate_sandbox::limits::{parse_bytes, parse_duration};
+use tollgate_sandbox::{CallContext, Grants, Limits, Sandbox, SandboxConfig, SecretSource, Upstream};
+
+use crate::render;
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// Show a plugin's manifest, tools with schemas, imported capabilities, size and sha256.
+    Inspect {
+        /// Path to the component (.wasm).
+        path: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Make one sandboxed call and print the output and the call report.
+    Call(CallArgs),
+}
+
+#[derive(Args)]
+pub struct CacheArgs {
+    /// Directory for compiled components [default: $XDG_CACHE_HOME/tollgate or ~/.cache/tollgate].
+    #[arg(long, env = "TOLLGATE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every time; do not read or write the cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[derive(Args)]
+pub struct CallArgs {
+    /// Path to the component (.wasm).
+    path: PathBuf,
+    /// Tool to call.
+    tool: String,
+    /// Input JSON, or @FILE to read it from a file.
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// Grant an outbound host: [scheme://]host[:port], `*.suffix` allowed (repeatable).
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    allow_hosts: Vec<String>,
+    /// Map a manifest credential to a source: NAME=env:VAR or NAME=file:PATH (repeatable).
+    #[arg(long = "credential", value_name = "NAME=SOURCE")]
+    credentials: Vec<String>,
+    /// Grant a raw secret read: NAME=env:VAR or NAME=file:PATH (repeatable; audited).
+    #[arg(long = "secret", value_name = "NAME=SOURCE")]
+    secrets: Vec<String>,
+    /// Send requests for HOST to URL instead, e.g. api.hubapi.com=http://127.0.0.1:4010.
+    #[arg(long = "upstream", value_name = "HOST=URL")]
+    upstreams: Vec<String>,
+    /// Pin DNS for HOST to IP (repeatable); address checks still apply.
+    #[arg(long = "resolve", value_name = "HOST=IP")]
+    resolves: Vec<String>,
+    /// Open a refused address range (e.g. 10.0.0.0/8) for granted hosts.
+    #[arg(long = "open-range", value_name = "CIDR")]
+    open_ranges: Vec<String>,
+    /// Grant the plugin-scoped key-value store (in memory for this command).
+    #[arg(long)]
+    kv: bool,
+    /// Refuse the log capability (granted by default here: it only writes to the report).
+    #[arg(long)]
+    no_log: bool,
+    /// Fuel budget for the call.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Linear memory limit, e.g. 64MiB.
+    #[arg(long)]
+    memory: Option<String>,
+    /// Wall-clock limit, e.g. 5s or 500ms.
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Idempotency key to pass to the plugin [default: a fresh one].
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Print one JSON object (output or error, and the report) instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+fn sandbox(cache: &CacheArgs) -> anyhow::Result<Sandbox> {
+    let cache_dir = if cache.no_cache {
+        None
+    } else {
+        cache.cache_dir.clone().or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .map(|d| d.join("tollgate"))
+        })
+    };
+    Ok(Sandbox::new(SandboxConfig { cache_dir, ..SandboxConfig::default() })?)
+}
+
+fn split_pair<'a>(flag: &str, s: &'a str) -> anyhow::Result<(&'a str, &'a str)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k, v)),
+        _ => bail!("--{flag} expects KEY=VALUE, got `{s}`"),
+    }
+}
+
+fn grants(args: &CallArgs) -> anyhow::Result<Grants> {
+    let mut g = Grants::new().log(!args.no_log).kv(args.kv);
+    for h in &args.allow_hosts {
+        g = g.allow_host(h)?;
+    }
+    for c in &args.credentials {
+        let (name, src) = split_pair("credential", c)?;
+        g = g.credential(name, SecretSource::parse(src).map_err(anyhow::Error::msg)?);
+    }
+    for s in &args.secrets {
+        let (name, src) = split_pair("secret", s)?;
+        g = g.secret(name, SecretSource::parse(src).map_err(anyhow::Error::msg)?);
+    }
+    for u in &args.upstreams {
+        let (host, url) = split_pair("upstream", u)?;
+        g = g.upstream(host, Upstream::parse(url).map_err(anyhow::Error::msg)?);
+    }
+    for r in &args.resolves {
+        let (host, ip) = split_pair("resolve", r)?;
+        let ip = ip.parse().with_context(|| format!("--resolve {r}: `{ip}` is not an IP address"))?;
+        g = g.resolve(host, vec![ip]);
+    }
+    for cidr in &args.open_ranges {
+        g = g.open_range(cidr.parse().with_context(|| format!("--open-range `{cidr}` is not a CIDR range"))?);
+    }
+    let mut limits = Limits::default();
+    if let Some(f) = args.fuel {
+        limits.fuel = f;
+    }
+    if let Some(m) = &args.memory {
+        limits.memory_bytes = parse_bytes(m).map_err(anyhow::Error::msg).context("--memory")?;
+    }
+    if let Some(t) = &args.timeout {
+        limits.timeout = parse_duration(t).map_err(anyhow::Error::msg).context("--timeout")?;
+    }
+    Ok(g.limits(limits))
+}
+
+fn read_input(input: &str) -> anyhow::Result<String> {
+    match input.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read input file {path}")),
+        None => Ok(input.to_string()),
+    }
+}
+
+fn fresh_key() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("cli-{}-{nanos:x}", std::process::id())
+}
+
+pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PluginCommand::Inspect { path, json, cache } => {
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let inspection =
+                sandbox(&cache)?.inspect(&bytes).await.with_context(|| format!("cannot load {}", path.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inspection)?);
+            } else {
+                print!("{}", render::inspection(&path, &inspection));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Call(args) => {
+            let grants = grants(&args)?;
+            let input = read_input(&args.input)?;
+            let plugin = sandbox(&args.cache)?
+                .load_file(&args.path, grants)
+                .await
+                .with_context(|| format!("cannot load {}", args.path.display()))?;
+            let key = args.idempotency_key.clone().unwrap_or_else(fresh_key);
+            let ctx = CallContext { run_id: "cli".into(), call_id: key.clone(), idempotency_key: key };
+            let outcome = plugin.call(&args.tool, &input, &ctx).await;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&render::outcome_json(&outcome))?);
+            } else {
+                if let Ok(v) = &outcome.result {
+                    println!("{}", serde_json::to_string_pretty(v)?);
+                }
+                eprint!("{}", render::report(&outcome.report));
+                if let Err(e) = &outcome.result {
+                    eprintln!("error [{}]: {e}", e.kind());
+                }
+            }
+            Ok(if outcome.result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! One sandboxed call: validate input → fresh store and instance under the plugin's limits →
+//! run with fuel, an epoch deadline and a wall-clock deadline on host waits → classify what
+//! happened into a typed result → validate and redact output → the [`CallReport`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use crate::bindings::PluginPre;
+use crate::bindings::exports::tollgate::plugin::tool::{CallContext as WitContext, ToolError as WitToolError};
+use crate::bindings::tollgate::plugin::types::Manifest as WitManifest;
+use crate::engine::Sandbox;
+use crate::error::{CallError, ToolError};
+use crate::limits::Limits;
+use crate::plugin::Plugin;
+use crate::redact::Redactor;
+use crate::report::CallReport;
+use crate::state::{CallState, PluginScope};
+
+/// Identifies a call; the idempotency key must be stable across retries of the same call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CallContext {
+    pub run_id: String,
+    pub call_id: String,
+    pub idempotency_key: String,
+}
+
+/// The result of a call and its report. The report exists whatever the result.
+#[derive(Debug, Clone)]
+pub struct CallOutcome {
+    pub result: Result<serde_json::Value, CallError>,
+    pub report: CallReport,
+}
+
+fn new_store(sandbox: &Sandbox, state: CallState, limits: &Limits, deadline: Instant) -> Store<CallState> {
+    let mut store = Store::new(&sandbox.inner.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // Fuel metering is always on in this engine, so setting fuel cannot fail.
+    let _ = store.set_fuel(limits.fuel);
+    // Each epoch tick: past the deadline, stop; otherwise yield to the executor so that one
+    // busy guest cannot starve other calls on the same thread.
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline { Err(Trap::Interrupt.into()) } else { Ok(UpdateDeadline::Yield(1)) }
+    });
+    store.set_epoch_deadline(1);
+    store
+}
+
+/// Turns a wasmtime error into the precise [`CallError`].
+fn classify(err: wasmtime::Error, store: &Store<CallState>, limits: &Limits, instantiating: bool) -> CallError {
+    let state = store.data();
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        match trap {
+            Trap::OutOfFuel => return CallError::FuelExhausted { limit: limits.fuel },
+            Trap::StackOverflow => return CallError::StackOverflow,
+            Trap::Interrupt => return CallError::Timeout { limit: limits.timeout },
+            _ if state.limiter.refused => return CallError::MemoryLimit { limit: limits.memory_bytes },
+            _ => {}
+        }
+    }
+    if state.limiter.refused {
+        return CallError::MemoryLimit { limit: limits.memory_bytes };
+    }
+    if instantiating && err.downcast_ref::<Trap>().is_none() {
+        return CallError::Capacity { message: format!("{err:#}") };
+    }
+    let backtrace =
+        err.downcast_ref::<wasmtime::WasmBacktrace>().map(|b| b.to_string()).filter(|b| !b.trim().is_empty());
+    let mut message = match err.downcast_ref::<Trap>() {
+        Some(t) => t.to_string(),
+        None => format!("{:#}", err),
+    };
+    // A Rust panic prints its message to stderr before trapping: surface it.
+    let stderr = String::from_utf8_lossy(&state.stderr.contents()).to_string();
+    if let Some(panic) =
+        stderr.lines().rev().find(|l| l.contains("panicked at") || l.contains("Error") || l.contains("error"))
+    {
+        message = format!("{message} (guest stderr: {})", panic.trim());
+    }
+    CallError::Trap { message, backtrace }
+}
+
+/// Calls `manifest()` on a fresh instance under `limits`.
+pub(crate) async fn fetch_manifest(
+    sandbox: &Sandbox,
+    pre: &PluginPre<CallState>,
+    scope: Arc<PluginScope>,
+    limits: &Limits,
+) -> Result<WitManifest, CallError> {
+    let deadline = Instant::now() + limits.timeout;
+    let state = CallState::new(scope, limits, deadline, Arc::new(BTreeMap::new()));
+    let mut store = new_store(sandbox, state, limits, deadline);
+    let instance = match tokio::time::timeout(limits.timeout, pre.instantiate_async(&mut store)).await {
+        Err(_) => return Err(CallError::Timeout { limit: limits.timeout }),
+        Ok(Err(e)) => return Err(classify(e, &store, limits, true)),
+        Ok(Ok(i)) => i,
+    };
+    match tokio::time::timeout(limits.timeout, instance.tollgate_plugin_tool().call_manifest(&mut store)).await {
+        Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
+        Ok(Err(e)) => Err(classify(e, &store, limits, false)),
+        Ok(Ok(m)) => Ok(m),
+    }
+}
+
+impl From<WitToolError> for ToolError {
+    fn from(e: WitToolError) -> ToolError {
+        match e {
+            WitToolError::InvalidInput(message) => ToolError::InvalidInput { message },
+            WitToolError::Denied(message) => ToolError::Denied { message },
+            WitToolError::NotFound(message) => ToolError::NotFound { message },
+            WitToolError::Upstream(u) => ToolError::Upstream { status: u.status, message: u.message },
+            WitToolError::Retryable(message) => ToolError::Retryable { message },
+            WitToolError::Internal(message) => ToolError::Internal { message },
+        }
+    }
+}
+
+impl Plugin {
+    /// Runs `tool` with `input` (JSON text). Never panics on guest behaviour; every failure is
+    /// a typed [`CallError`], and the report is filled in either way.
+    pub async fn call(&self, tool: &str, input: &str, ctx: &CallContext) -> CallOutcome {
+        let started = Instant::now();
+        let p = &self.inner;
+        let limits = &p.grants.limits;
+        let mut report = CallReport {
+            plugin: p.manifest.name.clone(),
+            plugin_version: p.manifest.version.clone(),
+            digest: p.digest.clone(),
+            tool: tool.to_string(),
+            call_id: ctx.call_id.clone(),
+            fuel_limit: limits.fuel,
+            ..CallReport::default()
+        };
+        let mut redactor = Redactor::default();
+        let result = self.call_inner(tool, input, ctx, &mut report, &mut redactor).await;
+        let result = result.map(|mut v| {
+            redactor.json(&mut v);
+            v
+        });
+        let result = result.map_err(|mut e| {
+            e.map_text(&|s| redactor.text(s));
+            e
+        });
+        report.outcome = match &result {
+            Ok(_) => "ok".into(),
+            Err(e) => e.kind().into(),
+        };
+        report.error = result.as_ref().err().map(|e| e.to_string());
+        report.duration_us = started.elapsed().as_micros() as u64;
+        CallOutcome { result, report }
+    }
+
+    async fn call_inner(
+        &self,
+        tool: &str,
+        input: &str,
+        ctx: &CallContext,
+        report: &mut CallReport,
+        redactor: &mut Redactor,
+    ) -> Result<serde_json::Value, CallError> {
+        let p = &self.inner;
+        let limits = &p.grants.limits;
+        let Some((input_schema, output_schema)) = p.schemas.get(tool) else {
+            let available = p.manifest.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(CallError::UnknownTool { tool: tool.to_string(), available });
+        };
+        if input.len() > limits.input_bytes {
+            return Err(CallError::InputTooLarge { size: input.len(), limit: limits.input_bytes });
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(input).map_err(|e| CallError::InputNotJson { message: e.to_string() })?;
+        input_schema.check(&value).map_err(|message| CallError::InvalidInput { message })?;
+
+        // Credentials are read now, so rotation takes effect on the next call; every value
+        // read is known to the redactor before the guest runs.
+        let mut credential_values = BTreeMap::new();
+        for binding in &p.scope.egress.credentials {
+            if let Some(source) = &binding.source {
+                let value = source.read();
+                if let Ok(v) = &value {
+                    redactor.add(&binding.name, v);
+                }
+                credential_values.insert(binding.name.clone(), value);
+            }
+        }
+        let deadline = Instant::now() + limits.timeout;
+        let state = CallState::new(p.scope.clone(), limits, deadline, Arc::new(credential_values));
+        let mut store = new_store(&p.sandbox, state, limits, deadline);
+        let wit_ctx = WitContext {
+            run_id: ctx.run_id.clone(),
+            call_id: ctx.call_id.clone(),
+            idempotency_key: ctx.idempotency_key.clone(),
+        };
+
+        let outcome = match tokio::time::timeout(limits.timeout, p.pre.instantiate_async(&mut store)).await {
+            Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
+            Ok(Err(e)) => Err(classify(e, &store, limits, true)),
+            Ok(Ok(instance)) => {
+                let call = instance.tollgate_plugin_tool().call_call(&mut store, tool, input, &wit_ctx);
+                match tokio::time::timeout(limits.timeout, call).await {
+                    Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
+                    Ok(Err(e)) => Err(classify(e, &store, limits, false)),
+                    Ok(Ok(Err(tool_error))) => Err(CallError::Tool(tool_error.into())),
+                    Ok(Ok(Ok(output))) => Ok(output),
+                }
+            }
+        };
+
+        let state = store.data_mut();
+        for (name, value) in state.secret_values.drain(..) {
+            redactor.add(&name, &value);
+        }
+        fill_report(report, &mut store, limits, redactor);
+        let output = outcome?;
+        if output.len() > limits.output_bytes {
+            return Err(CallError::OutputTooLarge { size: output.len(), limit: limits.output_bytes });
+        }
+        let value: serde_json::Value = serde_json::from_str(&output)
+            .map_err(|e| CallError::InvalidOutput { message: format!("not JSON: {e}") })?;
+        if let Some(schema) = output_schema {
+            schema
+                .check(&value)
+                .map_err(|m| CallError::InvalidOutput { message: format!("does not match the output schema: {m}") })?;
+        }
+        Ok(value)
+    }
+}
+
+fn fill_report(report: &mut CallReport, store: &mut Store<CallState>, limits: &Limits, redactor: &Redactor) {
+    report.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    let state = store.data_mut();
+    report.peak_memory_bytes = state.limiter.peak;
+    report.egress = state.egress.log.take();
+    for r in &mut report.egress {
+        r.path = redactor.text(&r.path);
+        r.denied = r.denied.as_deref().map(|d| redactor.text(d));
+        r.error = r.error.as_deref().map(|d| redactor.text(d));
+    }
+    report.logs = std::mem::take(&mut state.logs);
+    for l in &mut report.logs {
+        l.message = redactor.text(&l.message);
+        redactor.json(&mut l.fields);
+    }
+    report.logs_dropped = state.logs_dropped;
+    let out = state.stdout.contents();
+    let err = state.stderr.contents();
+    report.stdio_truncated = out.len() >= limits.stdio_bytes || err.len() >= limits.stdio_bytes;
+    report.stdout = redactor.text(&String::from_utf8_lossy(&out));
+    report.stderr = redactor.text(&String::from_utf8_lossy(&err));
+    report.secrets_read = std::mem::take(&mut state.secrets_read);
+    report.kv_ops = state.kv_ops;
+}

@@ -1,0 +1,235 @@
+//! Address rules for outbound requests: parsing every spelling of an IP literal a URL host can
+//! carry, and classifying addresses into the ranges the host refuses unless granted.
+//!
+//! Allowlists that compare host names are bypassed by odd IP spellings (`2130706433`,
+//! `0x7f.1`, `0177.0.0.1`) and by DNS answers; so the gate normalises literals here and checks
+//! every *resolved* address with [`blocked_range`] before connecting to exactly that address.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Parses a URL host as an IP address, accepting the spellings browsers and libc accept for
+/// IPv4 (decimal, hex and octal parts; one to four parts, e.g. `2130706433`, `0x7f000001`,
+/// `0177.0.0.1`, `127.1`) and bracketed or bare IPv6. Returns `None` for host names.
+pub fn parse_ip_literal(host: &str) -> Option<IpAddr> {
+    let host = host.trim_end_matches('.');
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    if let Ok(v6) = host.parse::<Ipv6Addr>() {
+        return Some(IpAddr::V6(v6));
+    }
+    parse_ipv4_loose(host).map(IpAddr::V4)
+}
+
+fn parse_ipv4_part(part: &str) -> Option<u64> {
+    if part.is_empty() {
+        return None;
+    }
+    let (digits, radix) = if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+        (hex, 16)
+    } else if part.len() > 1 && part.starts_with('0') {
+        (&part[1..], 8)
+    } else {
+        (part, 10)
+    };
+    if digits.is_empty() {
+        // "0x" alone is zero in inet_aton.
+        return Some(0);
+    }
+    u64::from_str_radix(digits, radix).ok()
+}
+
+fn parse_ipv4_loose(host: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let nums: Vec<u64> = parts.iter().map(|p| parse_ipv4_part(p)).collect::<Option<_>>()?;
+    let (last, head) = nums.split_last()?;
+    if head.iter().any(|&n| n > 255) {
+        return None;
+    }
+    // The last part fills all remaining bytes (inet_aton semantics).
+    let remaining_bytes = 4 - head.len() as u32;
+    if *last >= 1u64 << (8 * remaining_bytes) {
+        return None;
+    }
+    let mut value: u32 = 0;
+    for (i, &n) in head.iter().enumerate() {
+        value |= (n as u32) << (8 * (3 - i as u32));
+    }
+    value |= *last as u32;
+    Some(Ipv4Addr::from(value))
+}
+
+/// The named ranges outbound requests may not reach unless the operator grants them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockedRange {
+    Loopback,
+    Private,
+    LinkLocal,
+    Cgnat,
+    Multicast,
+    Unspecified,
+    Broadcast,
+    CloudMetadata,
+    Reserved,
+    UniqueLocal,
+    Documentation,
+}
+
+impl BlockedRange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockedRange::Loopback => "loopback",
+            BlockedRange::Private => "private",
+            BlockedRange::LinkLocal => "link-local",
+            BlockedRange::Cgnat => "carrier-grade NAT",
+            BlockedRange::Multicast => "multicast",
+            BlockedRange::Unspecified => "unspecified",
+            BlockedRange::Broadcast => "broadcast",
+            BlockedRange::CloudMetadata => "cloud metadata",
+            BlockedRange::Reserved => "reserved",
+            BlockedRange::UniqueLocal => "unique-local",
+            BlockedRange::Documentation => "documentation",
+        }
+    }
+}
+
+/// Which refused range `ip` falls in, if any. IPv4-mapped and IPv4-compatible IPv6 addresses
+/// are judged as the IPv4 address they carry.
+pub fn blocked_range(ip: IpAddr) -> Option<BlockedRange> {
+    match ip {
+        IpAddr::V4(v4) => blocked_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = embedded_v4(v6) {
+                return blocked_v4(v4);
+            }
+            blocked_v6(v6)
+        }
+    }
+}
+
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    // ::ffff:a.b.c.d (mapped), ::a.b.c.d (deprecated compatible), 64:ff9b::a.b.c.d (NAT64)
+    let mapped = s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff;
+    let compatible = s[..6] == [0, 0, 0, 0, 0, 0] && (s[6] != 0 || s[7] > 1);
+    let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    (mapped || compatible || nat64).then(|| Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
+}
+
+fn blocked_v4(ip: Ipv4Addr) -> Option<BlockedRange> {
+    let o = ip.octets();
+    Some(match o {
+        [169, 254, 169, 254] | [100, 100, 100, 200] => BlockedRange::CloudMetadata,
+        [0, ..] => BlockedRange::Unspecified,
+        [127, ..] => BlockedRange::Loopback,
+        [10, ..] | [192, 168, ..] => BlockedRange::Private,
+        [172, b, ..] if (16..=31).contains(&b) => BlockedRange::Private,
+        [169, 254, ..] => BlockedRange::LinkLocal,
+        [100, b, ..] if (64..=127).contains(&b) => BlockedRange::Cgnat,
+        [a, ..] if (224..=239).contains(&a) => BlockedRange::Multicast,
+        [255, 255, 255, 255] => BlockedRange::Broadcast,
+        [a, ..] if a >= 240 => BlockedRange::Reserved,
+        [192, 0, 0, _] => BlockedRange::Reserved,
+        [198, 18 | 19, ..] => BlockedRange::Reserved,
+        [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _] => BlockedRange::Documentation,
+        _ => return None,
+    })
+}
+
+fn blocked_v6(ip: Ipv6Addr) -> Option<BlockedRange> {
+    let s = ip.segments();
+    Some(if ip.is_unspecified() {
+        BlockedRange::Unspecified
+    } else if ip.is_loopback() {
+        BlockedRange::Loopback
+    } else if s[0] & 0xffc0 == 0xfe80 {
+        BlockedRange::LinkLocal
+    } else if s[0] & 0xfe00 == 0xfc00 {
+        // fd00:ec2::254 is AWS's IPv6 metadata endpoint.
+        if s == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254] {
+            BlockedRange::CloudMetadata
+        } else {
+            BlockedRange::UniqueLocal
+        }
+    } else if s[0] & 0xff00 == 0xff00 {
+        BlockedRange::Multicast
+    } else if s[0] == 0x2001 && s[1] == 0x0db8 {
+        BlockedRange::Documentation
+    } else if s[0] & 0xffc0 == 0xfec0 || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) {
+        // deprecated site-local, discard-only
+        BlockedRange::Reserved
+    } else {
+        return None;
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(s: &str) -> Option<Ipv4Addr> {
+        match parse_ip_literal(s)? {
+            IpAddr::V4(v) => Some(v),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    #[test]
+    fn ipv4_spellings_normalise() {
+        let lo = Some(Ipv4Addr::LOCALHOST);
+        for s in ["127.0.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "0x7f.0.0.1", "127.0.1", "127.0.0.1."]
+        {
+            assert_eq!(v4(s), lo, "{s}");
+        }
+        assert_eq!(v4("169.254.169.254"), Some(Ipv4Addr::new(169, 254, 169, 254)));
+        assert_eq!(v4("0xa9fea9fe"), Some(Ipv4Addr::new(169, 254, 169, 254)));
+        for s in ["example.com", "127.0.0.256", "1.2.3.4.5", "4294967296", "08.0.0.1", "a.b", "", "1..2"] {
+            assert_eq!(parse_ip_literal(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn ipv6_literals() {
+        assert_eq!(parse_ip_literal("[::1]"), Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert_eq!(parse_ip_literal("::ffff:127.0.0.1").map(blocked_range), Some(Some(BlockedRange::Loopback)));
+        assert_eq!(parse_ip_literal("[::ffff:7f00:1]").map(blocked_range), Some(Some(BlockedRange::Loopback)));
+        assert_eq!(
+            parse_ip_literal("[::ffff:169.254.169.254]").map(blocked_range),
+            Some(Some(BlockedRange::CloudMetadata))
+        );
+    }
+
+    #[test]
+    fn ranges() {
+        let cases = [
+            ("127.0.0.1", Some(BlockedRange::Loopback)),
+            ("10.1.2.3", Some(BlockedRange::Private)),
+            ("172.16.0.1", Some(BlockedRange::Private)),
+            ("172.32.0.1", None),
+            ("192.168.1.1", Some(BlockedRange::Private)),
+            ("169.254.169.254", Some(BlockedRange::CloudMetadata)),
+            ("169.254.1.1", Some(BlockedRange::LinkLocal)),
+            ("100.64.0.1", Some(BlockedRange::Cgnat)),
+            ("100.128.0.1", None),
+            ("224.0.0.1", Some(BlockedRange::Multicast)),
+            ("0.0.0.0", Some(BlockedRange::Unspecified)),
+            ("255.255.255.255", Some(BlockedRange::Broadcast)),
+            ("93.184.216.34", None),
+            ("8.8.8.8", None),
+            ("[::]", Some(BlockedRange::Unspecified)),
+            ("[fe80::1]", Some(BlockedRange::LinkLocal)),
+            ("[fd00::1]", Some(BlockedRange::UniqueLocal)),
+            ("[fd00:ec2::254]", Some(BlockedRange::CloudMetadata)),
+            ("[ff02::1]", Some(BlockedRange::Multicast)),
+            ("[64:ff9b::7f00:1]", Some(BlockedRange::Loopback)),
+            ("[2606:4700::1111]", None),
+        ];
+        for (s, want) in cases {
+            let ip = parse_ip_literal(s).unwrap_or_else(|| panic!("{s} parses"));
+            assert_eq!(blocked_range(ip), want, "{s}");
+        }
+    }
+}

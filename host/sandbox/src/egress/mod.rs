@@ -1,0 +1,354 @@
+//! The outbound HTTP gate. Every `wasi:http/outgoing-handler` request of a plugin passes
+//! [`EgressHooks::send_request`], which is the only code in Tollgate that opens a connection
+//! for a guest. In order, it:
+//!
+//! 1. counts the request against the per-call cap;
+//! 2. normalises the target (scheme, host — any IP spelling —, port);
+//! 3. requires the target to match a host the manifest declares *and* one the operator grants;
+//! 4. applies the operator's upstream remap, if any;
+//! 5. resolves the name on the host (or the operator's pinned answer) and keeps only
+//!    addresses outside refused ranges unless the operator opened them (see [`addr`]);
+//! 6. sets `Host` itself, injects the credential bound to this host (the guest never sees it);
+//! 7. connects to exactly a checked address, with timeouts inside the call's deadline, caps
+//!    request and response bodies, and never follows redirects.
+//!
+//! Each attempt, allowed or denied, becomes an [`EgressRecord`] in the call report.
+
+pub mod addr;
+pub mod pattern;
+mod send;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderName, HeaderValue};
+use ipnet::IpNet;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::grants::{SecretSource, Upstream};
+use crate::report::EgressRecord;
+use addr::blocked_range;
+use pattern::{HostMatch, HostPattern, Scheme, Target};
+
+/// A manifest credential resolved against the operator's grants.
+#[derive(Debug, Clone)]
+pub(crate) struct CredentialBinding {
+    pub name: String,
+    /// Exact name or `*.suffix`, from the manifest.
+    pub host: HostMatch,
+    pub header: HeaderName,
+    pub prefix: String,
+    /// `None` when the operator mapped no source: requests go out without it.
+    pub source: Option<SecretSource>,
+}
+
+impl CredentialBinding {
+    fn applies_to(&self, host: &str) -> bool {
+        let probe = HostPattern { scheme: Scheme::Https, host: self.host.clone(), port: None };
+        probe.matches(&Target::new(Scheme::Https, host, Some(443)))
+    }
+}
+
+/// A plugin's effective egress rules: built once at load, shared by its calls.
+#[derive(Debug, Default)]
+pub(crate) struct EgressPolicy {
+    pub declared: Vec<HostPattern>,
+    pub granted: Vec<HostPattern>,
+    pub open_ranges: Vec<IpNet>,
+    pub credentials: Vec<CredentialBinding>,
+    pub upstreams: BTreeMap<String, Upstream>,
+    pub resolve: BTreeMap<String, Vec<IpAddr>>,
+}
+
+/// Per-call caps the gate enforces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EgressCaps {
+    pub max_requests: usize,
+    pub max_request_bytes: usize,
+    pub max_response_bytes: usize,
+}
+
+/// Appends to and updates the call's egress records from inside request futures.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EgressLog(Arc<Mutex<Vec<EgressRecord>>>);
+
+impl EgressLog {
+    fn push(&self, rec: EgressRecord) -> RecordHandle {
+        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        v.push(rec);
+        RecordHandle { log: self.clone(), index: v.len() - 1 }
+    }
+    pub fn take(&self) -> Vec<EgressRecord> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RecordHandle {
+    log: EgressLog,
+    index: usize,
+}
+
+impl RecordHandle {
+    pub fn update(&self, f: impl FnOnce(&mut EgressRecord)) {
+        let mut v = self.log.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = v.get_mut(self.index) {
+            f(r);
+        }
+    }
+}
+
+/// The per-call `WasiHttpHooks`: the gate itself.
+pub(crate) struct EgressHooks {
+    pub policy: Arc<EgressPolicy>,
+    pub caps: EgressCaps,
+    pub deadline: Instant,
+    pub log: EgressLog,
+    /// Credential values read at call start: name → value, or why it could not be read.
+    pub credential_values: Arc<BTreeMap<String, Result<String, String>>>,
+    pub requests: usize,
+}
+
+/// A denial: what the guest is told, and what the report says.
+struct Denial {
+    code: HttpError,
+    reason: String,
+}
+
+fn deny(code: HttpError, reason: impl Into<String>) -> Denial {
+    Denial { code, reason: reason.into() }
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for EgressHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> SendFuture {
+        let started = Instant::now();
+        let mut record = EgressRecord {
+            method: request.method().to_string(),
+            scheme: request.uri().scheme_str().unwrap_or("").to_string(),
+            host: request.uri().host().unwrap_or("").to_string(),
+            port: 0,
+            path: request.uri().path().to_string(),
+            ..EgressRecord::default()
+        };
+        let plan = match self.plan(&request, &mut record) {
+            Ok(plan) => plan,
+            Err(d) => {
+                record.denied = Some(d.reason);
+                self.log.push(record);
+                let code = d.code;
+                return Box::new(async move { Err(code) });
+            }
+        };
+        let handle = self.log.push(record);
+        let deadline = self.deadline;
+        let caps = self.caps;
+        let policy = self.policy.clone();
+        Box::new(async move {
+            let result = execute(request, plan, options, deadline, caps, &policy, &handle).await;
+            handle.update(|r| {
+                r.duration_us = started.elapsed().as_micros() as u64;
+                match &result {
+                    Ok((resp, _)) => r.status = Some(resp.status().as_u16()),
+                    Err(Failure::Denied(d)) => r.denied = Some(d.reason.clone()),
+                    Err(Failure::Error(e)) => r.error = Some(format!("{e}")),
+                }
+            });
+            result.map_err(|f| match f {
+                Failure::Denied(d) => d.code,
+                Failure::Error(e) => e,
+            })
+        })
+    }
+}
+
+/// What the synchronous checks decided: where to connect and what to add.
+struct Plan {
+    original: Target,
+    connect: Target,
+    /// The connect target's address was named explicitly by the operator.
+    explicit_ip: bool,
+    path_prefix: String,
+    credential: Option<(HeaderName, HeaderValue)>,
+}
+
+enum Failure {
+    Denied(Denial),
+    Error(HttpError),
+}
+
+impl EgressHooks {
+    fn plan(&mut self, request: &http::Request<WasiBody>, record: &mut EgressRecord) -> Result<Plan, Denial> {
+        self.requests += 1;
+        if self.requests > self.caps.max_requests {
+            return Err(deny(
+                HttpError::ConnectionLimitReached,
+                format!("outbound request limit of {} per call reached", self.caps.max_requests),
+            ));
+        }
+        let uri = request.uri();
+        let scheme = uri
+            .scheme_str()
+            .and_then(Scheme::parse)
+            .ok_or_else(|| deny(HttpError::HttpProtocolError, "scheme must be http or https"))?;
+        let host = uri.host().ok_or_else(|| deny(HttpError::HttpRequestUriInvalid, "request has no host"))?;
+        let original = Target::new(scheme, host, uri.port_u16());
+        record.host = original.host.clone();
+        record.port = original.port;
+        record.scheme = scheme.as_str().to_string();
+
+        let policy = &self.policy;
+        if !policy.declared.iter().any(|p| p.matches(&original)) {
+            return Err(deny(
+                HttpError::HttpRequestDenied,
+                format!("{original} is not declared in the plugin's manifest hosts"),
+            ));
+        }
+        let Some(grant) = policy.granted.iter().find(|p| p.matches(&original)) else {
+            return Err(deny(HttpError::HttpRequestDenied, format!("{original} is not granted by the operator")));
+        };
+
+        let upstream = policy.upstreams.get(&original.host);
+        let (connect, explicit_ip, path_prefix) = match upstream {
+            Some(u) => {
+                let t = Target::new(u.scheme, &u.host, Some(u.port));
+                record.upstream = Some(format!("{t}{}", u.path_prefix));
+                let explicit = t.ip.is_some();
+                (t, explicit, u.path_prefix.clone())
+            }
+            None => {
+                let explicit = original.ip.is_some_and(|ip| grant.names_ip(ip));
+                (original.clone(), explicit, String::new())
+            }
+        };
+
+        let credential = match policy.credentials.iter().find(|c| c.applies_to(&original.host)) {
+            None => None,
+            Some(binding) => match (&binding.source, self.credential_values.get(&binding.name)) {
+                (None, _) => None,
+                (Some(_), Some(Ok(value))) => {
+                    // Bearer tokens over plaintext only where the operator pointed the host at
+                    // a specific upstream (a local stand-in, a sidecar proxy).
+                    if scheme == Scheme::Http && upstream.is_none() {
+                        return Err(deny(
+                            HttpError::HttpRequestDenied,
+                            format!("credential `{}` is never sent over plaintext http to {original}", binding.name),
+                        ));
+                    }
+                    let mut v = HeaderValue::from_str(&format!("{}{value}", binding.prefix)).map_err(|_| {
+                        deny(
+                            HttpError::InternalError(None),
+                            format!("credential `{}` is not a valid header value", binding.name),
+                        )
+                    })?;
+                    v.set_sensitive(true);
+                    record.credential = Some(binding.name.clone());
+                    Some((binding.header.clone(), v))
+                }
+                (Some(src), other) => {
+                    let why = match other {
+                        Some(Err(e)) => e.clone(),
+                        _ => format!("{src} was not read"),
+                    };
+                    return Err(deny(
+                        HttpError::InternalError(Some(format!("credential `{}` unavailable", binding.name))),
+                        format!("credential `{}` unavailable: {why}", binding.name),
+                    ));
+                }
+            },
+        };
+        Ok(Plan { original, connect, explicit_ip, path_prefix, credential })
+    }
+}
+
+/// Resolves, checks addresses, connects and sends.
+async fn execute(
+    mut request: http::Request<WasiBody>,
+    plan: Plan,
+    options: Option<RequestOptions>,
+    deadline: Instant,
+    caps: EgressCaps,
+    policy: &EgressPolicy,
+    record: &RecordHandle,
+) -> Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), Failure> {
+    let remaining = || deadline.saturating_duration_since(Instant::now());
+    let addrs = resolve(&plan.connect, policy, remaining()).await.map_err(Failure::Error)?;
+    let mut allowed = Vec::new();
+    let mut refused = Vec::new();
+    for ip in addrs {
+        match blocked_range(ip) {
+            None => allowed.push(ip),
+            Some(_) if plan.explicit_ip && plan.connect.ip == Some(ip) => allowed.push(ip),
+            Some(_) if policy.open_ranges.iter().any(|r| r.contains(&ip)) => allowed.push(ip),
+            Some(range) => refused.push(format!("{ip} ({})", range.as_str())),
+        }
+    }
+    if allowed.is_empty() {
+        return Err(Failure::Denied(deny(
+            HttpError::DestinationIpProhibited,
+            format!("{} resolves only to refused addresses: {}", plan.connect.host, refused.join(", ")),
+        )));
+    }
+
+    // Host is ours to set: the guest cannot steer virtual hosting or bypass the checks above.
+    let authority = match (plan.original.ip, plan.original.port == plan.original.scheme.default_port()) {
+        (Some(IpAddr::V6(v6)), true) => format!("[{v6}]"),
+        (Some(IpAddr::V6(v6)), false) => format!("[{v6}]:{}", plan.original.port),
+        (_, true) => plan.original.host.clone(),
+        (_, false) => format!("{}:{}", plan.original.host, plan.original.port),
+    };
+    let headers = request.headers_mut();
+    headers.insert(
+        http::header::HOST,
+        HeaderValue::from_str(&authority).map_err(|_| Failure::Error(HttpError::HttpRequestUriInvalid))?,
+    );
+    if let Some((name, value)) = plan.credential {
+        headers.insert(name, value);
+    }
+    let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = format!("{}{}", plan.path_prefix, path_and_query);
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(path)
+        .build()
+        .map_err(|_| Failure::Error(HttpError::HttpRequestUriInvalid))?;
+
+    let opt = options.unwrap_or_default();
+    let bounded = |o: Option<Duration>, default: Duration| o.unwrap_or(default).min(remaining());
+    let timeouts = send::Timeouts {
+        connect: bounded(opt.connect_timeout, Duration::from_secs(10)),
+        first_byte: bounded(opt.first_byte_timeout, Duration::from_secs(30)),
+        between_bytes: opt.between_bytes_timeout,
+    };
+    let addrs: Vec<SocketAddr> = allowed.into_iter().map(|ip| SocketAddr::new(ip, plan.connect.port)).collect();
+    send::send(request, &addrs, &plan.connect, timeouts, caps, record).await.map_err(Failure::Error)
+}
+
+async fn resolve(target: &Target, policy: &EgressPolicy, within: Duration) -> Result<Vec<IpAddr>, HttpError> {
+    if let Some(ip) = target.ip {
+        return Ok(vec![ip]);
+    }
+    if let Some(pinned) = policy.resolve.get(&target.host) {
+        return Ok(pinned.clone());
+    }
+    let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
+    match tokio::time::timeout(within.min(Duration::from_secs(5)), lookup).await {
+        Err(_) => Err(HttpError::DnsTimeout),
+        Ok(Err(_)) => Err(HttpError::DnsError { rcode: Some("NXDOMAIN or resolver failure".into()), info_code: None }),
+        Ok(Ok(addrs)) => Ok(addrs.map(|a| a.ip()).collect()),
+    }
+}

@@ -1,0 +1,141 @@
+//! The [`Sandbox`]: one wasmtime engine, one linker, one epoch ticker, shared by every plugin
+//! it loads. Lifecycle (after Spin's factors): link everything once here; resolve each
+//! plugin's grants at load ([`crate::Plugin`]); create cheap per-call state per call.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::Plugin as Bindings;
+use crate::kv::{KvStore, MemoryKv};
+use crate::limits::MAX_MEMORY_BYTES;
+use crate::state::CallState;
+
+/// Host-wide settings. Defaults:
+///
+/// | field | default |
+/// |---|---|
+/// | `cache_dir` | `None` (compile every load) |
+/// | `max_wasm_stack` | 512 KiB |
+/// | `max_concurrent_instances` | 256 (pooling allocator slots) |
+/// | `epoch_tick` | 10 ms (timeout granularity) |
+/// | `pooling` | `true` |
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub cache_dir: Option<PathBuf>,
+    pub max_wasm_stack: usize,
+    pub max_concurrent_instances: u32,
+    pub epoch_tick: Duration,
+    pub pooling: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            cache_dir: None,
+            max_wasm_stack: 512 << 10,
+            max_concurrent_instances: 256,
+            epoch_tick: Duration::from_millis(10),
+            pooling: true,
+        }
+    }
+}
+
+/// Why the sandbox could not start (bad host configuration).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the sandbox: {0}")]
+pub struct SandboxError(String);
+
+pub(crate) struct SandboxInner {
+    pub engine: Engine,
+    pub linker: Linker<CallState>,
+    pub config: SandboxConfig,
+    pub kv: Arc<dyn KvStore>,
+    ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl Drop for SandboxInner {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.ticker.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Loads and runs plugins. Cheap to clone; all clones share the engine.
+#[derive(Clone)]
+pub struct Sandbox {
+    pub(crate) inner: Arc<SandboxInner>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("config", &self.inner.config).finish()
+    }
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        Self::with_kv(config, Arc::new(MemoryKv::default()))
+    }
+
+    /// A sandbox whose plugins' kv capability is backed by `kv`.
+    pub fn with_kv(config: SandboxConfig, kv: Arc<dyn KvStore>) -> Result<Sandbox, SandboxError> {
+        let err = |e: wasmtime::Error| SandboxError(format!("{e:#}"));
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack);
+        if config.pooling {
+            let n = config.max_concurrent_instances;
+            let mut pool = PoolingAllocationConfig::default();
+            // Python components hold ~14 core instances and several memories each.
+            pool.total_component_instances(n)
+                .total_core_instances(n * 20)
+                .total_memories(n * 4)
+                .total_tables(n * 20)
+                .max_core_instances_per_component(64)
+                .max_memories_per_component(16)
+                .max_tables_per_component(64)
+                .max_memory_size(MAX_MEMORY_BYTES)
+                .table_elements(50_000)
+                .max_component_instance_size(8 << 20)
+                .max_core_instance_size(8 << 20);
+            cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&cfg).map_err(err)?;
+        let mut linker = Linker::<CallState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(err)?;
+        Bindings::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s).map_err(err)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let (e, s, tick) = (engine.clone(), stop.clone(), config.epoch_tick);
+        let handle = std::thread::Builder::new()
+            .name("tollgate-epoch".into())
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    e.increment_epoch();
+                }
+            })
+            .map_err(|e| SandboxError(format!("epoch thread: {e}")))?;
+        Ok(Sandbox { inner: Arc::new(SandboxInner { engine, linker, config, kv, ticker: Some((stop, handle)) }) })
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// The engine, for benchmarks that measure the bare floor next to the sandbox.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+}

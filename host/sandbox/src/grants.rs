@@ -1,0 +1,205 @@
+//! What the operator grants a plugin: the second key of Tollgate's two-key capabilities.
+//!
+//! A plugin's *declared* capabilities are its imports plus its manifest (hosts, credentials).
+//! What it may use is declared ∩ granted. [`Grants::new`] grants nothing; every builder method
+//! widens one capability and its docs say exactly how.
+//!
+//! Defaults of [`Grants::new`]:
+//! - no outbound hosts (a plugin importing `wasi:http/outgoing-handler` is refused at load);
+//! - no refused address ranges opened (loopback, private, link-local, CGNAT, multicast,
+//!   unspecified, metadata stay closed even for granted host names);
+//! - no credentials, no raw secrets, no kv, no log;
+//! - no upstream remaps and no pinned DNS answers;
+//! - [`Limits::default`].
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+use crate::egress::pattern::{HostPattern, PatternError};
+use crate::limits::Limits;
+
+/// Where a secret's value comes from. Values are read at call time, never stored in the
+/// grants, and never printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable of the host process.
+    Env(String),
+    /// A file; surrounding whitespace is trimmed.
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// Parses `env:VAR` or `file:PATH`.
+    pub fn parse(s: &str) -> Result<SecretSource, String> {
+        match s.split_once(':') {
+            Some(("env", var)) if !var.is_empty() => Ok(SecretSource::Env(var.to_string())),
+            Some(("file", path)) if !path.is_empty() => Ok(SecretSource::File(PathBuf::from(path))),
+            _ => Err(format!("secret source `{s}` must be env:VAR or file:PATH")),
+        }
+    }
+
+    /// Reads the value. The error names the source, never the value.
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set")),
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
+impl std::fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Env(v) => write!(f, "env:{v}"),
+            SecretSource::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+/// Where requests for one granted host are actually sent: an operator's override of the
+/// plugin's base URL (a staging API, a local stand-in, a proxy). The plugin keeps addressing
+/// the real host; credentials stay bound to the real host name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub scheme: crate::egress::pattern::Scheme,
+    pub host: String,
+    pub port: u16,
+    /// Prepended to the request path (no trailing slash).
+    pub path_prefix: String,
+}
+
+impl Upstream {
+    /// Parses `http://127.0.0.1:4010` or `https://staging.example.com/prefix`.
+    pub fn parse(url: &str) -> Result<Upstream, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("upstream `{url}` is not a URL: {e}"))?;
+        let scheme = uri
+            .scheme_str()
+            .and_then(crate::egress::pattern::Scheme::parse)
+            .ok_or_else(|| format!("upstream `{url}` must start with http:// or https://"))?;
+        let host = uri.host().ok_or_else(|| format!("upstream `{url}` has no host"))?.to_string();
+        let port = uri.port_u16().unwrap_or(scheme.default_port());
+        if uri.query().is_some() {
+            return Err(format!("upstream `{url}` must not have a query"));
+        }
+        Ok(Upstream { scheme, host, port, path_prefix: uri.path().trim_end_matches('/').to_string() })
+    }
+}
+
+/// The operator's grants for one plugin. See the module docs for the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    pub(crate) hosts: Vec<HostPattern>,
+    pub(crate) open_ranges: Vec<IpNet>,
+    pub(crate) credentials: BTreeMap<String, SecretSource>,
+    pub(crate) secrets: BTreeMap<String, SecretSource>,
+    pub(crate) kv: bool,
+    pub(crate) log: bool,
+    pub(crate) upstreams: BTreeMap<String, Upstream>,
+    pub(crate) resolve: BTreeMap<String, Vec<IpAddr>>,
+    pub(crate) limits: Limits,
+}
+
+impl Grants {
+    /// Grants nothing; see the module docs for every default.
+    pub fn new() -> Grants {
+        Grants::default()
+    }
+
+    /// Allows outbound requests to `pattern` (`[scheme://]host[:port]`, see
+    /// [`HostPattern`]) — only where the manifest also declares a matching host. A pattern that
+    /// is an IP literal also opens that one address even if it is in a refused range.
+    pub fn allow_host(mut self, pattern: &str) -> Result<Grants, PatternError> {
+        self.hosts.push(HostPattern::parse(pattern)?);
+        Ok(self)
+    }
+
+    /// Opens a refused address range (e.g. `10.0.0.0/8`) for names that resolve into it.
+    pub fn open_range(mut self, range: IpNet) -> Grants {
+        self.open_ranges.push(range);
+        self
+    }
+
+    /// Maps the manifest credential `name` to a source. The host adds it at egress, only to
+    /// requests to the host the manifest binds it to.
+    pub fn credential(mut self, name: &str, source: SecretSource) -> Grants {
+        self.credentials.insert(name.to_string(), source);
+        self
+    }
+
+    /// Lets the plugin read secret `name` through the (discouraged, audited) secrets capability.
+    pub fn secret(mut self, name: &str, source: SecretSource) -> Grants {
+        self.secrets.insert(name.to_string(), source);
+        self
+    }
+
+    /// Grants the plugin-scoped key-value store.
+    pub fn kv(mut self, on: bool) -> Grants {
+        self.kv = on;
+        self
+    }
+
+    /// Grants structured logging into the call report.
+    pub fn log(mut self, on: bool) -> Grants {
+        self.log = on;
+        self
+    }
+
+    /// Sends requests for `host` to `upstream` instead (see [`Upstream`]). An upstream given as
+    /// an IP literal is an explicit grant of that address.
+    pub fn upstream(mut self, host: &str, upstream: Upstream) -> Grants {
+        self.upstreams.insert(host.trim_end_matches('.').to_ascii_lowercase(), upstream);
+        self
+    }
+
+    /// Pins the DNS answer for `host` (like curl's `--resolve`); the address checks still apply.
+    pub fn resolve(mut self, host: &str, addrs: Vec<IpAddr>) -> Grants {
+        self.resolve.insert(host.trim_end_matches('.').to_ascii_lowercase(), addrs);
+        self
+    }
+
+    pub fn limits(mut self, limits: Limits) -> Grants {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits_ref(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Whether anything outbound was granted at all.
+    pub fn grants_http(&self) -> bool {
+        !self.hosts.is_empty()
+    }
+
+    pub fn grants_secrets(&self) -> bool {
+        !self.secrets.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_and_upstreams_parse() {
+        assert_eq!(SecretSource::parse("env:TOKEN"), Ok(SecretSource::Env("TOKEN".into())));
+        assert!(SecretSource::parse("TOKEN").is_err());
+        assert!(SecretSource::parse("env:").is_err());
+        let u = Upstream::parse("http://127.0.0.1:4010/").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.path_prefix.as_str()), ("127.0.0.1", 4010, ""));
+        let u = Upstream::parse("https://staging.example.com/api/").unwrap();
+        assert_eq!((u.port, u.path_prefix.as_str()), (443, "/api"));
+        assert!(Upstream::parse("ftp://x").is_err());
+    }
+
+    #[test]
+    fn secret_read_errors_name_the_source_only() {
+        let e = SecretSource::Env("TOLLGATE_TEST_SURELY_UNSET".into()).read().unwrap_err();
+        assert!(e.contains("TOLLGATE_TEST_SURELY_UNSET"));
+    }
+}

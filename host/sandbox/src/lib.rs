@@ -1,0 +1,46 @@
+//! `tollgate-sandbox` runs Tollgate plugins — WebAssembly components built against
+//! `wit/plugin.wit` — under enforced capabilities and limits.
+//!
+//! ```text
+//! Sandbox::new(config)            engine, linker (all capabilities), epoch ticker — once
+//!   └─ sandbox.load(bytes, grants) compile (cache) → imports ∩ grants → manifest → Plugin
+//!        └─ plugin.call(tool, input, ctx)  fresh Store + instance per call → CallOutcome
+//! ```
+//!
+//! Invariants:
+//! - Deny by default: [`Grants::new`] grants nothing; a plugin importing a capability that is
+//!   not granted does not load, and the error names the import.
+//! - Only [`egress`] opens connections for guests, and only to addresses it checked.
+//! - Every call gets a fresh store and instance: nothing of one call is visible to another
+//!   except through the kv capability, which is scoped per plugin.
+//! - Guest behaviour never panics the host: every outcome is a [`CallError`] or a value.
+//! - Secret values leave a call only as `[REDACTED:name]`.
+
+mod bindings;
+mod cache;
+mod call;
+pub mod capability;
+pub mod egress;
+mod engine;
+mod error;
+pub mod grants;
+pub mod kv;
+pub mod limits;
+mod manifest;
+mod plugin;
+mod redact;
+pub mod report;
+mod schema;
+mod state;
+
+pub use cache::CacheOutcome;
+pub use call::{CallContext, CallOutcome};
+pub use capability::{Capability, Import};
+pub use engine::{Sandbox, SandboxConfig, SandboxError};
+pub use error::{CallError, LoadError, ToolError};
+pub use grants::{Grants, SecretSource, Upstream};
+pub use limits::Limits;
+pub use manifest::{CredentialSpec, Effects, Manifest, ToolSpec};
+pub use plugin::{Inspection, Plugin, sha256_hex};
+pub use redact::Redactor;
+pub use report::{CallReport, EgressRecord, LogRecord};

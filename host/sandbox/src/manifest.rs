@@ -1,0 +1,188 @@
+//! The host-side manifest: converted from the guest's WIT record and validated, so a plugin
+//! with a malformed manifest never loads.
+
+use serde::Serialize;
+
+use crate::bindings::tollgate::plugin::types as wit;
+use crate::egress::pattern::{HostMatch, HostPattern};
+use crate::schema::Schema;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Effects {
+    pub read: bool,
+    pub write: bool,
+    pub send_message: bool,
+    pub spend: bool,
+    pub delete: bool,
+}
+
+impl Effects {
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        for (on, name) in [
+            (self.read, "read"),
+            (self.write, "write"),
+            (self.send_message, "send-message"),
+            (self.spend, "spend"),
+            (self.delete, "delete"),
+        ] {
+            if on {
+                v.push(name);
+            }
+        }
+        v
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub input_schema: serde_json::Value,
+    pub output_schema: Option<serde_json::Value>,
+    pub effects: Effects,
+    pub idempotent: bool,
+    pub compensation: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialSpec {
+    pub name: String,
+    pub host: String,
+    pub header: String,
+    pub value_prefix: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub tools: Vec<ToolSpec>,
+    pub hosts: Vec<String>,
+    pub credentials: Vec<CredentialSpec>,
+}
+
+impl Manifest {
+    pub fn tool(&self, name: &str) -> Option<&ToolSpec> {
+        self.tools.iter().find(|t| t.name == name)
+    }
+}
+
+fn is_ident(s: &str, extra: &[char], max: usize) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && s.len() <= max
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || extra.contains(&c))
+}
+
+fn is_semver(s: &str) -> bool {
+    let core = s.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Headers a credential may not claim: the host owns these.
+const RESERVED_HEADERS: [&str; 6] = ["host", "content-length", "transfer-encoding", "connection", "upgrade", "te"];
+
+/// A validated manifest with compiled schemas, in tool order.
+pub(crate) struct Checked {
+    pub manifest: Manifest,
+    pub schemas: Vec<(Schema, Option<Schema>)>,
+    pub host_patterns: Vec<HostPattern>,
+}
+
+/// Converts and validates. Every message names the offending tool, host or credential.
+pub(crate) fn check(m: wit::Manifest) -> Result<Checked, String> {
+    if !is_ident(&m.name, &['-'], 64) {
+        return Err(format!("plugin name `{}` must match [a-z][a-z0-9_-]* (at most 64 characters)", m.name));
+    }
+    if !is_semver(&m.version) {
+        return Err(format!("version `{}` is not a semantic version (MAJOR.MINOR.PATCH)", m.version));
+    }
+    let mut tools = Vec::new();
+    let mut schemas = Vec::new();
+    for t in &m.tools {
+        if !is_ident(&t.name, &[], 64) {
+            return Err(format!("tool name `{}` must match [a-z][a-z0-9_]* (at most 64 characters)", t.name));
+        }
+        if tools.iter().any(|x: &ToolSpec| x.name == t.name) {
+            return Err(format!("tool `{}` is declared twice", t.name));
+        }
+        if t.description.trim().is_empty() {
+            return Err(format!("tool `{}` has no description (the model chooses tools by it)", t.name));
+        }
+        let input = Schema::compile(&t.input_schema).map_err(|e| format!("tool `{}` input schema: {e}", t.name))?;
+        let output = t
+            .output_schema
+            .as_deref()
+            .map(Schema::compile)
+            .transpose()
+            .map_err(|e| format!("tool `{}` output schema: {e}", t.name))?;
+        schemas.push((input, output));
+        tools.push(ToolSpec {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            input_schema: serde_json::from_str(&t.input_schema).unwrap_or_default(),
+            output_schema: t.output_schema.as_deref().map(|s| serde_json::from_str(s).unwrap_or_default()),
+            effects: Effects {
+                read: t.effects.contains(wit::Effects::READ),
+                write: t.effects.contains(wit::Effects::WRITE),
+                send_message: t.effects.contains(wit::Effects::SEND_MESSAGE),
+                spend: t.effects.contains(wit::Effects::SPEND),
+                delete: t.effects.contains(wit::Effects::DELETE),
+            },
+            idempotent: t.idempotent,
+            compensation: t.compensation.clone(),
+        });
+    }
+    for t in &tools {
+        if let Some(c) = &t.compensation
+            && !tools.iter().any(|x| &x.name == c)
+        {
+            return Err(format!("tool `{}` names compensation `{c}`, which is not a tool of this plugin", t.name));
+        }
+    }
+    let host_patterns = m
+        .hosts
+        .iter()
+        .map(|h| HostPattern::parse(h).map_err(|e| format!("hosts: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut credentials = Vec::new();
+    for c in &m.credentials {
+        if !is_ident(&c.name, &['-'], 64) {
+            return Err(format!("credential name `{}` must match [a-z][a-z0-9_-]*", c.name));
+        }
+        let host = HostPattern::parse(&c.host).map_err(|e| format!("credential `{}` host: {e}", c.name))?;
+        if matches!(host.host, HostMatch::Any) {
+            return Err(format!("credential `{}` must be bound to one host or `*.suffix`, not `*`", c.name));
+        }
+        let covered = host_patterns.iter().any(|p| match (&p.host, &host.host) {
+            (HostMatch::Any, _) => true,
+            (a, b) => {
+                a == b || matches!((a, b), (HostMatch::Suffix(s), HostMatch::Exact(h)) if h.ends_with(&format!(".{s}")))
+            }
+        });
+        if !covered {
+            return Err(format!(
+                "credential `{}` is bound to `{}`, which is not among the manifest's hosts",
+                c.name, c.host
+            ));
+        }
+        let header = c.header.to_ascii_lowercase();
+        if http::HeaderName::from_bytes(header.as_bytes()).is_err() || RESERVED_HEADERS.contains(&header.as_str()) {
+            return Err(format!("credential `{}` header `{}` is not a header a credential may set", c.name, c.header));
+        }
+        credentials.push(CredentialSpec {
+            name: c.name.clone(),
+            host: c.host.clone(),
+            header,
+            value_prefix: c.value_prefix.clone(),
+            description: c.description.clone(),
+        });
+    }
+    let manifest =
+        Manifest { name: m.name, version: m.version, description: m.description, tools, hosts: m.hosts, credentials };
+    Ok(Checked { manifest, schemas, host_patterns })
+}

@@ -1,0 +1,235 @@
+//! Loading: bytes → compiled component (cache) → import check against grants → manifest
+//! (fetched under limits, validated) → a [`Plugin`] ready for concurrent calls.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+
+use crate::bindings::PluginPre;
+use crate::cache::{CacheOutcome, load_or_compile};
+use crate::capability::{Capability, Import, ImportClass, check_imports, classify};
+use crate::egress::pattern::HostPattern;
+use crate::egress::{CredentialBinding, EgressPolicy};
+use crate::engine::Sandbox;
+use crate::error::LoadError;
+use crate::grants::Grants;
+use crate::manifest::{self, Manifest};
+use crate::schema::Schema;
+use crate::state::{CallState, PluginScope};
+
+/// A loaded plugin. Cheap to clone; calls may run concurrently.
+#[derive(Clone)]
+pub struct Plugin {
+    pub(crate) inner: Arc<PluginInner>,
+}
+
+pub(crate) struct PluginInner {
+    pub sandbox: Sandbox,
+    pub pre: PluginPre<CallState>,
+    pub manifest: Manifest,
+    pub schemas: BTreeMap<String, (Schema, Option<Schema>)>,
+    pub digest: String,
+    pub size: usize,
+    pub imports: Vec<Import>,
+    pub capabilities: Vec<Capability>,
+    pub scope: Arc<PluginScope>,
+    pub grants: Grants,
+    pub cache: CacheOutcome,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("name", &self.inner.manifest.name).field("digest", &self.inner.digest).finish()
+    }
+}
+
+/// What `inspect` shows: the plugin as declared, with no grants applied.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Inspection {
+    pub manifest: Manifest,
+    pub imports: Vec<Import>,
+    pub capabilities: Vec<Capability>,
+    pub size: usize,
+    pub sha256: String,
+    pub cache: CacheOutcome,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Sandbox {
+    /// Loads the component at `path` under `grants`.
+    pub async fn load_file(&self, path: impl AsRef<Path>, grants: Grants) -> Result<Plugin, LoadError> {
+        let path = path.as_ref();
+        let bytes =
+            std::fs::read(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+        self.load(&bytes, grants).await
+    }
+
+    /// Loads a component under `grants`: refuses it, naming the import, if it imports a
+    /// capability the operator did not grant.
+    pub async fn load(&self, bytes: &[u8], grants: Grants) -> Result<Plugin, LoadError> {
+        self.load_inner(bytes, grants, true).await
+    }
+
+    /// Reads a component's manifest and imports without granting it anything.
+    pub async fn inspect(&self, bytes: &[u8]) -> Result<Inspection, LoadError> {
+        let p = self.load_inner(bytes, Grants::new(), false).await?;
+        let i = &p.inner;
+        Ok(Inspection {
+            manifest: i.manifest.clone(),
+            imports: i.imports.clone(),
+            capabilities: i.capabilities.clone(),
+            size: i.size,
+            sha256: i.digest.clone(),
+            cache: i.cache,
+        })
+    }
+
+    async fn load_inner(&self, bytes: &[u8], grants: Grants, enforce: bool) -> Result<Plugin, LoadError> {
+        grants.limits.validate().map_err(LoadError::InvalidLimits)?;
+        let digest = sha256_hex(bytes);
+        let engine = &self.inner.engine;
+        let (component, cache) = load_or_compile(engine, self.inner.config.cache_dir.as_deref(), bytes, &digest)
+            .map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))?;
+        let names = import_names(&component, engine);
+        let imports: Vec<Import> =
+            names.iter().map(|n| Import { name: n.clone(), class: class_name(&classify(n)) }).collect();
+        let capabilities = if enforce {
+            check_imports(names.iter().map(String::as_str), &grants)?
+        } else {
+            let mut caps: Vec<Capability> = names
+                .iter()
+                .filter_map(|n| match classify(n) {
+                    ImportClass::Capability(c) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            caps.sort();
+            caps.dedup();
+            caps
+        };
+        let instance_pre =
+            self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))?;
+        let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
+
+        // The manifest is fetched like a call: fresh instance, the plugin's limits, no egress.
+        let probe_scope = Arc::new(PluginScope {
+            name: String::from("(loading)"),
+            kv: self.inner.kv.clone(),
+            secrets: BTreeMap::new(),
+            egress: Arc::new(EgressPolicy::default()),
+        });
+        let raw = crate::call::fetch_manifest(self, &pre, probe_scope, &grants.limits)
+            .await
+            .map_err(|e| LoadError::ManifestCall(Box::new(e)))?;
+        let checked = manifest::check(raw).map_err(LoadError::InvalidManifest)?;
+        let scope = Arc::new(build_scope(self, &checked.manifest, checked.host_patterns, &grants, enforce)?);
+        let schemas = checked.manifest.tools.iter().map(|t| t.name.clone()).zip(checked.schemas).collect();
+        Ok(Plugin {
+            inner: Arc::new(PluginInner {
+                sandbox: self.clone(),
+                pre,
+                manifest: checked.manifest,
+                schemas,
+                digest,
+                size: bytes.len(),
+                imports,
+                capabilities,
+                scope,
+                grants,
+                cache,
+            }),
+        })
+    }
+}
+
+fn import_names(component: &Component, engine: &wasmtime::Engine) -> Vec<String> {
+    component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect()
+}
+
+fn class_name(c: &ImportClass) -> String {
+    match c {
+        ImportClass::Capability(cap) => format!("capability:{cap}"),
+        ImportClass::Baseline => "baseline".into(),
+        ImportClass::SocketsRefused => "sockets (always refused)".into(),
+        ImportClass::Unknown => "unknown".into(),
+    }
+}
+
+fn build_scope(
+    sandbox: &Sandbox,
+    manifest: &Manifest,
+    declared: Vec<HostPattern>,
+    grants: &Grants,
+    enforce: bool,
+) -> Result<PluginScope, LoadError> {
+    if enforce {
+        for name in grants.credentials.keys() {
+            if !manifest.credentials.iter().any(|c| &c.name == name) {
+                let known: Vec<&str> = manifest.credentials.iter().map(|c| c.name.as_str()).collect();
+                return Err(LoadError::InvalidGrants(format!(
+                    "credential `{name}` is not declared by plugin `{}` (it declares: {})",
+                    manifest.name,
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                )));
+            }
+        }
+    }
+    let credentials = manifest
+        .credentials
+        .iter()
+        .map(|c| {
+            let host =
+                HostPattern::parse(&c.host).map(|p| p.host).map_err(|e| LoadError::InvalidManifest(e.to_string()))?;
+            let header = http::HeaderName::from_bytes(c.header.as_bytes())
+                .map_err(|e| LoadError::InvalidManifest(e.to_string()))?;
+            Ok(CredentialBinding {
+                name: c.name.clone(),
+                host,
+                header,
+                prefix: c.value_prefix.clone(),
+                source: grants.credentials.get(&c.name).cloned(),
+            })
+        })
+        .collect::<Result<Vec<_>, LoadError>>()?;
+    let egress = EgressPolicy {
+        declared,
+        granted: grants.hosts.clone(),
+        open_ranges: grants.open_ranges.clone(),
+        credentials,
+        upstreams: grants.upstreams.clone(),
+        resolve: grants.resolve.clone(),
+    };
+    Ok(PluginScope {
+        name: manifest.name.clone(),
+        kv: sandbox.inner.kv.clone(),
+        secrets: grants.secrets.clone(),
+        egress: Arc::new(egress),
+    })
+}
+
+impl Plugin {
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
+    }
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
+    }
+    pub fn capabilities(&self) -> &[Capability] {
+        &self.inner.capabilities
+    }
+    pub fn imports(&self) -> &[Import] {
+        &self.inner.imports
+    }
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.inner.cache
+    }
+    pub fn limits(&self) -> &crate::Limits {
+        &self.inner.grants.limits
+    }
+}

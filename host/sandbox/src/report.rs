@@ -1,0 +1,70 @@
+//! The call report: what one sandboxed call did, for the CLI, the audit log and tests.
+//! Everything in it has already passed through the redactor.
+
+use serde::Serialize;
+
+/// One outbound request attempt, allowed or not.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct EgressRecord {
+    pub method: String,
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+    /// Path only: queries can carry tokens.
+    pub path: String,
+    /// Where the operator's upstream remap sent it, if anywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// The checked address the host connected to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Set when the gate refused the request: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denied: Option<String>,
+    /// Set when an allowed request failed: how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Name of the credential the host injected, if any (never the value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    pub request_bytes: usize,
+    pub response_bytes: usize,
+    pub duration_us: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LogRecord {
+    pub level: String,
+    pub message: String,
+    /// A JSON object, or null.
+    pub fields: serde_json::Value,
+}
+
+/// Everything one call did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CallReport {
+    pub plugin: String,
+    pub plugin_version: String,
+    pub digest: String,
+    pub tool: String,
+    pub call_id: String,
+    /// `ok`, or the error kind (see [`crate::CallError::kind`]).
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_us: u64,
+    pub fuel_used: u64,
+    pub fuel_limit: u64,
+    pub peak_memory_bytes: usize,
+    pub egress: Vec<EgressRecord>,
+    pub logs: Vec<LogRecord>,
+    pub logs_dropped: usize,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdio_truncated: bool,
+    /// Names of secrets the plugin read through the secrets capability.
+    pub secrets_read: Vec<String>,
+    pub kv_ops: usize,
+}

@@ -1,0 +1,266 @@
+//! The per-call store state: one [`CallState`] per `Store`, holding the neutered WASI context,
+//! the egress gate, the capped stdio pipes, the memory limiter and the host side of the
+//! `log`, `kv` and `secrets` capabilities. It is the single "view" that threads host state
+//! through every linked interface.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::tollgate::plugin::{kv, log, secrets};
+use crate::egress::{EgressCaps, EgressHooks, EgressLog, EgressPolicy};
+use crate::grants::SecretSource;
+use crate::kv::{KvStore, MAX_KEY_BYTES};
+use crate::limits::Limits;
+use crate::report::LogRecord;
+
+/// Linear-memory limiter that also records the peak and whether a grow was refused (so a
+/// resulting trap can be reported as a memory limit rather than a generic trap).
+pub(crate) struct MemoryLimiter {
+    inner: StoreLimits,
+    current: usize,
+    pub peak: usize,
+    pub refused: bool,
+}
+
+impl MemoryLimiter {
+    fn new(limits: &Limits) -> Self {
+        MemoryLimiter {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .instances(limits.instances)
+                .tables(limits.tables)
+                .memories(limits.memories)
+                .table_elements(limits.table_elements)
+                .build(),
+            current: 0,
+            peak: 0,
+            refused: false,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let ok = self.inner.memory_growing(current, desired, maximum)?;
+        if ok {
+            self.current += desired.saturating_sub(current);
+            self.peak = self.peak.max(self.current);
+        } else {
+            self.refused = true;
+        }
+        Ok(ok)
+    }
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// What a call's capabilities need from the plugin, shared by all its calls.
+pub(crate) struct PluginScope {
+    pub name: String,
+    pub kv: Arc<dyn KvStore>,
+    pub secrets: BTreeMap<String, SecretSource>,
+    pub egress: Arc<EgressPolicy>,
+}
+
+pub(crate) struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    pub egress: EgressHooks,
+    pub limiter: MemoryLimiter,
+    pub stdout: MemoryOutputPipe,
+    pub stderr: MemoryOutputPipe,
+    scope: Arc<PluginScope>,
+    limits: Limits,
+    pub logs: Vec<LogRecord>,
+    pub logs_dropped: usize,
+    pub secrets_read: Vec<String>,
+    /// Secret values handed to the guest, for redaction.
+    pub secret_values: Vec<(String, String)>,
+    pub kv_ops: usize,
+}
+
+impl CallState {
+    pub fn new(
+        scope: Arc<PluginScope>,
+        limits: &Limits,
+        deadline: Instant,
+        credential_values: Arc<BTreeMap<String, Result<String, String>>>,
+    ) -> CallState {
+        let stdout = MemoryOutputPipe::new(limits.stdio_bytes);
+        let stderr = MemoryOutputPipe::new(limits.stdio_bytes);
+        // Deny by default, spelled out: nothing from the host process reaches the guest.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .max_random_size(64 << 10)
+            .build();
+        let caps = EgressCaps {
+            max_requests: limits.http_requests,
+            max_request_bytes: limits.http_request_bytes,
+            max_response_bytes: limits.http_response_bytes,
+        };
+        let egress = EgressHooks {
+            policy: scope.egress.clone(),
+            caps,
+            deadline,
+            log: EgressLog::default(),
+            credential_values,
+            requests: 0,
+        };
+        CallState {
+            wasi,
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            egress,
+            limiter: MemoryLimiter::new(limits),
+            stdout,
+            stderr,
+            scope,
+            limits: limits.clone(),
+            logs: Vec::new(),
+            logs_dropped: 0,
+            secrets_read: Vec::new(),
+            secret_values: Vec::new(),
+            kv_ops: 0,
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
+    }
+}
+
+impl crate::bindings::tollgate::plugin::types::Host for CallState {}
+
+impl log::Host for CallState {
+    async fn log(&mut self, level: log::Level, message: String, fields: String) {
+        if self.logs.len() >= self.limits.log_lines {
+            self.logs_dropped += 1;
+            return;
+        }
+        let cap = self.limits.log_line_bytes;
+        let message = truncate(message, cap);
+        let fields = if fields.trim().is_empty() {
+            serde_json::Value::Null
+        } else if fields.len() > cap {
+            serde_json::Value::String(format!(
+                "<{} bytes of fields dropped: over the {cap}-byte line cap>",
+                fields.len()
+            ))
+        } else {
+            serde_json::from_str(&fields).unwrap_or(serde_json::Value::String(fields))
+        };
+        let level = match level {
+            log::Level::Trace => "trace",
+            log::Level::Debug => "debug",
+            log::Level::Info => "info",
+            log::Level::Warn => "warn",
+            log::Level::Error => "error",
+        };
+        self.logs.push(LogRecord { level: level.into(), message, fields });
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("…[truncated]");
+    }
+    s
+}
+
+impl CallState {
+    fn kv_key(&self, key: &str) -> Result<(), kv::KvError> {
+        if key.is_empty() || key.len() > MAX_KEY_BYTES {
+            return Err(kv::KvError::TooLarge(format!("keys must be 1 to {MAX_KEY_BYTES} bytes")));
+        }
+        Ok(())
+    }
+}
+
+impl kv::Host for CallState {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
+        self.kv_ops += 1;
+        self.kv_key(&key)?;
+        self.scope.kv.get(&self.scope.name, &key).map_err(kv::KvError::Unavailable)
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
+        self.kv_ops += 1;
+        self.kv_key(&key)?;
+        if value.len() > self.limits.kv_value_bytes {
+            return Err(kv::KvError::TooLarge(format!(
+                "value is {} bytes, over the {}-byte limit",
+                value.len(),
+                self.limits.kv_value_bytes
+            )));
+        }
+        let store = &self.scope.kv;
+        let exists = store.get(&self.scope.name, &key).map_err(kv::KvError::Unavailable)?.is_some();
+        if !exists && store.count(&self.scope.name).map_err(kv::KvError::Unavailable)? >= self.limits.kv_keys {
+            return Err(kv::KvError::TooLarge(format!("store is full ({} keys)", self.limits.kv_keys)));
+        }
+        store.set(&self.scope.name, &key, &value).map_err(kv::KvError::Unavailable)
+    }
+
+    async fn delete(&mut self, key: String) -> Result<(), kv::KvError> {
+        self.kv_ops += 1;
+        self.kv_key(&key)?;
+        self.scope.kv.delete(&self.scope.name, &key).map_err(kv::KvError::Unavailable)
+    }
+
+    async fn list_keys(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, kv::KvError> {
+        self.kv_ops += 1;
+        let limit = (limit as usize).min(self.limits.kv_keys);
+        self.scope.kv.list(&self.scope.name, &prefix, limit).map_err(kv::KvError::Unavailable)
+    }
+}
+
+impl secrets::Host for CallState {
+    async fn get(&mut self, name: String) -> Result<String, secrets::SecretError> {
+        self.secrets_read.push(name.clone());
+        let Some(source) = self.scope.secrets.get(&name) else {
+            return Err(secrets::SecretError::NotGranted(format!("secret `{name}` is not granted to this plugin")));
+        };
+        match source.read() {
+            Ok(value) => {
+                self.secret_values.push((name, value.clone()));
+                Ok(value)
+            }
+            Err(why) => Err(secrets::SecretError::Unavailable(why)),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Loading: two-key capabilities (imports ∩ grants), malformed components, the compilation
+//! cache.
+
+mod common;
+
+use tollgate_sandbox::{CacheOutcome, Capability, Grants, LoadError, Sandbox, SandboxConfig, SecretSource};
+
+#[tokio::test]
+async fn pure_plugin_loads_with_no_grants() {
+    let p = common::load(&common::sandbox(), "echo", Grants::new()).await;
+    assert!(p.capabilities().is_empty(), "{:?}", p.capabilities());
+    assert_eq!(p.manifest().name, "echo");
+}
+
+#[tokio::test]
+async fn ungranted_imports_are_refused_by_name() {
+    let sandbox = common::sandbox();
+    let path = common::plugin_path("misbehave");
+    let err = sandbox.load_file(&path, Grants::new()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, LoadError::Import(_)), "{err}");
+    assert!(text.contains("tollgate:plugin/") || text.contains("wasi:http/outgoing-handler"), "{text}");
+    assert!(text.contains("did not grant"), "{text}");
+
+    // Grant everything but http: the error names wasi:http/outgoing-handler.
+    let no_http = Grants::new().log(true).kv(true).secret("demo", SecretSource::Env("X".into()));
+    let text = sandbox.load_file(&path, no_http).await.unwrap_err().to_string();
+    assert!(text.contains("wasi:http/outgoing-handler"), "{text}");
+
+    // Everything but kv: names tollgate:plugin/kv.
+    let no_kv =
+        Grants::new().log(true).secret("demo", SecretSource::Env("X".into())).allow_host("https://x.test").unwrap();
+    let text = sandbox.load_file(&path, no_kv).await.unwrap_err().to_string();
+    assert!(text.contains("tollgate:plugin/kv"), "{text}");
+
+    let all = common::misbehave_grants(&[]);
+    let p = sandbox.load_file(&path, all).await.unwrap();
+    assert_eq!(p.capabilities(), &[Capability::Http, Capability::Kv, Capability::Log, Capability::Secrets]);
+}
+
+#[tokio::test]
+async fn credentials_the_plugin_does_not_declare_are_refused() {
+    let g = Grants::new().credential("not-declared", SecretSource::Env("X".into()));
+    let err = common::sandbox().load_file(common::plugin_path("echo"), g).await.unwrap_err();
+    assert!(err.to_string().contains("not-declared"), "{err}");
+}
+
+#[tokio::test]
+async fn garbage_is_not_a_component() {
+    let sandbox = common::sandbox();
+    let err = sandbox.load(b"\0asm\x01\0\0\0garbage", Grants::new()).await.unwrap_err();
+    assert!(matches!(err, LoadError::InvalidComponent(_)), "{err}");
+    let err = sandbox.load(b"hello", Grants::new()).await.unwrap_err();
+    assert!(matches!(err, LoadError::InvalidComponent(_)), "{err}");
+}
+
+#[tokio::test]
+async fn absurd_limits_are_refused() {
+    let l = tollgate_sandbox::Limits { memory_bytes: 1 << 40, ..Default::default() };
+    let err = common::sandbox().load_file(common::plugin_path("echo"), Grants::new().limits(l)).await.unwrap_err();
+    assert!(matches!(err, LoadError::InvalidLimits(_)), "{err}");
+}
+
+#[tokio::test]
+async fn compilation_cache_hits_after_a_restart_and_ignores_foreign_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let config =
+        || SandboxConfig { cache_dir: Some(cache.clone()), max_concurrent_instances: 8, ..SandboxConfig::default() };
+    let path = common::plugin_path("echo");
+    let first = Sandbox::new(config()).unwrap().load_file(&path, Grants::new()).await.unwrap();
+    assert_eq!(first.cache_outcome(), CacheOutcome::Miss);
+    // A new sandbox (as after a restart) loads the artifact.
+    let second = Sandbox::new(config()).unwrap().load_file(&path, Grants::new()).await.unwrap();
+    assert_eq!(second.cache_outcome(), CacheOutcome::Hit);
+    assert!(second.call("add", r#"{"a":2,"b":3}"#, &common::ctx("k")).await.result.is_ok());
+
+    // An artifact others could have written is never loaded.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let artifact = std::fs::read_dir(&cache).unwrap().next().unwrap().unwrap().path();
+        std::fs::set_permissions(&artifact, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let third = Sandbox::new(config()).unwrap().load_file(&path, Grants::new()).await.unwrap();
+        assert_eq!(third.cache_outcome(), CacheOutcome::Miss);
+    }
+}

@@ -24,7 +24,7 @@ pub enum PluginCommand {
         cache: CacheArgs,
     },
     /// Make one sandboxed call and print the output and the call report.
-    Call(CallArgs),
+    Call(Box<CallArgs>),
 }
 
 #[derive(Args)]

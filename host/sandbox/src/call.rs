@@ -34,6 +34,13 @@ pub struct CallOutcome {
     pub report: CallReport,
 }
 
+/// The executor-side deadline: a little after the epoch deadline, so that a guest running
+/// code is stopped by the epoch callback (a clean trap, with fuel accounted), and only a
+/// guest blocked in a host wait (HTTP, clocks) is stopped by dropping its future.
+fn wait_limit(limits: &Limits) -> std::time::Duration {
+    limits.timeout + std::time::Duration::from_millis(50)
+}
+
 fn new_store(sandbox: &Sandbox, state: CallState, limits: &Limits, deadline: Instant) -> Store<CallState> {
     let mut store = Store::new(&sandbox.inner.engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -92,12 +99,12 @@ pub(crate) async fn fetch_manifest(
     let deadline = Instant::now() + limits.timeout;
     let state = CallState::new(scope, limits, deadline, Arc::new(BTreeMap::new()));
     let mut store = new_store(sandbox, state, limits, deadline);
-    let instance = match tokio::time::timeout(limits.timeout, pre.instantiate_async(&mut store)).await {
+    let instance = match tokio::time::timeout(wait_limit(limits), pre.instantiate_async(&mut store)).await {
         Err(_) => return Err(CallError::Timeout { limit: limits.timeout }),
         Ok(Err(e)) => return Err(classify(e, &store, limits, true)),
         Ok(Ok(i)) => i,
     };
-    match tokio::time::timeout(limits.timeout, instance.tollgate_plugin_tool().call_manifest(&mut store)).await {
+    match tokio::time::timeout(wait_limit(limits), instance.tollgate_plugin_tool().call_manifest(&mut store)).await {
         Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
         Ok(Err(e)) => Err(classify(e, &store, limits, false)),
         Ok(Ok(m)) => Ok(m),
@@ -194,12 +201,12 @@ impl Plugin {
             idempotency_key: ctx.idempotency_key.clone(),
         };
 
-        let outcome = match tokio::time::timeout(limits.timeout, p.pre.instantiate_async(&mut store)).await {
+        let outcome = match tokio::time::timeout(wait_limit(limits), p.pre.instantiate_async(&mut store)).await {
             Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
             Ok(Err(e)) => Err(classify(e, &store, limits, true)),
             Ok(Ok(instance)) => {
                 let call = instance.tollgate_plugin_tool().call_call(&mut store, tool, input, &wit_ctx);
-                match tokio::time::timeout(limits.timeout, call).await {
+                match tokio::time::timeout(wait_limit(limits), call).await {
                     Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
                     Ok(Err(e)) => Err(classify(e, &store, limits, false)),
                     Ok(Ok(Err(tool_error))) => Err(CallError::Tool(tool_error.into())),

@@ -55,6 +55,8 @@ pub struct CallReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub duration_us: u64,
+    /// Exact when the call returns or runs out of fuel; a lower bound when it is stopped by
+    /// the timeout (wasmtime does not flush the fuel counter on an interrupt).
     pub fuel_used: u64,
     pub fuel_limit: u64,
     pub peak_memory_bytes: usize,

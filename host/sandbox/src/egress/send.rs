@@ -106,7 +106,7 @@ pub(super) async fn send(
             inner: body,
             seen: 0,
             limit: caps.max_request_bytes,
-            on_done: Box::new(move |n| record_up.update(|r| r.request_bytes = n)),
+            on_progress: Box::new(move |n| record_up.update(|r| r.request_bytes = n)),
             too_large: |n| HttpError::HttpRequestBodySize(Some(n as u64)),
             exceeded: Some(flag),
         }
@@ -157,7 +157,7 @@ pub(super) async fn send(
             inner: body,
             seen: 0,
             limit: caps.max_response_bytes,
-            on_done: Box::new(move |n| record_down.update(|r| r.response_bytes = n)),
+            on_progress: Box::new(move |n| record_down.update(|r| r.response_bytes = n)),
             too_large: |n| HttpError::HttpResponseBodySize(Some(n as u64)),
             exceeded: None,
         };
@@ -170,12 +170,13 @@ pub(super) async fn send(
     Ok((response, Box::new(io)))
 }
 
-/// Counts body bytes, fails past `limit`, and reports the total when the body ends.
+/// Counts body bytes, fails past `limit`, and reports the running total after every frame
+/// (hyper may stop polling a request body once it has its declared length).
 struct LimitedBody<B> {
     inner: B,
     seen: usize,
     limit: usize,
-    on_done: Box<dyn Fn(usize) + Send>,
+    on_progress: Box<dyn Fn(usize) + Send>,
     too_large: fn(usize) -> HttpError,
     exceeded: Option<Arc<AtomicBool>>,
 }
@@ -190,8 +191,8 @@ impl<B: Body<Data = Bytes, Error = HttpError> + Unpin> Body for LimitedBody<B> {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.seen += data.len();
+                    (self.on_progress)(self.seen);
                     if self.seen > self.limit {
-                        (self.on_done)(self.seen);
                         if let Some(flag) = &self.exceeded {
                             flag.store(true, Ordering::Relaxed);
                         }
@@ -201,7 +202,7 @@ impl<B: Body<Data = Bytes, Error = HttpError> + Unpin> Body for LimitedBody<B> {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => {
-                (self.on_done)(self.seen);
+                (self.on_progress)(self.seen);
                 Poll::Ready(None)
             }
             other => other,

@@ -98,21 +98,10 @@ fn manifest() -> Manifest {
     Manifest {
         name: "echo".to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        description: "Pure test tools: echo, add and a CPU-bound slow_sum. No capabilities."
-            .to_string(),
+        description: "Pure test tools: echo, add and a CPU-bound slow_sum. No capabilities.".to_string(),
         tools: vec![
-            tool(
-                "echo",
-                "Returns the input object unchanged.",
-                ECHO_INPUT,
-                ECHO_OUTPUT,
-            ),
-            tool(
-                "add",
-                "Adds two numbers and returns {\"sum\": a + b}.",
-                ADD_INPUT,
-                ADD_OUTPUT,
-            ),
+            tool("echo", "Returns the input object unchanged.", ECHO_INPUT, ECHO_OUTPUT),
+            tool("add", "Adds two numbers and returns {\"sum\": a + b}.", ADD_INPUT, ADD_OUTPUT),
             tool(
                 "slow_sum",
                 "Sums the integers 0..n with one CPU loop iteration each and returns {\"sum\"}. \
@@ -157,9 +146,7 @@ fn add(input: &str) -> Result<String, ToolError> {
     let AddInput { a, b } = parse(input)?;
     let sum = a + b;
     if !sum.is_finite() {
-        return Err(ToolError::InvalidInput(
-            "the sum is not a finite number".to_string(),
-        ));
+        return Err(ToolError::InvalidInput("the sum is not a finite number".to_string()));
     }
     Ok(serde_json::json!({ "sum": sum }).to_string())
 }
@@ -203,8 +190,7 @@ mod tests {
     #[test]
     fn add_adds() {
         let out: serde_json::Value =
-            serde_json::from_str(&dispatch("add", r#"{"a": 2, "b": 0.5}"#.into()).unwrap())
-                .unwrap();
+            serde_json::from_str(&dispatch("add", r#"{"a": 2, "b": 0.5}"#.into()).unwrap()).unwrap();
         assert_eq!(out, serde_json::json!({ "sum": 2.5 }));
     }
 
@@ -219,18 +205,12 @@ mod tests {
 
     #[test]
     fn unknown_tool_is_not_found() {
-        assert!(matches!(
-            dispatch("nope", "{}".into()),
-            Err(ToolError::NotFound(_))
-        ));
+        assert!(matches!(dispatch("nope", "{}".into()), Err(ToolError::NotFound(_))));
     }
 
     #[test]
     fn bad_input_is_invalid_input() {
-        assert!(matches!(
-            dispatch("add", r#"{"a": "x"}"#.into()),
-            Err(ToolError::InvalidInput(_))
-        ));
+        assert!(matches!(dispatch("add", r#"{"a": "x"}"#.into()), Err(ToolError::InvalidInput(_))));
     }
 
     #[test]
@@ -245,10 +225,8 @@ mod tests {
         assert_eq!(m.tools.len(), examples.len());
         for (tool, (name, input, output)) in m.tools.iter().zip(examples) {
             assert_eq!(tool.name, name);
-            for (schema, doc) in [
-                (tool.input_schema.as_str(), input),
-                (tool.output_schema.as_deref().unwrap(), output),
-            ] {
+            for (schema, doc) in [(tool.input_schema.as_str(), input), (tool.output_schema.as_deref().unwrap(), output)]
+            {
                 let schema: serde_json::Value = serde_json::from_str(schema).unwrap();
                 jsonschema::meta::validate(&schema).unwrap();
                 let validator = jsonschema::validator_for(&schema).unwrap();

@@ -78,16 +78,8 @@ impl Url {
         if authority.is_empty() {
             return Err(format!("URL has no host: {s:?}"));
         }
-        let path_and_query = if tail.starts_with('/') {
-            tail.to_string()
-        } else {
-            format!("/{tail}")
-        };
-        Ok(Url {
-            scheme: scheme.to_ascii_lowercase(),
-            authority: authority.to_string(),
-            path_and_query,
-        })
+        let path_and_query = if tail.starts_with('/') { tail.to_string() } else { format!("/{tail}") };
+        Ok(Url { scheme: scheme.to_ascii_lowercase(), authority: authority.to_string(), path_and_query })
     }
 
     /// Resolves a `Location` header value against this URL.
@@ -106,34 +98,20 @@ impl Url {
         } else if location.starts_with('/') {
             normalise_path(location)
         } else if location.starts_with('?') {
-            let path = self
-                .path_and_query
-                .split_once('?')
-                .map_or(self.path_and_query.as_str(), |(p, _)| p);
+            let path = self.path_and_query.split_once('?').map_or(self.path_and_query.as_str(), |(p, _)| p);
             format!("{path}{location}")
         } else {
-            let path = self
-                .path_and_query
-                .split_once('?')
-                .map_or(self.path_and_query.as_str(), |(p, _)| p);
+            let path = self.path_and_query.split_once('?').map_or(self.path_and_query.as_str(), |(p, _)| p);
             let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
             normalise_path(&format!("{dir}{location}"))
         };
-        Ok(Url {
-            scheme: self.scheme.clone(),
-            authority: self.authority.clone(),
-            path_and_query: path,
-        })
+        Ok(Url { scheme: self.scheme.clone(), authority: self.authority.clone(), path_and_query: path })
     }
 }
 
 impl std::fmt::Display for Url {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}://{}{}",
-            self.scheme, self.authority, self.path_and_query
-        )
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.path_and_query)
     }
 }
 
@@ -179,15 +157,9 @@ impl From<Failure> for ToolError {
             Failure::Code(ErrorCode::HttpRequestDenied) => {
                 ToolError::Denied(format!("{:?}", ErrorCode::HttpRequestDenied))
             }
-            Failure::Code(code) => ToolError::Upstream(UpstreamError {
-                status: None,
-                message: format!("{code:?}"),
-            }),
+            Failure::Code(code) => ToolError::Upstream(UpstreamError { status: None, message: format!("{code:?}") }),
             Failure::Input(message) => ToolError::InvalidInput(message),
-            Failure::Other(message) => ToolError::Upstream(UpstreamError {
-                status: None,
-                message,
-            }),
+            Failure::Other(message) => ToolError::Upstream(UpstreamError { status: None, message }),
         }
     }
 }
@@ -238,10 +210,7 @@ fn io_failure(what: &str, error: &wasip2::io::error::Error) -> Failure {
 }
 
 /// Writes `body` to `stream` in writes of at most 4 KiB. Returns the bytes written.
-fn write_body(
-    stream: &wasip2::io::streams::OutputStream,
-    body: Body<'_>,
-) -> Result<u64, (u64, Failure)> {
+fn write_body(stream: &wasip2::io::streams::OutputStream, body: Body<'_>) -> Result<u64, (u64, Failure)> {
     const CHUNK: usize = 4096;
     let mut written: u64 = 0;
     let mut write = |chunk: &[u8]| -> Result<(), (u64, Failure)> {
@@ -250,13 +219,10 @@ fn write_body(
                 written += chunk.len() as u64;
                 Ok(())
             }
-            Err(StreamError::Closed) => Err((
-                written,
-                Failure::Other(format!("request body stream closed after {written} bytes")),
-            )),
-            Err(StreamError::LastOperationFailed(e)) => {
-                Err((written, io_failure("request body write", &e)))
+            Err(StreamError::Closed) => {
+                Err((written, Failure::Other(format!("request body stream closed after {written} bytes"))))
             }
+            Err(StreamError::LastOperationFailed(e)) => Err((written, io_failure("request body write", &e))),
         }
     };
     match body {
@@ -290,24 +256,17 @@ pub fn send(
     let fields = Fields::new();
     for (name, value) in headers {
         if let Err(e) = fields.append(name, value.as_bytes()) {
-            rejected.push(HeaderRejection {
-                name: name.clone(),
-                error: format!("{e:?}"),
-            });
+            rejected.push(HeaderRejection { name: name.clone(), error: format!("{e:?}") });
         }
     }
     let request = OutgoingRequest::new(fields);
-    request
-        .set_method(method)
-        .map_err(|()| Failure::Input(format!("method {method:?} refused")))?;
+    request.set_method(method).map_err(|()| Failure::Input(format!("method {method:?} refused")))?;
     let scheme = match url.scheme.as_str() {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
         other => Scheme::Other(other.to_string()),
     };
-    request
-        .set_scheme(Some(&scheme))
-        .map_err(|()| Failure::Input(format!("scheme {:?} refused", url.scheme)))?;
+    request.set_scheme(Some(&scheme)).map_err(|()| Failure::Input(format!("scheme {:?} refused", url.scheme)))?;
     request
         .set_authority(Some(&url.authority))
         .map_err(|()| Failure::Input(format!("authority {:?} refused", url.authority)))?;
@@ -316,11 +275,7 @@ pub fn send(
         .map_err(|()| Failure::Input(format!("path {:?} refused", url.path_and_query)))?;
 
     let outgoing_body = match body {
-        Some(_) => Some(
-            request
-                .body()
-                .map_err(|()| Failure::Other("request body already taken".to_string()))?,
-        ),
+        Some(_) => Some(request.body().map_err(|()| Failure::Other("request body already taken".to_string()))?),
         None => None,
     };
 
@@ -364,12 +319,9 @@ pub fn send(
         let fields = response.headers();
         fields.entries()
     };
-    let incoming_body = response
-        .consume()
-        .map_err(|()| Failure::Other("response body already taken".to_string()))?;
-    let stream = incoming_body
-        .stream()
-        .map_err(|()| Failure::Other("response body stream already taken".to_string()))?;
+    let incoming_body = response.consume().map_err(|()| Failure::Other("response body already taken".to_string()))?;
+    let stream =
+        incoming_body.stream().map_err(|()| Failure::Other("response body stream already taken".to_string()))?;
     let mut bytes = Vec::new();
     let read = loop {
         match stream.blocking_read(64 * 1024) {
@@ -386,10 +338,7 @@ pub fn send(
     read?;
     Ok(Response {
         status,
-        headers: headers
-            .into_iter()
-            .map(|(name, value)| (name.to_ascii_lowercase(), value))
-            .collect(),
+        headers: headers.into_iter().map(|(name, value)| (name.to_ascii_lowercase(), value)).collect(),
         body: bytes,
     })
 }
@@ -406,18 +355,11 @@ mod tests {
     fn parses() {
         assert_eq!(
             url("HTTP://a.test:8080"),
-            Url {
-                scheme: "http".into(),
-                authority: "a.test:8080".into(),
-                path_and_query: "/".into()
-            }
+            Url { scheme: "http".into(), authority: "a.test:8080".into(), path_and_query: "/".into() }
         );
         assert_eq!(url("https://a.test?q=1#f").path_and_query, "/?q=1");
         assert_eq!(url("https://a.test/x/y?q=1").path_and_query, "/x/y?q=1");
-        assert_eq!(
-            url("http://user@[::1]:80/p").authority,
-            "user@[::1]:80".to_string()
-        );
+        assert_eq!(url("http://user@[::1]:80/p").authority, "user@[::1]:80".to_string());
         assert!(Url::parse("a.test/x").is_err());
         assert!(Url::parse("http:///x").is_err());
         assert!(Url::parse("1http://a/").is_err());
@@ -437,10 +379,7 @@ mod tests {
         assert_eq!(join("?y=2"), "http://a.test:81/dir/page?y=2");
         assert_eq!(join(""), "http://a.test:81/dir/page?x=1");
         assert_eq!(join("/a/./b/../c#frag"), "http://a.test:81/a/c");
-        assert_eq!(
-            join("http://169.254.169.254/latest"),
-            "http://169.254.169.254/latest"
-        );
+        assert_eq!(join("http://169.254.169.254/latest"), "http://169.254.169.254/latest");
     }
 
     #[test]

@@ -78,14 +78,12 @@ fn alloc(input: AllocInput) -> ToolResult {
         .ok()
         .and_then(|m| m.checked_mul(MIB))
         .filter(|&len| isize::try_from(len).is_ok())
-        .ok_or_else(|| {
-            ToolError::InvalidInput(format!("{} MiB does not fit in memory", input.mib))
-        })?;
+        .ok_or_else(|| ToolError::InvalidInput(format!("{} MiB does not fit in memory", input.mib)))?;
     let mut buffer: Vec<u8> = Vec::new();
     if input.fallible {
-        buffer.try_reserve_exact(len).map_err(|e| {
-            ToolError::Internal(format!("could not allocate {} MiB: {e}", input.mib))
-        })?;
+        buffer
+            .try_reserve_exact(len)
+            .map_err(|e| ToolError::Internal(format!("could not allocate {} MiB: {e}", input.mib)))?;
     } else {
         // Aborts (traps) if the allocator cannot grow memory.
         buffer.reserve_exact(len);
@@ -116,8 +114,7 @@ fn huge_output(bytes: u64) -> ToolResult {
         .filter(|&len| len >= 2)
         .ok_or_else(|| ToolError::InvalidInput(format!("cannot make {bytes} bytes")))?;
     let mut out = String::new();
-    out.try_reserve_exact(len)
-        .map_err(|e| ToolError::Internal(format!("could not allocate {len} bytes: {e}")))?;
+    out.try_reserve_exact(len).map_err(|e| ToolError::Internal(format!("could not allocate {len} bytes: {e}")))?;
     out.push('"');
     out.extend(std::iter::repeat_n('x', len - 2));
     out.push('"');
@@ -144,18 +141,13 @@ fn header_list(headers: Map<String, Value>) -> Result<Vec<(String, String)>, Too
         .into_iter()
         .map(|(name, value)| match value {
             Value::String(value) => Ok((name, value)),
-            other => Err(ToolError::InvalidInput(format!(
-                "header {name:?} must be a string, not {other}"
-            ))),
+            other => Err(ToolError::InvalidInput(format!("header {name:?} must be a string, not {other}"))),
         })
         .collect()
 }
 
 fn rejections_json(rejected: &[HeaderRejection]) -> Value {
-    rejected
-        .iter()
-        .map(|r| json!({ "name": r.name, "error": r.error }))
-        .collect()
+    rejected.iter().map(|r| json!({ "name": r.name, "error": r.error })).collect()
 }
 
 fn fetch(input: FetchInput) -> ToolResult {
@@ -168,13 +160,7 @@ fn fetch(input: FetchInput) -> ToolResult {
     let mut hops = Vec::new();
     let mut rejected = Vec::new();
     loop {
-        let response = http::send(
-            &method,
-            &url,
-            &headers,
-            body.as_deref().map(Body::Bytes),
-            &mut rejected,
-        )?;
+        let response = http::send(&method, &url, &headers, body.as_deref().map(Body::Bytes), &mut rejected)?;
         hops.push(json!({ "url": url.to_string(), "status": response.status }));
         let location = response.header("location");
         let redirects_so_far = hops.len() - 1;
@@ -230,13 +216,7 @@ fn fetch_many(input: FetchManyInput) -> ToolResult {
     let mut statuses = Vec::new();
     let mut error = None;
     for _ in 0..input.count {
-        match http::send(
-            &wasip2::http::types::Method::Get,
-            &url,
-            &[],
-            None,
-            &mut Vec::new(),
-        ) {
+        match http::send(&wasip2::http::types::Method::Get, &url, &[], None, &mut Vec::new()) {
             Ok(response) => statuses.push(response.status),
             Err(failure) => {
                 error = Some(failure.text());
@@ -260,10 +240,7 @@ struct PostBigInput {
 
 fn post_big(input: PostBigInput) -> ToolResult {
     let url = Url::parse(&input.url).map_err(ToolError::InvalidInput)?;
-    let mut headers = vec![(
-        "content-type".to_string(),
-        "application/octet-stream".to_string(),
-    )];
+    let mut headers = vec![("content-type".to_string(), "application/octet-stream".to_string())];
     if let Some(declared) = input.content_length {
         headers.push(("content-length".to_string(), declared.to_string()));
     }
@@ -272,10 +249,7 @@ fn post_big(input: PostBigInput) -> ToolResult {
         &wasip2::http::types::Method::Post,
         &url,
         &headers,
-        Some(Body::Repeat {
-            byte: b'a',
-            len: input.bytes,
-        }),
+        Some(Body::Repeat { byte: b'a', len: input.bytes }),
         &mut rejected,
     )?;
     let mut out = json!({ "status": response.status, "sent": input.bytes });
@@ -291,16 +265,9 @@ fn post_big(input: PostBigInput) -> ToolResult {
 
 fn read_env() -> ToolResult {
     let vars: Map<String, Value> = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                Value::String(v.to_string_lossy().into_owned()),
-            )
-        })
+        .map(|(k, v)| (k.to_string_lossy().into_owned(), Value::String(v.to_string_lossy().into_owned())))
         .collect();
-    let args: Vec<String> = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
     Ok(json!({ "vars": vars, "args": args }).to_string())
 }
 
@@ -383,9 +350,7 @@ struct RawTcpInput {
 /// A raw `wasi:sockets` connect, step by step.
 fn wasi_connect(addr: std::net::SocketAddr) -> Result<(), String> {
     use wasip2::sockets::instance_network::instance_network;
-    use wasip2::sockets::network::{
-        ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
-    };
+    use wasip2::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress};
     use wasip2::sockets::tcp_create_socket::create_tcp_socket;
 
     let (family, remote) = match addr {
@@ -393,10 +358,7 @@ fn wasi_connect(addr: std::net::SocketAddr) -> Result<(), String> {
             let [a0, a1, a2, a3] = a.ip().octets();
             (
                 IpAddressFamily::Ipv4,
-                IpSocketAddress::Ipv4(Ipv4SocketAddress {
-                    port: a.port(),
-                    address: (a0, a1, a2, a3),
-                }),
+                IpSocketAddress::Ipv4(Ipv4SocketAddress { port: a.port(), address: (a0, a1, a2, a3) }),
             )
         }
         std::net::SocketAddr::V6(a) => {
@@ -414,9 +376,7 @@ fn wasi_connect(addr: std::net::SocketAddr) -> Result<(), String> {
     };
     let network = instance_network();
     let socket = create_tcp_socket(family).map_err(|e| format!("create-tcp-socket: {e:?}"))?;
-    socket
-        .start_connect(&network, remote)
-        .map_err(|e| format!("start-connect: {e:?}"))?;
+    socket.start_connect(&network, remote).map_err(|e| format!("start-connect: {e:?}"))?;
     loop {
         let pollable = socket.subscribe();
         pollable.block();
@@ -434,10 +394,8 @@ fn wasi_connect(addr: std::net::SocketAddr) -> Result<(), String> {
 }
 
 fn raw_tcp(input: RawTcpInput) -> ToolResult {
-    let addr: std::net::SocketAddr = input
-        .addr
-        .parse()
-        .map_err(|e| ToolError::InvalidInput(format!("{:?}: {e}", input.addr)))?;
+    let addr: std::net::SocketAddr =
+        input.addr.parse().map_err(|e| ToolError::InvalidInput(format!("{:?}: {e}", input.addr)))?;
     let mut out = json!({});
     match wasi_connect(addr) {
         Ok(()) => out["connected"] = Value::Bool(true),
@@ -551,10 +509,7 @@ fn leak_secret(input: SecretInput) -> ToolResult {
         let _ = writeln!(stderr, "secret {}={value}", input.name);
     }
     match via {
-        "error" => Err(ToolError::Internal(format!(
-            "failed while holding secret {}: {value}",
-            input.name
-        ))),
+        "error" => Err(ToolError::Internal(format!("failed while holding secret {}: {value}", input.name))),
         "output" | "all" => Ok(json!({ "value": value, "leaked_via": via }).to_string()),
         "log" | "stdout" => Ok(json!({ "leaked_via": via }).to_string()),
         other => Err(ToolError::InvalidInput(format!("unknown via {other:?}"))),
@@ -663,11 +618,7 @@ mod tests {
     use super::*;
 
     fn context() -> CallContext {
-        CallContext {
-            run_id: "r".into(),
-            call_id: "c".into(),
-            idempotency_key: "k".into(),
-        }
+        CallContext { run_id: "r".into(), call_id: "c".into(), idempotency_key: "k".into() }
     }
 
     fn call(tool: &str, input: &str) -> ToolResult {
@@ -680,46 +631,25 @@ mod tests {
 
     #[test]
     fn pure_tools() {
-        assert_eq!(
-            value(call("burn", r#"{"iterations": 0}"#))["result"],
-            json!(0x9E37_79B9_7F4A_7C15u64 >> 11)
-        );
+        assert_eq!(value(call("burn", r#"{"iterations": 0}"#))["result"], json!(0x9E37_79B9_7F4A_7C15u64 >> 11));
         assert!(value(call("burn", r#"{"iterations": 1000}"#))["result"].is_u64());
         assert_eq!(value(call("alloc", r#"{"mib": 3}"#)), json!({ "mib": 3 }));
-        assert_eq!(
-            value(call("alloc", r#"{"mib": 1, "fallible": true}"#)),
-            json!({ "mib": 1 })
-        );
-        assert_eq!(
-            value(call("recurse", r#"{"depth": 1000}"#)),
-            json!({ "depth": 1000 })
-        );
+        assert_eq!(value(call("alloc", r#"{"mib": 1, "fallible": true}"#)), json!({ "mib": 1 }));
+        assert_eq!(value(call("recurse", r#"{"depth": 1000}"#)), json!({ "depth": 1000 }));
         let out = call("huge_output", r#"{"bytes": 10}"#).unwrap();
         assert_eq!(out, r#""xxxxxxxx""#);
         assert_eq!(call("huge_output", r#"{"bytes": 2}"#).unwrap(), r#""""#);
         assert!(serde_json::from_str::<Value>(&call("bad_output", "{}").unwrap()).is_err());
         assert_eq!(call("echo", r#"{"a":  [1]}"#).unwrap(), r#"{"a":  [1]}"#);
-        assert_eq!(
-            value(call("context", "{}")),
-            json!({ "run_id": "r", "call_id": "c", "idempotency_key": "k" })
-        );
+        assert_eq!(value(call("context", "{}")), json!({ "run_id": "r", "call_id": "c", "idempotency_key": "k" }));
     }
 
     #[test]
     fn errors() {
         assert!(matches!(call("nope", "{}"), Err(ToolError::NotFound(_))));
-        assert!(matches!(
-            call("burn", r#"{"iterations": -1}"#),
-            Err(ToolError::InvalidInput(_))
-        ));
-        assert!(matches!(
-            call("huge_output", r#"{"bytes": 1}"#),
-            Err(ToolError::InvalidInput(_))
-        ));
-        assert!(matches!(
-            call("fetch", r#"{"url": "not a url"}"#),
-            Err(ToolError::InvalidInput(_))
-        ));
+        assert!(matches!(call("burn", r#"{"iterations": -1}"#), Err(ToolError::InvalidInput(_))));
+        assert!(matches!(call("huge_output", r#"{"bytes": 1}"#), Err(ToolError::InvalidInput(_))));
+        assert!(matches!(call("fetch", r#"{"url": "not a url"}"#), Err(ToolError::InvalidInput(_))));
         assert!(matches!(
             call("fetch", r#"{"url": "http://a.test/", "headers": {"x": 1}}"#),
             Err(ToolError::InvalidInput(_))
@@ -762,16 +692,11 @@ mod tests {
             assert!(names.insert(tool.name.clone()), "duplicate {}", tool.name);
             assert!(tool.name.len() <= 64);
             assert!(tool.name.starts_with(|c: char| c.is_ascii_lowercase()));
-            assert!(
-                tool.name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            );
+            assert!(tool.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
             for schema in std::iter::once(&tool.input_schema).chain(&tool.output_schema) {
-                let schema: Value = serde_json::from_str(schema)
-                    .unwrap_or_else(|e| panic!("{}: {e}: {schema}", tool.name));
-                jsonschema::meta::validate(&schema)
-                    .unwrap_or_else(|e| panic!("{}: {e}", tool.name));
+                let schema: Value =
+                    serde_json::from_str(schema).unwrap_or_else(|e| panic!("{}: {e}: {schema}", tool.name));
+                jsonschema::meta::validate(&schema).unwrap_or_else(|e| panic!("{}: {e}", tool.name));
             }
         }
     }
@@ -809,42 +734,18 @@ mod tests {
             }),
             true,
         );
-        input(
-            "fetch",
-            json!({ "url": "http://a.test/", "headers": { "a": 1 } }),
-            false,
-        );
-        input(
-            "fetch_many",
-            json!({ "url": "http://a.test/", "count": 3 }),
-            true,
-        );
-        input(
-            "post_big",
-            json!({ "url": "http://a.test/", "bytes": 10, "content_length": 1 }),
-            true,
-        );
+        input("fetch", json!({ "url": "http://a.test/", "headers": { "a": 1 } }), false);
+        input("fetch_many", json!({ "url": "http://a.test/", "count": 3 }), true);
+        input("post_big", json!({ "url": "http://a.test/", "bytes": 10, "content_length": 1 }), true);
         input("read_file", json!({ "path": "/etc/passwd" }), true);
         input("print", json!({ "bytes": 10 }), true);
         input("sleep", json!({ "ms": 10 }), true);
         input("kv_roundtrip", json!({ "key": "k", "value": "v" }), true);
-        input(
-            "kv_fill",
-            json!({ "count": 1, "bytes": 1, "prefix": "p/" }),
-            true,
-        );
+        input("kv_fill", json!({ "count": 1, "bytes": 1, "prefix": "p/" }), true);
         input("secret", json!({ "name": "api" }), true);
         input("leak_secret", json!({ "name": "api", "via": "log" }), true);
-        input(
-            "leak_secret",
-            json!({ "name": "api", "via": "carrier pigeon" }),
-            false,
-        );
-        input(
-            "log_spam",
-            json!({ "count": 1, "bytes": 1, "level": "warn" }),
-            true,
-        );
+        input("leak_secret", json!({ "name": "api", "via": "carrier pigeon" }), false);
+        input("log_spam", json!({ "count": 1, "bytes": 1, "level": "warn" }), true);
         input("raw_tcp", json!({ "addr": "10.0.0.1:80" }), true);
         input("echo", json!({ "anything": [1] }), true);
         input("echo", json!([1]), false);
@@ -852,10 +753,7 @@ mod tests {
         output("burn", value(call("burn", r#"{"iterations": 3}"#)));
         output("alloc", json!({ "mib": 1 }));
         output("recurse", json!({ "depth": 1 }));
-        output(
-            "huge_output",
-            serde_json::from_str(&huge_output(100).unwrap()).unwrap(),
-        );
+        output("huge_output", serde_json::from_str(&huge_output(100).unwrap()).unwrap());
         output(
             "fetch",
             json!({
@@ -867,45 +765,24 @@ mod tests {
                 "header_errors": [{ "name": "host", "error": "HeaderError::Forbidden" }],
             }),
         );
-        output(
-            "fetch_many",
-            json!({ "statuses": [200], "error": "ErrorCode::HttpRequestDenied" }),
-        );
+        output("fetch_many", json!({ "statuses": [200], "error": "ErrorCode::HttpRequestDenied" }));
         output("post_big", json!({ "status": 200, "sent": 10 }));
         output("read_env", value(read_env()));
-        output(
-            "read_file",
-            value(read_file(ReadFileInput {
-                path: "/nonexistent/x".into(),
-            })),
-        );
+        output("read_file", value(read_file(ReadFileInput { path: "/nonexistent/x".into() })));
         output("print", json!({}));
         output("sleep", json!({}));
         output("kv_roundtrip", json!({ "value": "v" }));
         output("kv_roundtrip", json!({ "value": null }));
-        output(
-            "kv_fill",
-            json!({ "stored": 3, "error": "KvError::TooLarge(\"full\")" }),
-        );
+        output("kv_fill", json!({ "stored": 3, "error": "KvError::TooLarge(\"full\")" }));
         output("secret", json!({ "length": 3 }));
-        output(
-            "leak_secret",
-            json!({ "value": "s3cret", "leaked_via": "output" }),
-        );
+        output("leak_secret", json!({ "value": "s3cret", "leaked_via": "output" }));
         output("leak_secret", json!({ "leaked_via": "log" }));
         output("log_spam", json!({ "emitted": 3 }));
-        output(
-            "raw_tcp",
-            json!({ "connected": false, "error": "e", "std_connected": false, "std_error": "e" }),
-        );
+        output("raw_tcp", json!({ "connected": false, "error": "e", "std_connected": false, "std_error": "e" }));
         output("context", value(call("context", "{}")));
         output("echo", json!({ "a": 1 }));
         // wrong_output's output must NOT match its own schema.
         let wrong: Value = serde_json::from_str(&call("wrong_output", "{}").unwrap()).unwrap();
-        check(
-            tool("wrong_output").output_schema.as_deref().unwrap(),
-            wrong,
-            false,
-        );
+        check(tool("wrong_output").output_schema.as_deref().unwrap(), wrong, false);
     }
 }

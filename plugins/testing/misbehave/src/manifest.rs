@@ -5,17 +5,12 @@ use crate::tollgate::plugin::types::{Credential, Effects, Manifest, Tool};
 /// `$schema` of every schema below.
 macro_rules! schema {
     ($body:literal) => {
-        concat!(
-            r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","#,
-            $body,
-            "}"
-        )
+        concat!(r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","#, $body, "}")
     };
 }
 
 /// An object with no properties.
-const EMPTY_OBJECT: &str =
-    schema!(r#""type":"object","properties":{},"additionalProperties":false"#);
+const EMPTY_OBJECT: &str = schema!(r#""type":"object","properties":{},"additionalProperties":false"#);
 
 /// One tool's static description.
 pub struct Spec {
@@ -33,14 +28,7 @@ const fn spec(
     input: &'static str,
     output: Option<&'static str>,
 ) -> Spec {
-    Spec {
-        name,
-        description,
-        input,
-        output,
-        effects: Effects::empty(),
-        idempotent: true,
-    }
+    Spec { name, description, input, output, effects: Effects::empty(), idempotent: true }
 }
 
 /// Every tool, in manifest order.
@@ -94,12 +82,7 @@ pub fn specs() -> Vec<Spec> {
             ),
             Some(schema!(r#""type":"string""#)),
         ),
-        spec(
-            "bad_output",
-            "Returns text that is not JSON.",
-            EMPTY_OBJECT,
-            None,
-        ),
+        spec("bad_output", "Returns text that is not JSON.", EMPTY_OBJECT, None),
         spec(
             "wrong_output",
             "Returns valid JSON that does not match the declared output schema.",

@@ -1,0 +1,108 @@
+//! Drives the real `tollgate` binary, as a user would.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn plugin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let path = target.join("plugins").join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} is missing: run `cargo xtask plugins` first", path.display());
+    path
+}
+
+fn tollgate(args: &[&str]) -> Output {
+    let cache = std::env::temp_dir().join(format!("tollgate-cli-test-cache-{}", std::process::id()));
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .env("TOLLGATE_CACHE_DIR", cache)
+        .output()
+        .expect("tollgate runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+#[test]
+fn inspect_shows_manifest_tools_capabilities_and_digest() {
+    let p = plugin("misbehave");
+    let out = tollgate(&["plugin", "inspect", p.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["manifest"]["name"], "misbehave");
+    assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(v["capabilities"], serde_json::json!(["http", "kv", "log", "secrets"]));
+    assert!(v["manifest"]["tools"].as_array().unwrap().iter().any(|t| t["name"] == "fetch"));
+    assert!(v["imports"].as_array().unwrap().iter().any(|i| i["class"] == "capability:http"));
+
+    let out = tollgate(&["plugin", "inspect", plugin("echo").to_str().unwrap()]);
+    let s = text(&out.stdout);
+    assert!(out.status.success());
+    assert!(s.contains("capabilities  none (pure)") && s.contains("slow_sum") && s.contains("sha256"), "{s}");
+}
+
+#[test]
+fn call_prints_output_and_report() {
+    let out = tollgate(&["plugin", "call", plugin("echo").to_str().unwrap(), "add", "--input", r#"{"a":2,"b":40}"#]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["sum"].as_f64(), Some(42.0));
+    assert!(text(&out.stderr).contains("echo.add ok"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn invalid_input_exits_1_with_the_schema_error() {
+    let out = tollgate(&["plugin", "call", plugin("echo").to_str().unwrap(), "add", "--input", r#"{"a":"two"}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("error [invalid-input]") && err.contains("/a"), "{err}");
+}
+
+#[test]
+fn ungranted_import_exits_2_naming_it() {
+    let out = tollgate(&["plugin", "call", plugin("misbehave").to_str().unwrap(), "echo"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("did not grant") && err.contains("tollgate:plugin/"), "{err}");
+}
+
+#[test]
+fn limits_from_flags_apply_and_json_reports_the_kind() {
+    let p = plugin("misbehave");
+    let out = tollgate(&[
+        "plugin",
+        "call",
+        p.to_str().unwrap(),
+        "spin",
+        "--kv",
+        "--allow-host",
+        "https://unused.test",
+        "--secret",
+        "demo=env:TOLLGATE_UNSET",
+        "--timeout",
+        "200ms",
+        "--fuel",
+        "1000000000000000",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"]["kind"], "timeout");
+    assert_eq!(v["report"]["outcome"], "timeout");
+}
+
+#[test]
+fn unreadable_plugin_and_bad_flags_exit_2() {
+    let out = tollgate(&["plugin", "call", "/nonexistent.wasm", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read"), "{}", text(&out.stderr));
+    let out = tollgate(&["plugin", "call", plugin("echo").to_str().unwrap(), "echo", "--memory", "12 parsecs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--memory"), "{}", text(&out.stderr));
+    let out = tollgate(&["plugin", "call", plugin("echo").to_str().unwrap(), "echo", "--allow-host", "ftp://x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("scheme"), "{}", text(&out.stderr));
+}

@@ -1,0 +1,35 @@
+//! `cargo xtask`: Tollgate's project automation, one module per subcommand.
+//!
+//! Run through the alias in `.cargo/config.toml` (`cargo xtask plugins`), which builds this
+//! crate natively and runs it from the workspace root.
+
+mod demo;
+mod plugins;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Tollgate project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build every plugin crate under plugins/ to a component in target/plugins/<name>.wasm.
+    Plugins(plugins::Args),
+    /// Run every check CI runs: fmt, plugin builds, clippy (native and wasm), all tests.
+    Test,
+    /// Build everything, start the local HubSpot stand-in and call the CRM connector (offline).
+    Demo,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Plugins(args) => plugins::run(&args),
+        Command::Test => test::run_all(),
+        Command::Demo => demo::run(),
+    }
+}

@@ -1,0 +1,37 @@
+//! `cargo xtask test`: the project's one test command (README, CI). Formatting, plugin builds,
+//! clippy with `-D warnings` natively and for wasm32-wasip2, then every test in the workspace.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::plugins;
+
+fn run(step: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("==> {step}");
+    let status = cmd.status()?;
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    Ok(())
+}
+
+pub fn run_all() -> Result<()> {
+    let cargo = plugins::cargo();
+    plugins::ensure_target()?;
+    run("cargo fmt --check", Command::new(&cargo).args(["fmt", "--all", "--check"]))?;
+    eprintln!("==> build plugins");
+    plugins::run(&plugins::Args::all())?;
+    run(
+        "clippy (native)",
+        Command::new(&cargo).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    let mut wasm = Command::new(&cargo);
+    wasm.args(["clippy", "--target", "wasm32-wasip2"]);
+    for p in plugins::packages()? {
+        wasm.args(["-p", &p]);
+    }
+    run("clippy (wasm32-wasip2 plugins)", wasm.args(["--", "-D", "warnings"]))?;
+    run("cargo test", Command::new(&cargo).args(["test", "--workspace"]))?;
+    Ok(())
+}

@@ -34,11 +34,12 @@ pub struct CallOutcome {
     pub report: CallReport,
 }
 
-/// The executor-side deadline: a little after the epoch deadline, so that a guest running
-/// code is stopped by the epoch callback (a clean trap, with fuel accounted), and only a
-/// guest blocked in a host wait (HTTP, clocks) is stopped by dropping its future.
-fn wait_limit(limits: &Limits) -> std::time::Duration {
-    limits.timeout + std::time::Duration::from_millis(50)
+/// The executor-side deadline, shared by instantiation and the call: a little after the epoch
+/// deadline, so that a guest running code is stopped by the epoch callback (a clean trap, with
+/// fuel accounted), and only a guest blocked in a host wait (HTTP, clocks) is stopped by
+/// dropping its future.
+fn wait_until(deadline: Instant) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(deadline + std::time::Duration::from_millis(50))
 }
 
 fn new_store(sandbox: &Sandbox, state: CallState, limits: &Limits, deadline: Instant) -> Store<CallState> {
@@ -70,7 +71,9 @@ fn classify(err: wasmtime::Error, store: &Store<CallState>, limits: &Limits, ins
     if state.limiter.refused {
         return CallError::MemoryLimit { limit: limits.memory_bytes };
     }
-    if instantiating && err.downcast_ref::<Trap>().is_none() {
+    // Only a full instance pool is the host's capacity (retryable); anything else failing during
+    // instantiation is the guest's own doing (its start function, its own limits).
+    if instantiating && format!("{err:#}").contains("maximum concurrent") {
         return CallError::Capacity { message: format!("{err:#}") };
     }
     let backtrace =
@@ -81,10 +84,10 @@ fn classify(err: wasmtime::Error, store: &Store<CallState>, limits: &Limits, ins
     };
     // A Rust panic prints its message to stderr before trapping: surface it.
     let stderr = String::from_utf8_lossy(&state.stderr.contents()).to_string();
-    if let Some(panic) =
-        stderr.lines().rev().find(|l| l.contains("panicked at") || l.contains("Error") || l.contains("error"))
-    {
-        message = format!("{message} (guest stderr: {})", panic.trim());
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if let Some(i) = lines.iter().rposition(|l| l.contains("panicked at")) {
+        let detail = lines.get(i + 1).filter(|l| !l.starts_with("note:")).map(|l| format!(" {l}")).unwrap_or_default();
+        message = format!("{message} (guest {}{detail})", lines[i].trim_start_matches("thread '<unnamed>' (1) "));
     }
     CallError::Trap { message, backtrace }
 }
@@ -99,20 +102,47 @@ pub(crate) async fn fetch_manifest(
     let deadline = Instant::now() + limits.timeout;
     let state = CallState::new(scope, limits, deadline, Arc::new(BTreeMap::new()));
     let mut store = new_store(sandbox, state, limits, deadline);
-    let instance = match tokio::time::timeout(wait_limit(limits), pre.instantiate_async(&mut store)).await {
+    let instance = match tokio::time::timeout_at(wait_until(deadline), pre.instantiate_async(&mut store)).await {
         Err(_) => return Err(CallError::Timeout { limit: limits.timeout }),
         Ok(Err(e)) => return Err(classify(e, &store, limits, true)),
         Ok(Ok(i)) => i,
     };
-    match tokio::time::timeout(wait_limit(limits), instance.tollgate_plugin_tool().call_manifest(&mut store)).await {
+    match tokio::time::timeout_at(wait_until(deadline), instance.tollgate_plugin_tool().call_manifest(&mut store)).await
+    {
         Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
         Ok(Err(e)) => Err(classify(e, &store, limits, false)),
         Ok(Ok(m)) => Ok(m),
     }
 }
 
+/// Longest message a plugin's tool error may carry into results and reports.
+const MAX_TOOL_ERROR: usize = 8 << 10;
+
+fn clip(mut s: String) -> String {
+    if s.len() > MAX_TOOL_ERROR {
+        let mut cut = MAX_TOOL_ERROR;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("…[truncated]");
+    }
+    s
+}
+
 impl From<WitToolError> for ToolError {
     fn from(e: WitToolError) -> ToolError {
+        let e = match e {
+            WitToolError::InvalidInput(m) => WitToolError::InvalidInput(clip(m)),
+            WitToolError::Denied(m) => WitToolError::Denied(clip(m)),
+            WitToolError::NotFound(m) => WitToolError::NotFound(clip(m)),
+            WitToolError::Upstream(mut u) => {
+                u.message = clip(u.message);
+                WitToolError::Upstream(u)
+            }
+            WitToolError::Retryable(m) => WitToolError::Retryable(clip(m)),
+            WitToolError::Internal(m) => WitToolError::Internal(clip(m)),
+        };
         match e {
             WitToolError::InvalidInput(message) => ToolError::InvalidInput { message },
             WitToolError::Denied(message) => ToolError::Denied { message },
@@ -201,12 +231,12 @@ impl Plugin {
             idempotency_key: ctx.idempotency_key.clone(),
         };
 
-        let outcome = match tokio::time::timeout(wait_limit(limits), p.pre.instantiate_async(&mut store)).await {
+        let outcome = match tokio::time::timeout_at(wait_until(deadline), p.pre.instantiate_async(&mut store)).await {
             Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
             Ok(Err(e)) => Err(classify(e, &store, limits, true)),
             Ok(Ok(instance)) => {
                 let call = instance.tollgate_plugin_tool().call_call(&mut store, tool, input, &wit_ctx);
-                match tokio::time::timeout(wait_limit(limits), call).await {
+                match tokio::time::timeout_at(wait_until(deadline), call).await {
                     Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
                     Ok(Err(e)) => Err(classify(e, &store, limits, false)),
                     Ok(Ok(Err(tool_error))) => Err(CallError::Tool(tool_error.into())),
@@ -240,8 +270,12 @@ fn fill_report(report: &mut CallReport, store: &mut Store<CallState>, limits: &L
     let state = store.data_mut();
     report.peak_memory_bytes = state.limiter.peak;
     report.egress = state.egress.log.take();
+    report.egress_dropped = state.egress.dropped;
     for r in &mut report.egress {
         r.path = redactor.text(&r.path);
+        r.host = redactor.text(&r.host);
+        r.method = redactor.text(&r.method);
+        r.upstream = r.upstream.as_deref().map(|u| redactor.text(u));
         r.denied = r.denied.as_deref().map(|d| redactor.text(d));
         r.error = r.error.as_deref().map(|d| redactor.text(d));
     }

@@ -92,7 +92,9 @@ impl Sandbox {
         cfg.wasm_component_model(true)
             .consume_fuel(true)
             .epoch_interruption(true)
-            .max_wasm_stack(config.max_wasm_stack);
+            .max_wasm_stack(config.max_wasm_stack)
+            // No toolchain we support emits GC types; off means less attack surface.
+            .wasm_gc(false);
         if config.pooling {
             let n = config.max_concurrent_instances;
             let mut pool = PoolingAllocationConfig::default();

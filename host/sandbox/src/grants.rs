@@ -8,7 +8,8 @@
 //! - no outbound hosts (a plugin importing `wasi:http/outgoing-handler` is refused at load);
 //! - no refused address ranges opened (loopback, private, link-local, CGNAT, multicast,
 //!   unspecified, metadata stay closed even for granted host names);
-//! - no credentials, no raw secrets, no kv, no log;
+//! - no credentials, no raw secrets, no kv (when granted: namespaced by the component's
+//!   sha256 unless the operator names a namespace), no log;
 //! - no upstream remaps and no pinned DNS answers;
 //! - [`Limits::default`].
 
@@ -98,6 +99,7 @@ pub struct Grants {
     pub(crate) credentials: BTreeMap<String, SecretSource>,
     pub(crate) secrets: BTreeMap<String, SecretSource>,
     pub(crate) kv: bool,
+    pub(crate) kv_namespace: Option<String>,
     pub(crate) log: bool,
     pub(crate) upstreams: BTreeMap<String, Upstream>,
     pub(crate) resolve: BTreeMap<String, Vec<IpAddr>>,
@@ -140,6 +142,14 @@ impl Grants {
     /// Grants the plugin-scoped key-value store.
     pub fn kv(mut self, on: bool) -> Grants {
         self.kv = on;
+        self
+    }
+
+    /// Grants the kv store under an operator-chosen namespace (stable across plugin versions;
+    /// without it the namespace is the component's sha256, so an upgrade starts empty).
+    pub fn kv_namespace(mut self, namespace: &str) -> Grants {
+        self.kv = true;
+        self.kv_namespace = Some(namespace.to_string());
         self
     }
 

@@ -49,6 +49,30 @@ impl KvStore for MemoryKv {
     }
 }
 
+/// Refuses everything: what `manifest()` sees while a plugin is being loaded or inspected.
+#[derive(Debug, Default)]
+pub struct NullKv;
+
+const LOADING: &str = "kv is not available while a plugin is loading";
+
+impl KvStore for NullKv {
+    fn get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, String> {
+        Err(LOADING.into())
+    }
+    fn set(&self, _: &str, _: &str, _: &[u8]) -> Result<(), String> {
+        Err(LOADING.into())
+    }
+    fn delete(&self, _: &str, _: &str) -> Result<(), String> {
+        Err(LOADING.into())
+    }
+    fn list(&self, _: &str, _: &str, _: usize) -> Result<Vec<String>, String> {
+        Err(LOADING.into())
+    }
+    fn count(&self, _: &str) -> Result<usize, String> {
+        Err(LOADING.into())
+    }
+}
+
 /// Longest key a plugin may use.
 pub const MAX_KEY_BYTES: usize = 512;
 

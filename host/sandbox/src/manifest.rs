@@ -93,8 +93,32 @@ pub(crate) struct Checked {
     pub host_patterns: Vec<HostPattern>,
 }
 
+/// Bounds on what a (possibly hostile) manifest may make the host parse, compile and keep.
+const MAX_TOOLS: usize = 256;
+const MAX_HOSTS: usize = 64;
+const MAX_CREDENTIALS: usize = 32;
+const MAX_TEXT: usize = 8 << 10;
+const MAX_SCHEMA: usize = 64 << 10;
+
+fn bounded(what: &str, len: usize, max: usize) -> Result<(), String> {
+    if len > max { Err(format!("{what} is {len} long, over the limit of {max}")) } else { Ok(()) }
+}
+
 /// Converts and validates. Every message names the offending tool, host or credential.
 pub(crate) fn check(m: wit::Manifest) -> Result<Checked, String> {
+    bounded("the tool list", m.tools.len(), MAX_TOOLS)?;
+    bounded("the host list", m.hosts.len(), MAX_HOSTS)?;
+    bounded("the credential list", m.credentials.len(), MAX_CREDENTIALS)?;
+    bounded("the description", m.description.len(), MAX_TEXT)?;
+    for t in &m.tools {
+        bounded(&format!("tool `{}` description", t.name), t.description.len(), MAX_TEXT)?;
+        bounded(&format!("tool `{}` input schema", t.name), t.input_schema.len(), MAX_SCHEMA)?;
+        bounded(
+            &format!("tool `{}` output schema", t.name),
+            t.output_schema.as_ref().map_or(0, String::len),
+            MAX_SCHEMA,
+        )?;
+    }
     if !is_ident(&m.name, &['-'], 64) {
         return Err(format!("plugin name `{}` must match [a-z][a-z0-9_-]* (at most 64 characters)", m.name));
     }
@@ -103,11 +127,12 @@ pub(crate) fn check(m: wit::Manifest) -> Result<Checked, String> {
     }
     let mut tools = Vec::new();
     let mut schemas = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for t in &m.tools {
         if !is_ident(&t.name, &[], 64) {
             return Err(format!("tool name `{}` must match [a-z][a-z0-9_]* (at most 64 characters)", t.name));
         }
-        if tools.iter().any(|x: &ToolSpec| x.name == t.name) {
+        if !seen.insert(t.name.as_str()) {
             return Err(format!("tool `{}` is declared twice", t.name));
         }
         if t.description.trim().is_empty() {

@@ -12,10 +12,12 @@ use crate::bindings::PluginPre;
 use crate::cache::{CacheOutcome, load_or_compile};
 use crate::capability::{Capability, Import, ImportClass, check_imports, classify};
 use crate::egress::pattern::HostPattern;
+use crate::egress::pattern::{HostMatch, Target};
 use crate::egress::{CredentialBinding, EgressPolicy};
 use crate::engine::Sandbox;
 use crate::error::LoadError;
 use crate::grants::Grants;
+use crate::kv::NullKv;
 use crate::manifest::{self, Manifest};
 use crate::schema::Schema;
 use crate::state::{CallState, PluginScope};
@@ -119,8 +121,8 @@ impl Sandbox {
 
         // The manifest is fetched like a call: fresh instance, the plugin's limits, no egress.
         let probe_scope = Arc::new(PluginScope {
-            name: String::from("(loading)"),
-            kv: self.inner.kv.clone(),
+            kv_namespace: String::new(),
+            kv: Arc::new(NullKv),
             secrets: BTreeMap::new(),
             egress: Arc::new(EgressPolicy::default()),
         });
@@ -128,7 +130,9 @@ impl Sandbox {
             .await
             .map_err(|e| LoadError::ManifestCall(Box::new(e)))?;
         let checked = manifest::check(raw).map_err(LoadError::InvalidManifest)?;
-        let scope = Arc::new(build_scope(self, &checked.manifest, checked.host_patterns, &grants, enforce)?);
+        let kv_namespace = grants.kv_namespace.clone().unwrap_or_else(|| format!("sha256:{digest}"));
+        let scope =
+            Arc::new(build_scope(self, &checked.manifest, checked.host_patterns, &grants, enforce, kv_namespace)?);
         let schemas = checked.manifest.tools.iter().map(|t| t.name.clone()).zip(checked.schemas).collect();
         Ok(Plugin {
             inner: Arc::new(PluginInner {
@@ -161,14 +165,38 @@ fn class_name(c: &ImportClass) -> String {
     }
 }
 
+/// Whether the operator granted `host` (a credential's bound host) by name, not just through a
+/// `*` grant: the plugin picks where a credential goes, so the operator must have said yes to
+/// that place explicitly.
+fn granted_explicitly(grants: &Grants, host: &HostMatch) -> bool {
+    grants.hosts.iter().any(|g| match (&g.host, host) {
+        (HostMatch::Exact(_), HostMatch::Exact(h)) => g.matches(&Target::new(g.scheme, h, g.port)),
+        (HostMatch::Suffix(s), HostMatch::Exact(h)) => h.ends_with(&format!(".{s}")),
+        (HostMatch::Suffix(s), HostMatch::Suffix(c)) => c == s || c.ends_with(&format!(".{s}")),
+        _ => false,
+    })
+}
+
 fn build_scope(
     sandbox: &Sandbox,
     manifest: &Manifest,
     declared: Vec<HostPattern>,
     grants: &Grants,
     enforce: bool,
+    kv_namespace: String,
 ) -> Result<PluginScope, LoadError> {
     if enforce {
+        for c in &manifest.credentials {
+            let Some(source) = grants.credentials.get(&c.name) else { continue };
+            let bound = HostPattern::parse(&c.host).map_err(|e| LoadError::InvalidManifest(e.to_string()))?;
+            if !granted_explicitly(grants, &bound.host) {
+                return Err(LoadError::InvalidGrants(format!(
+                    "credential `{}` ({source}) is bound by the plugin to `{}`, which the operator did not grant \
+                     by name (a `*` grant does not count)",
+                    c.name, c.host
+                )));
+            }
+        }
         for name in grants.credentials.keys() {
             if !manifest.credentials.iter().any(|c| &c.name == name) {
                 let known: Vec<&str> = manifest.credentials.iter().map(|c| c.name.as_str()).collect();
@@ -206,7 +234,7 @@ fn build_scope(
         resolve: grants.resolve.clone(),
     };
     Ok(PluginScope {
-        name: manifest.name.clone(),
+        kv_namespace,
         kv: sandbox.inner.kv.clone(),
         secrets: grants.secrets.clone(),
         egress: Arc::new(egress),

@@ -61,6 +61,8 @@ pub struct CallReport {
     pub fuel_limit: u64,
     pub peak_memory_bytes: usize,
     pub egress: Vec<EgressRecord>,
+    /// Outbound attempts past the per-call cap: refused, counted, not recorded one by one.
+    pub egress_dropped: usize,
     pub logs: Vec<LogRecord>,
     pub logs_dropped: usize,
     pub stdout: String,

@@ -19,7 +19,13 @@ impl Schema {
         if !(doc.is_object() || doc.is_boolean()) {
             return Err("a JSON Schema must be an object or a boolean".into());
         }
-        let validator = jsonschema::validator_for(&doc).map_err(|e| format!("not a valid JSON Schema: {e}"))?;
+        // Schemas come from untrusted plugins: use the linear-time regex engine with bounded
+        // compiled size, so no pattern can make validation super-linear in the document.
+        let patterns = jsonschema::PatternOptions::regex().size_limit(1 << 20).dfa_size_limit(1 << 20);
+        let validator = jsonschema::options()
+            .with_pattern_options(patterns)
+            .build(&doc)
+            .map_err(|e| format!("not a valid JSON Schema: {e}"))?;
         Ok(Schema { validator })
     }
 

@@ -20,6 +20,14 @@ use crate::kv::{KvStore, MAX_KEY_BYTES};
 use crate::limits::Limits;
 use crate::report::LogRecord;
 
+/// Live resource handles (streams, pollables, header maps, …) one call may hold.
+const MAX_RESOURCES: usize = 4096;
+/// Size of one header map a guest may build.
+const MAX_HEADER_BYTES: usize = 32 << 10;
+/// Longest secret name, and how many distinct secrets one call may read.
+const MAX_SECRET_NAME: usize = 128;
+const MAX_SECRET_READS: usize = 64;
+
 /// Linear-memory limiter that also records the peak and whether a grow was refused (so a
 /// resulting trap can be reported as a memory limit rather than a generic trap).
 pub(crate) struct MemoryLimiter {
@@ -73,7 +81,9 @@ impl ResourceLimiter for MemoryLimiter {
 
 /// What a call's capabilities need from the plugin, shared by all its calls.
 pub(crate) struct PluginScope {
-    pub name: String,
+    /// Chosen by the operator (or the component digest), never by the plugin itself: a plugin
+    /// cannot name its way into another plugin's keys.
+    pub kv_namespace: String,
     pub kv: Arc<dyn KvStore>,
     pub secrets: BTreeMap<String, SecretSource>,
     pub egress: Arc<EgressPolicy>,
@@ -127,11 +137,18 @@ impl CallState {
             log: EgressLog::default(),
             credential_values,
             requests: 0,
+            dropped: 0,
         };
+        // wasmtime's defaults (1M table entries, 128 KiB per header map) would let a guest
+        // make the host allocate gigabytes through cheap calls such as `fields.clone`.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_HEADER_BYTES);
         CallState {
             wasi,
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            table,
+            http,
             egress,
             limiter: MemoryLimiter::new(limits),
             stdout,
@@ -215,7 +232,7 @@ impl kv::Host for CallState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
         self.kv_ops += 1;
         self.kv_key(&key)?;
-        self.scope.kv.get(&self.scope.name, &key).map_err(kv::KvError::Unavailable)
+        self.scope.kv.get(&self.scope.kv_namespace, &key).map_err(kv::KvError::Unavailable)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
@@ -229,35 +246,45 @@ impl kv::Host for CallState {
             )));
         }
         let store = &self.scope.kv;
-        let exists = store.get(&self.scope.name, &key).map_err(kv::KvError::Unavailable)?.is_some();
-        if !exists && store.count(&self.scope.name).map_err(kv::KvError::Unavailable)? >= self.limits.kv_keys {
+        let exists = store.get(&self.scope.kv_namespace, &key).map_err(kv::KvError::Unavailable)?.is_some();
+        if !exists && store.count(&self.scope.kv_namespace).map_err(kv::KvError::Unavailable)? >= self.limits.kv_keys {
             return Err(kv::KvError::TooLarge(format!("store is full ({} keys)", self.limits.kv_keys)));
         }
-        store.set(&self.scope.name, &key, &value).map_err(kv::KvError::Unavailable)
+        store.set(&self.scope.kv_namespace, &key, &value).map_err(kv::KvError::Unavailable)
     }
 
     async fn delete(&mut self, key: String) -> Result<(), kv::KvError> {
         self.kv_ops += 1;
         self.kv_key(&key)?;
-        self.scope.kv.delete(&self.scope.name, &key).map_err(kv::KvError::Unavailable)
+        self.scope.kv.delete(&self.scope.kv_namespace, &key).map_err(kv::KvError::Unavailable)
     }
 
     async fn list_keys(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, kv::KvError> {
         self.kv_ops += 1;
         let limit = (limit as usize).min(self.limits.kv_keys);
-        self.scope.kv.list(&self.scope.name, &prefix, limit).map_err(kv::KvError::Unavailable)
+        self.scope.kv.list(&self.scope.kv_namespace, &prefix, limit).map_err(kv::KvError::Unavailable)
     }
 }
 
 impl secrets::Host for CallState {
     async fn get(&mut self, name: String) -> Result<String, secrets::SecretError> {
-        self.secrets_read.push(name.clone());
+        if name.len() > MAX_SECRET_NAME {
+            return Err(secrets::SecretError::NotGranted(format!("secret names are at most {MAX_SECRET_NAME} bytes")));
+        }
+        if !self.secrets_read.contains(&name) {
+            if self.secrets_read.len() >= MAX_SECRET_READS {
+                return Err(secrets::SecretError::Unavailable(format!("at most {MAX_SECRET_READS} secrets per call")));
+            }
+            self.secrets_read.push(name.clone());
+        }
         let Some(source) = self.scope.secrets.get(&name) else {
             return Err(secrets::SecretError::NotGranted(format!("secret `{name}` is not granted to this plugin")));
         };
         match source.read() {
             Ok(value) => {
-                self.secret_values.push((name, value.clone()));
+                if !self.secret_values.iter().any(|(n, _)| *n == name) {
+                    self.secret_values.push((name, value.clone()));
+                }
                 Ok(value)
             }
             Err(why) => Err(secrets::SecretError::Unavailable(why)),

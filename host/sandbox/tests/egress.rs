@@ -48,7 +48,15 @@ async fn run_case(dir: &Path, token_file: &Path) -> Result<(), String> {
         raw.replace("{port}", &server.port().to_string()).replace("{token_file}", &token_file.display().to_string());
     let case: Value = serde_json::from_str(&raw).map_err(|e| format!("case.json: {e}"))?;
     let sandbox = common::sandbox();
-    let plugin = common::load(&sandbox, "misbehave", grants_from(&case["grants"])).await;
+    let loaded = sandbox.load_file(common::plugin_path("misbehave"), grants_from(&case["grants"])).await;
+    if let Some(want) = case["expect"]["load_error_contains"].as_str() {
+        return match loaded {
+            Err(e) if e.to_string().contains(want) => Ok(()),
+            Err(e) => Err(format!("load error `{e}` lacks `{want}`")),
+            Ok(_) => Err(format!("loaded, want a load error containing `{want}`")),
+        };
+    }
+    let plugin = loaded.map_err(|e| format!("load failed: {e}"))?;
     let tool = case["tool"].as_str().unwrap_or("fetch");
     let outcome = common::call(&plugin, tool, case["input"].clone()).await;
     let expect = &case["expect"];

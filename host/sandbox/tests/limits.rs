@@ -233,3 +233,17 @@ async fn call_context_reaches_the_plugin() {
     assert_eq!(o["idempotency_key"], json!("run-1:step-2:call-0"));
     assert_eq!(o["run_id"], json!("test-run"));
 }
+
+#[tokio::test]
+async fn kv_namespaces_belong_to_the_operator_not_the_plugin() {
+    let sandbox = common::sandbox();
+    let a = common::load(&sandbox, "misbehave", common::misbehave_grants(&[]).kv_namespace("team-a")).await;
+    let b = common::load(&sandbox, "misbehave", common::misbehave_grants(&[]).kv_namespace("team-b")).await;
+    common::call(&a, "kv_roundtrip", json!({"key": "k", "value": "from-a"})).await.result.unwrap();
+    // Same plugin name, another namespace: b cannot see a's key (its roundtrip writes its own).
+    let o = common::call(&b, "kv_roundtrip", json!({"key": "k", "value": "from-b"})).await.result.unwrap();
+    assert_eq!(o["value"], json!("from-b"));
+    let again = common::load(&sandbox, "misbehave", common::misbehave_grants(&[]).kv_namespace("team-a")).await;
+    let o = common::call(&again, "kv_fill", json!({"count": 0, "bytes": 1})).await.result.unwrap();
+    assert_eq!(o["stored"], json!(0));
+}

@@ -110,12 +110,25 @@ pub fn blocked_range(ip: IpAddr) -> Option<BlockedRange> {
     }
 }
 
+/// The address as the range checks judge it: the IPv4 address an IPv6 form carries, else
+/// itself. Opening `::ffff:0:0/96` must not open every IPv4 address behind it.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
 fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
     // ::ffff:a.b.c.d (mapped), ::a.b.c.d (deprecated compatible), 64:ff9b::a.b.c.d (NAT64)
     let mapped = s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff;
     let compatible = s[..6] == [0, 0, 0, 0, 0, 0] && (s[6] != 0 || s[7] > 1);
     let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    if s[0] == 0x2002 {
+        // 6to4: 2002:AABB:CCDD::/48 carries A.B.C.D.
+        return Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
+    }
     (mapped || compatible || nat64).then(|| Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
 }
 
@@ -158,8 +171,11 @@ fn blocked_v6(ip: Ipv6Addr) -> Option<BlockedRange> {
         BlockedRange::Multicast
     } else if s[0] == 0x2001 && s[1] == 0x0db8 {
         BlockedRange::Documentation
-    } else if s[0] & 0xffc0 == 0xfec0 || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) {
-        // deprecated site-local, discard-only
+    } else if s[0] & 0xffc0 == 0xfec0
+        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0])
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+    {
+        // deprecated site-local, discard-only, local-use NAT64 (64:ff9b:1::/48)
         BlockedRange::Reserved
     } else {
         return None;
@@ -226,6 +242,9 @@ mod tests {
             ("[ff02::1]", Some(BlockedRange::Multicast)),
             ("[64:ff9b::7f00:1]", Some(BlockedRange::Loopback)),
             ("[2606:4700::1111]", None),
+            ("[2002:7f00:1::1]", Some(BlockedRange::Loopback)),
+            ("[2002:a9fe:a9fe::]", Some(BlockedRange::CloudMetadata)),
+            ("[64:ff9b:1::5]", Some(BlockedRange::Reserved)),
         ];
         for (s, want) in cases {
             let ip = parse_ip_literal(s).unwrap_or_else(|| panic!("{s} parses"));

@@ -74,8 +74,25 @@ pub(crate) struct EgressCaps {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EgressLog(Arc<Mutex<Vec<EgressRecord>>>);
 
+/// Longest method, host and path kept in a record: the guest chooses them.
+const MAX_RECORD_FIELD: usize = 512;
+
+fn clip(s: &str) -> String {
+    if s.len() <= MAX_RECORD_FIELD {
+        return s.to_string();
+    }
+    let mut cut = MAX_RECORD_FIELD;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}
+
 impl EgressLog {
-    fn push(&self, rec: EgressRecord) -> RecordHandle {
+    fn push(&self, mut rec: EgressRecord) -> RecordHandle {
+        rec.method = clip(&rec.method);
+        rec.host = clip(&rec.host);
+        rec.path = clip(&rec.path);
         let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
         v.push(rec);
         RecordHandle { log: self.clone(), index: v.len() - 1 }
@@ -109,6 +126,8 @@ pub(crate) struct EgressHooks {
     /// Credential values read at call start: name → value, or why it could not be read.
     pub credential_values: Arc<BTreeMap<String, Result<String, String>>>,
     pub requests: usize,
+    /// Attempts past the cap that were refused without a record.
+    pub dropped: usize,
 }
 
 /// A denial: what the guest is told, and what the report says.
@@ -149,8 +168,14 @@ impl WasiHttpHooks for EgressHooks {
         let plan = match self.plan(&request, &mut record) {
             Ok(plan) => plan,
             Err(d) => {
-                record.denied = Some(d.reason);
-                self.log.push(record);
+                // Past the cap, attempts are counted, not recorded: a guest looping on denied
+                // requests must not grow host memory.
+                if self.requests <= self.caps.max_requests + 1 {
+                    record.denied = Some(d.reason);
+                    self.log.push(record);
+                } else {
+                    self.dropped += 1;
+                }
                 let code = d.code;
                 return Box::new(async move { Err(code) });
             }
@@ -201,6 +226,12 @@ impl EgressHooks {
                 format!("outbound request limit of {} per call reached", self.caps.max_requests),
             ));
         }
+        if matches!(request.method().as_str(), "CONNECT" | "TRACE") {
+            return Err(deny(
+                HttpError::HttpRequestMethodInvalid,
+                format!("method {} is not allowed", request.method()),
+            ));
+        }
         let uri = request.uri();
         let scheme = uri
             .scheme_str()
@@ -224,6 +255,15 @@ impl EgressHooks {
         };
 
         let upstream = policy.upstreams.get(&original.host);
+        // With a path prefix, dot segments could climb out of it on servers that normalise.
+        if upstream.is_some_and(|u| !u.path_prefix.is_empty())
+            && uri.path().split('/').any(|seg| seg == ".." || seg == "." || seg.eq_ignore_ascii_case("%2e%2e"))
+        {
+            return Err(deny(
+                HttpError::HttpRequestUriInvalid,
+                "dot segments are not allowed under an upstream path prefix",
+            ));
+        }
         let (connect, explicit_ip, path_prefix) = match upstream {
             Some(u) => {
                 let t = Target::new(u.scheme, &u.host, Some(u.port));
@@ -294,7 +334,7 @@ async fn execute(
         match blocked_range(ip) {
             None => allowed.push(ip),
             Some(_) if plan.explicit_ip && plan.connect.ip == Some(ip) => allowed.push(ip),
-            Some(_) if policy.open_ranges.iter().any(|r| r.contains(&ip)) => allowed.push(ip),
+            Some(_) if policy.open_ranges.iter().any(|r| r.contains(&addr::canonical(ip))) => allowed.push(ip),
             Some(range) => refused.push(format!("{ip} ({})", range.as_str())),
         }
     }
@@ -332,7 +372,7 @@ async fn execute(
     let timeouts = send::Timeouts {
         connect: bounded(opt.connect_timeout, Duration::from_secs(10)),
         first_byte: bounded(opt.first_byte_timeout, Duration::from_secs(30)),
-        between_bytes: opt.between_bytes_timeout,
+        between_bytes: opt.between_bytes_timeout.map(|d| d.min(remaining())),
     };
     let addrs: Vec<SocketAddr> = allowed.into_iter().map(|ip| SocketAddr::new(ip, plan.connect.port)).collect();
     send::send(request, &addrs, &plan.connect, timeouts, caps, record).await.map_err(Failure::Error)
@@ -350,5 +390,114 @@ async fn resolve(target: &Target, policy: &EgressPolicy, within: Duration) -> Re
         Err(_) => Err(HttpError::DnsTimeout),
         Ok(Err(_)) => Err(HttpError::DnsError { rcode: Some("NXDOMAIN or resolver failure".into()), info_code: None }),
         Ok(Ok(addrs)) => Ok(addrs.map(|a| a.ip()).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn request(uri: &str) -> http::Request<WasiBody> {
+        let body = http_body_util::Empty::<bytes::Bytes>::new().map_err(|never| match never {}).boxed_unsync();
+        http::Request::builder().uri(uri).body(body).unwrap()
+    }
+
+    fn hooks(
+        declared: &[&str],
+        granted: &[&str],
+        credentials: Vec<CredentialBinding>,
+        values: &[(&str, Result<&str, &str>)],
+    ) -> EgressHooks {
+        let parse = |v: &[&str]| v.iter().map(|p| HostPattern::parse(p).unwrap()).collect();
+        EgressHooks {
+            policy: Arc::new(EgressPolicy {
+                declared: parse(declared),
+                granted: parse(granted),
+                credentials,
+                ..EgressPolicy::default()
+            }),
+            caps: EgressCaps { max_requests: 2, max_request_bytes: 10, max_response_bytes: 10 },
+            deadline: Instant::now() + Duration::from_secs(5),
+            log: EgressLog::default(),
+            credential_values: Arc::new(
+                values.iter().map(|(k, v)| (k.to_string(), v.map(String::from).map_err(String::from))).collect(),
+            ),
+            requests: 0,
+            dropped: 0,
+        }
+    }
+
+    fn plan(h: &mut EgressHooks, uri: &str) -> Result<Plan, String> {
+        h.plan(&request(uri), &mut EgressRecord::default()).map_err(|d| d.reason)
+    }
+
+    fn cred(source: Option<SecretSource>) -> CredentialBinding {
+        CredentialBinding {
+            name: "api".into(),
+            host: HostMatch::Exact("api.example.com".into()),
+            header: http::header::AUTHORIZATION,
+            prefix: "Bearer ".into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn both_keys_are_required() {
+        let mut h = hooks(&["api.example.com"], &["*.example.com", "other.example.org"], vec![], &[]);
+        assert!(plan(&mut h, "https://api.example.com/x").is_ok());
+        let mut h = hooks(&["api.example.com"], &["*.example.com", "other.example.org"], vec![], &[]);
+        let e = plan(&mut h, "https://other.example.org/").err().unwrap();
+        assert!(e.contains("not declared in the plugin's manifest"), "{e}");
+        let mut h = hooks(&["*"], &["api.example.com"], vec![], &[]);
+        assert!(plan(&mut h, "https://www.example.com/").err().unwrap().contains("not granted"));
+    }
+
+    #[test]
+    fn request_count_is_capped() {
+        let mut h = hooks(&["*"], &["*"], vec![], &[]);
+        assert!(plan(&mut h, "https://a.example.com/").is_ok());
+        assert!(plan(&mut h, "https://a.example.com/").is_ok());
+        assert!(plan(&mut h, "https://a.example.com/").err().unwrap().contains("limit of 2"));
+    }
+
+    #[test]
+    fn credentials_bind_to_their_host_and_scheme() {
+        let src = Some(SecretSource::Env("X".into()));
+        let mut h = hooks(
+            &["http://*:*", "https://*:*"],
+            &["http://*:*", "https://*:*"],
+            vec![cred(src.clone())],
+            &[("api", Ok("tok"))],
+        );
+        let p = plan(&mut h, "https://api.example.com/").unwrap();
+        let (name, value) = p.credential.unwrap();
+        assert_eq!(
+            (name.as_str(), value.to_str().unwrap(), value.is_sensitive()),
+            ("authorization", "Bearer tok", true)
+        );
+        assert!(plan(&mut h, "https://evil.example.com/").unwrap().credential.is_none());
+
+        let mut h = hooks(&["http://*:*"], &["http://*:*"], vec![cred(src.clone())], &[("api", Ok("tok"))]);
+        assert!(plan(&mut h, "http://api.example.com/").err().unwrap().contains("plaintext"));
+
+        let mut h = hooks(
+            &["https://*:*"],
+            &["https://*:*"],
+            vec![cred(src)],
+            &[("api", Err("environment variable X is not set"))],
+        );
+        let e = plan(&mut h, "https://api.example.com/").err().unwrap();
+        assert!(e.contains("unavailable") && e.contains("X is not set"), "{e}");
+
+        // Declared but not mapped by the operator: the request goes out without it.
+        let mut h = hooks(&["https://*:*"], &["https://*:*"], vec![cred(None)], &[]);
+        assert!(plan(&mut h, "https://api.example.com/").unwrap().credential.is_none());
+    }
+
+    #[test]
+    fn only_http_and_https() {
+        let mut h = hooks(&["*"], &["*"], vec![], &[]);
+        assert!(plan(&mut h, "ftp://a.example.com/").err().unwrap().contains("scheme"));
     }
 }

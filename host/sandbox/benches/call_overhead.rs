@@ -5,21 +5,19 @@
 //! values, never anything about speed. See BENCHMARKS.md for what each number means.
 //!
 //! 1. Per-call latency of the trivial `echo` tool, (a) through `Plugin::call` and (b) on a bare
-//!    wasmtime floor (same engine settings, fresh store + instance per call, no gate), measured
-//!    rep by rep interleaved so machine noise hits both equally.
-//! 2. Throughput of (a) (and of (b), for reference) with 1 and 2 concurrent tasks on a 2-worker
-//!    tokio runtime.
+//!    wasmtime floor (the sandbox's own engine, so the same settings and generated code; a fresh
+//!    store + instance per call; no gate, no schema, no report), measured rep by rep interleaved
+//!    so machine noise hits both equally.
+//! 2. Throughput of (a) and (b) with 1 and 2 concurrent tasks on a 2-worker tokio runtime.
 //! 3. First call after a restart: `Sandbox::new` + `load_file` + first `call`, with a cold
 //!    cache directory, a warm one written by a previous sandbox, and no cache.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tollgate_sandbox::{CacheOutcome, CallContext, Grants, Limits, Plugin, Sandbox, SandboxConfig};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod floor_bindings {
@@ -45,57 +43,8 @@ const THROUGHPUT_SECS: f64 = 1.0;
 const RESTART_REPS: usize = 12;
 
 // ---------------------------------------------------------------------------------------------
-// The bare floor: wasmtime alone, configured like the sandbox's engine.
+// The bare floor: wasmtime alone, on the sandbox's own engine.
 // ---------------------------------------------------------------------------------------------
-
-/// Copy of `Sandbox::with_kv`'s engine configuration with `SandboxConfig::default()` values
-/// (`max_wasm_stack` 512 KiB, 256 instances, `MAX_MEMORY_BYTES` 4 GiB), so that the compiled
-/// code and the instance allocator are the same as Tollgate's.
-fn floor_engine() -> Engine {
-    let n: u32 = 256;
-    let mut cfg = Config::new();
-    cfg.wasm_component_model(true).consume_fuel(true).epoch_interruption(true).max_wasm_stack(512 << 10);
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(n)
-        .total_core_instances(n * 20)
-        .total_memories(n * 4)
-        .total_tables(n * 20)
-        .max_core_instances_per_component(64)
-        .max_memories_per_component(16)
-        .max_tables_per_component(64)
-        .max_memory_size(4 << 30)
-        .table_elements(50_000)
-        .max_component_instance_size(8 << 20)
-        .max_core_instance_size(8 << 20);
-    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&cfg).expect("floor engine")
-}
-
-/// The same 10 ms epoch ticker the sandbox runs, so both engines see the same interruptions.
-struct Ticker(Arc<AtomicBool>, Option<std::thread::JoinHandle<()>>);
-
-impl Ticker {
-    fn start(engine: &Engine) -> Ticker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (e, s) = (engine.clone(), stop.clone());
-        let handle = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(10));
-                e.increment_epoch();
-            }
-        });
-        Ticker(stop, Some(handle))
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-        if let Some(h) = self.1.take() {
-            let _ = h.join();
-        }
-    }
-}
 
 struct FloorState {
     wasi: WasiCtx,
@@ -115,7 +64,6 @@ struct Floor {
     fuel: u64,
     /// Epoch ticks until the deadline: the default 10 s timeout at 10 ms per tick.
     deadline_ticks: u64,
-    _ticker: Arc<Ticker>,
 }
 
 impl Clone for Floor {
@@ -126,14 +74,12 @@ impl Clone for Floor {
             ctx: self.ctx.clone(),
             fuel: self.fuel,
             deadline_ticks: self.deadline_ticks,
-            _ticker: self._ticker.clone(),
         }
     }
 }
 
 impl Floor {
-    fn new(bytes: &[u8]) -> Floor {
-        let engine = floor_engine();
+    fn new(engine: Engine, bytes: &[u8]) -> Floor {
         let component = Component::new(&engine, bytes).expect("echo compiles");
         let mut linker = Linker::<FloorState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("link wasi");
@@ -142,7 +88,6 @@ impl Floor {
         let pre = FloorPre::new(linker.instantiate_pre(&component).expect("echo links")).expect("echo exports tool");
         let limits = Limits::default();
         Floor {
-            _ticker: Arc::new(Ticker::start(&engine)),
             engine,
             pre,
             ctx: wit_ctx(),
@@ -232,83 +177,104 @@ async fn floor_call(floor: &Floor) {
     assert_eq!(out, INPUT);
 }
 
+/// What sections 1 and 2 measure side by side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Subject {
+    /// (a) `Plugin::call` on a loaded plugin.
+    Tollgate,
+    /// (b) bare wasmtime with the sandbox's engine settings.
+    Floor,
+}
+
+const SUBJECTS: [Subject; 2] = [Subject::Tollgate, Subject::Floor];
+
+impl Subject {
+    fn label(self) -> &'static str {
+        match self {
+            Subject::Tollgate => "(a) Tollgate Plugin::call",
+            Subject::Floor => "(b) bare wasmtime floor",
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Subjects {
+    plugin: Plugin,
+    floor: Floor,
+}
+
+impl Subjects {
+    async fn call(&self, subject: Subject, ctx: &CallContext) {
+        match subject {
+            Subject::Tollgate => tollgate_call(&self.plugin, ctx).await,
+            Subject::Floor => floor_call(&self.floor).await,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. Per-call latency, interleaved
 // ---------------------------------------------------------------------------------------------
 
 struct Latency {
-    tollgate: Stats,
-    floor: Stats,
-    ratio_of_medians: f64,
+    /// Per-call µs, indexed like [`SUBJECTS`].
+    stats: [Stats; 2],
+    /// (a)/(b) of the two batch medians of each rep: robust to drift, as the batches are adjacent.
     paired_ratio: Stats,
 }
 
-async fn latency(plugin: &Plugin, floor: &Floor) -> Latency {
+async fn latency(subjects: &Subjects) -> Latency {
     let ctx = ctx();
     for _ in 0..1000 {
-        tollgate_call(plugin, &ctx).await;
-        floor_call(floor).await;
+        for s in SUBJECTS {
+            subjects.call(s, &ctx).await;
+        }
     }
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    // Per-rep ratio of batch medians: robust to drift, since both halves of a rep are adjacent.
+    let mut samples: [Vec<f64>; 2] = Default::default();
+    let mut spent = [Duration::ZERO; 2];
     let mut paired = Vec::new();
-    let (mut spent_a, mut spent_b) = (Duration::ZERO, Duration::ZERO);
     let budget = Duration::from_secs_f64(LATENCY_SECS_EACH);
     let mut rep = 0usize;
-    while spent_a < budget || spent_b < budget {
-        let mut batch_a = Vec::with_capacity(LATENCY_BATCH);
-        let mut batch_b = Vec::with_capacity(LATENCY_BATCH);
-        // Alternate which side goes first, so neither always runs on a "warmer" machine.
-        for side in if rep % 2 == 0 { [0, 1] } else { [1, 0] } {
+    // Until both have had their budget.
+    while spent[0] < budget || spent[1] < budget {
+        let mut batches: [Vec<f64>; 2] = Default::default();
+        // Rotate the order, so no subject always runs first (or right after another one).
+        for i in 0..SUBJECTS.len() {
+            let k = (i + rep) % SUBJECTS.len();
             for _ in 0..LATENCY_BATCH {
                 let t = Instant::now();
-                if side == 0 {
-                    tollgate_call(plugin, &ctx).await;
-                    let d = t.elapsed();
-                    spent_a += d;
-                    batch_a.push(us(d));
-                } else {
-                    floor_call(floor).await;
-                    let d = t.elapsed();
-                    spent_b += d;
-                    batch_b.push(us(d));
-                }
+                subjects.call(SUBJECTS[k], &ctx).await;
+                let d = t.elapsed();
+                spent[k] += d;
+                batches[k].push(us(d));
             }
         }
-        paired.push(stats(batch_a.clone()).median / stats(batch_b.clone()).median);
-        a.extend(batch_a);
-        b.extend(batch_b);
+        paired.push(stats(batches[0].clone()).median / stats(batches[1].clone()).median);
+        for (all, batch) in samples.iter_mut().zip(batches) {
+            all.extend(batch);
+        }
         rep += 1;
     }
-    let (tollgate, floor) = (stats(a), stats(b));
-    Latency { ratio_of_medians: tollgate.median / floor.median, tollgate, floor, paired_ratio: stats(paired) }
+    let [a, b] = samples;
+    Latency { stats: [stats(a), stats(b)], paired_ratio: stats(paired) }
 }
 
 // ---------------------------------------------------------------------------------------------
 // 2. Throughput with 1 and 2 concurrent tasks
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy, PartialEq)]
-enum Side {
-    Tollgate,
-    Floor,
-}
-
-/// Calls per second of `tasks` tasks each calling in a loop for `secs`.
-async fn throughput_once(side: Side, tasks: usize, plugin: &Plugin, floor: &Floor) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs_f64(THROUGHPUT_SECS);
+/// Calls per second of `tasks` tasks, each calling in a loop for `THROUGHPUT_SECS`.
+async fn throughput_once(subject: Subject, tasks: usize, subjects: &Subjects) -> f64 {
     let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(THROUGHPUT_SECS);
     let handles: Vec<_> = (0..tasks)
         .map(|_| {
-            let (plugin, floor) = (plugin.clone(), floor.clone());
+            let subjects = subjects.clone();
             tokio::spawn(async move {
                 let ctx = ctx();
                 let mut n = 0u64;
                 while Instant::now() < deadline {
-                    match side {
-                        Side::Tollgate => tollgate_call(&plugin, &ctx).await,
-                        Side::Floor => floor_call(&floor).await,
-                    }
+                    subjects.call(subject, &ctx).await;
                     n += 1;
                 }
                 n
@@ -322,23 +288,19 @@ async fn throughput_once(side: Side, tasks: usize, plugin: &Plugin, floor: &Floo
     total as f64 / start.elapsed().as_secs_f64()
 }
 
-struct Throughput {
-    /// `[side][tasks - 1]`: calls/s per rep.
-    runs: [[Vec<f64>; 2]; 2],
-}
+/// Calls/s per rep, `[subject][tasks - 1]`.
+type Throughput = [[Vec<f64>; 2]; 2];
 
-async fn throughput(plugin: &Plugin, floor: &Floor) -> Throughput {
-    let mut runs: [[Vec<f64>; 2]; 2] = Default::default();
-    let configs = [(Side::Tollgate, 1), (Side::Tollgate, 2), (Side::Floor, 1), (Side::Floor, 2)];
+async fn throughput(subjects: &Subjects) -> Throughput {
+    let mut runs: Throughput = Default::default();
+    let configs: Vec<(usize, usize)> = (0..SUBJECTS.len()).flat_map(|k| [(k, 1), (k, 2)]).collect();
     for rep in 0..THROUGHPUT_REPS {
-        // Rotate the order each rep.
         for i in 0..configs.len() {
-            let (side, tasks) = configs[(i + rep) % configs.len()];
-            let r = throughput_once(side, tasks, plugin, floor).await;
-            runs[(side == Side::Floor) as usize][tasks - 1].push(r);
+            let (k, tasks) = configs[(i + rep) % configs.len()];
+            runs[k][tasks - 1].push(throughput_once(SUBJECTS[k], tasks, subjects).await);
         }
     }
-    Throughput { runs }
+    runs
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,46 +368,59 @@ fn main() {
 
     let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox starts");
     let plugin = rt.block_on(sandbox.load(&bytes, Grants::new())).expect("echo loads with no grants");
-    let floor = Floor::new(&bytes);
+    let floor = Floor::new(sandbox.engine().clone(), &bytes);
+    let subjects = Subjects { plugin, floor };
 
     println!(
         "\n[1] per-call latency, echo {INPUT}, interleaved batches of {LATENCY_BATCH} (~{LATENCY_SECS_EACH} s each)…"
     );
-    let lat = rt.block_on(latency(&plugin, &floor));
-    let row = |name: &str, s: &Stats| {
-        println!("  {name:<28} median {:>7.2} µs  p10 {:>7.2}  p90 {:>7.2}  (n={})", s.median, s.p10, s.p90, s.n)
-    };
-    row("(a) Tollgate Plugin::call", &lat.tollgate);
-    row("(b) bare wasmtime floor", &lat.floor);
+    let lat = rt.block_on(latency(&subjects));
+    for (subject, s) in SUBJECTS.iter().zip(&lat.stats) {
+        println!(
+            "  {:<36} median {:>7.2} µs  p10 {:>7.2}  p90 {:>7.2}  (n={})",
+            subject.label(),
+            s.median,
+            s.p10,
+            s.p90,
+            s.n
+        );
+    }
+    let [a, b] = lat.stats;
+    let ratio = a.median / b.median;
     println!(
-        "  ratio (a)/(b) of medians {:.2}; per-rep paired ratio median {:.2} (p10 {:.2}, p90 {:.2})",
-        lat.ratio_of_medians, lat.paired_ratio.median, lat.paired_ratio.p10, lat.paired_ratio.p90
+        "  (a)/(b): ratio of medians {ratio:.2}, gap {:.2} µs; per-rep paired ratio median {:.2} (p10 {:.2}, p90 {:.2})",
+        a.median - b.median,
+        lat.paired_ratio.median,
+        lat.paired_ratio.p10,
+        lat.paired_ratio.p90
     );
 
-    println!("\n[2] throughput, 2-worker tokio runtime, {THROUGHPUT_REPS} reps × {THROUGHPUT_SECS} s per config…");
-    let tp = rt.block_on(throughput(&plugin, &floor));
-    let tp_stats = |side: usize, tasks: usize| stats(tp.runs[side][tasks - 1].clone());
-    for (side, name) in [(0, "(a) Tollgate"), (1, "(b) floor")] {
+    println!(
+        "\n[2] throughput, 2-worker tokio runtime, {THROUGHPUT_REPS} reps × {THROUGHPUT_SECS} s per configuration…"
+    );
+    let tp = rt.block_on(throughput(&subjects));
+    let tp_stats = |k: usize, tasks: usize| stats(tp[k][tasks - 1].clone());
+    let mut scaling = [0.0; 2];
+    for (k, subject) in SUBJECTS.iter().enumerate() {
         for tasks in [1, 2] {
-            let s = tp_stats(side, tasks);
+            let s = tp_stats(k, tasks);
             println!(
-                "  {name:<13} {tasks} task(s): median {:>8.0} calls/s  p10 {:>8.0}  p90 {:>8.0}  (reps={})",
-                s.median, s.p10, s.p90, s.n
+                "  {:<36} {tasks} task(s): median {:>8.0} calls/s  p10 {:>8.0}  p90 {:>8.0}  (reps={})",
+                subject.label(),
+                s.median,
+                s.p10,
+                s.p90,
+                s.n
             );
         }
+        scaling[k] = tp_stats(k, 2).median / tp_stats(k, 1).median;
     }
-    let scale_a = tp_stats(0, 2).median / tp_stats(0, 1).median;
-    let scale_b = tp_stats(1, 2).median / tp_stats(1, 1).median;
-    println!("  scaling 2/1: Tollgate {scale_a:.2}, floor {scale_b:.2}");
+    println!("  scaling 2/1: (a) {:.2}, (b) {:.2}", scaling[0], scaling[1]);
 
     println!("\n[3] first call after a restart (Sandbox::new + load_file + call), {RESTART_REPS} reps…");
     let [cold, warm, none] = rt.block_on(restarts(&echo));
-    let restart_rows = [
-        ("cold cache dir (compiles)", "cold cache", &cold),
-        ("warm cache dir", "warm cache", &warm),
-        ("no cache", "no cache", &none),
-    ];
-    for (name, _, r) in restart_rows {
+    let restart_rows = [("cold cache dir (compiles)", &cold), ("warm cache dir", &warm), ("no cache", &none)];
+    for (name, r) in restart_rows {
         let (t, n, l, c) = (stats(r.total.clone()), stats(r.new.clone()), stats(r.load.clone()), stats(r.call.clone()));
         println!(
             "  {name:<26} median {:>7.2} ms (p10 {:>6.2}, p90 {:>6.2}) = new {:.2} + load {:.2} + call {:.2} ms (n={})",
@@ -453,54 +428,51 @@ fn main() {
         );
     }
 
-    drop(plugin);
-    drop(floor);
+    drop(subjects);
     drop(sandbox);
     drop(rt);
 
     let rss = max_rss_kib().map_or("unknown".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
-    let (a, b) = (lat.tollgate, lat.floor);
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    println!("\n== summary ==========================================================================");
-    println!("| measurement                          | median      | p10         | p90         | target          |");
-    println!("|--------------------------------------|-------------|-------------|-------------|-----------------|");
+    let line = |what: &str, s: &Stats, target: &str| {
+        println!("| {what:<44} | {:>9.2} | {:>9.2} | {:>9.2} | {target:<15} |", s.median, s.p10, s.p90)
+    };
+    println!("\n== summary (median, p10, p90) ==");
+    println!("| {:<44} | {:>9} | {:>9} | {:>9} | {:<15} |", "measurement", "median", "p10", "p90", "target");
+    println!("|{:-<46}|{:-<11}|{:-<11}|{:-<11}|{:-<17}|", "", "", "", "", "");
+    line("1a Tollgate call (µs)", &a, "");
+    line("1b bare floor call (µs)", &b, "");
     println!(
-        "| (a) Tollgate call, µs                | {:>11.2} | {:>11.2} | {:>11.2} |                 |",
-        a.median, a.p10, a.p90
-    );
-    println!(
-        "| (b) bare floor call, µs              | {:>11.2} | {:>11.2} | {:>11.2} |                 |",
-        b.median, b.p10, b.p90
-    );
-    println!(
-        "| overhead ratio (a)/(b)               | {:>11.2} | {:>11.2} | {:>11.2} | ≤ 1.5: {:<8} |",
-        lat.ratio_of_medians,
+        "| {:<44} | {ratio:>9.2} | {:>9.2} | {:>9.2} | {:<15} |",
+        "1 overhead ratio (a)/(b) (p10/p90: per rep)",
         lat.paired_ratio.p10,
         lat.paired_ratio.p90,
-        verdict(lat.ratio_of_medians <= 1.5)
+        format!("≤ 1.5: {}", verdict(ratio <= 1.5))
     );
-    for (side, name) in [(0, "(a)"), (1, "(b)")] {
+    for (k, name) in ["2a Tollgate", "2b floor"].into_iter().enumerate() {
         for tasks in [1, 2] {
-            let s = tp_stats(side, tasks);
+            let s = tp_stats(k, tasks);
             println!(
-                "| {name} throughput, {tasks} task(s), calls/s    | {:>11.0} | {:>11.0} | {:>11.0} |                 |",
-                s.median, s.p10, s.p90
+                "| {:<44} | {:>9.0} | {:>9.0} | {:>9.0} | {:<15} |",
+                format!("{name}, {tasks} task(s) (calls/s)"),
+                s.median,
+                s.p10,
+                s.p90,
+                ""
             );
         }
-    }
-    println!(
-        "| (a) throughput scaling 2/1           | {scale_a:>11.2} |             |             | ≥ 1.8: {:<8} |",
-        verdict(scale_a >= 1.8)
-    );
-    println!(
-        "| (b) throughput scaling 2/1           | {scale_b:>11.2} |             |             |                 |"
-    );
-    for (_, name, r) in restart_rows {
-        let s = stats(r.total.clone());
+        let target = if k == 0 { format!("≥ 1.8: {}", verdict(scaling[0] >= 1.8)) } else { String::new() };
         println!(
-            "| restart→first result, {name:<10} ms     | {:>11.2} | {:>11.2} | {:>11.2} |                 |",
-            s.median, s.p10, s.p90
+            "| {:<44} | {:>9.2} | {:>9} | {:>9} | {target:<15} |",
+            format!("{name}, scaling 2/1"),
+            scaling[k],
+            "",
+            ""
         );
     }
+    for (name, r) in [("3i restart, cold cache dir (ms)", &cold), ("3ii restart, warm cache dir (ms)", &warm)] {
+        line(name, &stats(r.total.clone()), "");
+    }
+    line("3iii restart, no cache (ms)", &stats(none.total.clone()), "");
     println!("max RSS (VmHWM): {rss}");
 }

@@ -109,7 +109,13 @@ impl Sandbox {
                 .max_memory_size(MAX_MEMORY_BYTES)
                 .table_elements(50_000)
                 .max_component_instance_size(8 << 20)
-                .max_core_instance_size(8 << 20);
+                .max_core_instance_size(8 << 20)
+                // Keep a slot's first pages resident and reset them in place instead of
+                // madvise(DONTNEED) on every call: on a VM each madvise is a cross-CPU
+                // shootdown, which made 2 threads slower than 1 (BENCHMARKS.md).
+                .linear_memory_keep_resident(8 << 20)
+                .table_keep_resident(1 << 20)
+                .pagemap_scan(wasmtime::Enabled::Auto);
             cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&cfg).map_err(err)?;

@@ -87,13 +87,7 @@ impl Floor {
         linker.instance("tollgate:plugin/types@0.1.0").expect("types instance");
         let pre = FloorPre::new(linker.instantiate_pre(&component).expect("echo links")).expect("echo exports tool");
         let limits = Limits::default();
-        Floor {
-            engine,
-            pre,
-            ctx: wit_ctx(),
-            fuel: limits.fuel,
-            deadline_ticks: limits.timeout.as_millis() as u64 / 10,
-        }
+        Floor { engine, pre, ctx: wit_ctx(), fuel: limits.fuel, deadline_ticks: limits.timeout.as_millis() as u64 / 10 }
     }
 
     /// One call as bare as wasmtime allows: fresh store + minimal WASI context, fuel and epoch

@@ -13,7 +13,7 @@ use crate::bindings::exports::tollgate::plugin::tool::{CallContext as WitContext
 use crate::bindings::tollgate::plugin::types::Manifest as WitManifest;
 use crate::engine::Sandbox;
 use crate::error::{CallError, ToolError};
-use crate::limits::Limits;
+use crate::limits::{Limits, clip_text};
 use crate::plugin::Plugin;
 use crate::redact::Redactor;
 use crate::report::CallReport;
@@ -118,16 +118,8 @@ pub(crate) async fn fetch_manifest(
 /// Longest message a plugin's tool error may carry into results and reports.
 const MAX_TOOL_ERROR: usize = 8 << 10;
 
-fn clip(mut s: String) -> String {
-    if s.len() > MAX_TOOL_ERROR {
-        let mut cut = MAX_TOOL_ERROR;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push_str("…[truncated]");
-    }
-    s
+fn clip(s: String) -> String {
+    clip_text(s, MAX_TOOL_ERROR)
 }
 
 impl From<WitToolError> for ToolError {

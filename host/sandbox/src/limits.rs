@@ -127,6 +127,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// Cuts guest-chosen text to at most `max` bytes (on a character boundary), marking the cut:
+/// every string a guest can hand the host is bounded through this one function.
+pub(crate) fn clip_text(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("…[truncated]");
+    }
+    s
+}
+
 pub fn format_bytes(n: usize) -> String {
     if n >= 1 << 30 && n.is_multiple_of(1 << 30) {
         format!("{}GiB", n >> 30)

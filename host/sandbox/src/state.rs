@@ -17,7 +17,7 @@ use crate::bindings::tollgate::plugin::{kv, log, secrets};
 use crate::egress::{EgressCaps, EgressHooks, EgressLog, EgressPolicy};
 use crate::grants::SecretSource;
 use crate::kv::{KvStore, MAX_KEY_BYTES};
-use crate::limits::Limits;
+use crate::limits::{Limits, clip_text};
 use crate::report::LogRecord;
 
 /// Live resource handles (streams, pollables, header maps, …) one call may hold.
@@ -185,7 +185,7 @@ impl log::Host for CallState {
             return;
         }
         let cap = self.limits.log_line_bytes;
-        let message = truncate(message, cap);
+        let message = clip_text(message, cap);
         let fields = if fields.trim().is_empty() {
             serde_json::Value::Null
         } else if fields.len() > cap {
@@ -205,18 +205,6 @@ impl log::Host for CallState {
         };
         self.logs.push(LogRecord { level: level.into(), message, fields });
     }
-}
-
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push_str("…[truncated]");
-    }
-    s
 }
 
 impl CallState {

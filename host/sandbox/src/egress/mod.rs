@@ -78,14 +78,7 @@ pub(crate) struct EgressLog(Arc<Mutex<Vec<EgressRecord>>>);
 const MAX_RECORD_FIELD: usize = 512;
 
 fn clip(s: &str) -> String {
-    if s.len() <= MAX_RECORD_FIELD {
-        return s.to_string();
-    }
-    let mut cut = MAX_RECORD_FIELD;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &s[..cut])
+    crate::limits::clip_text(s.to_string(), MAX_RECORD_FIELD)
 }
 
 impl EgressLog {

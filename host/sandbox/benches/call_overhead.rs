@@ -8,7 +8,8 @@
 //!    wasmtime floor (the sandbox's own engine, so the same settings and generated code; a fresh
 //!    store + instance per call; no gate, no schema, no report), measured rep by rep interleaved
 //!    so machine noise hits both equally.
-//! 2. Throughput of (a) and (b) with 1 and 2 concurrent tasks on a 2-worker tokio runtime.
+//! 2. Throughput of (a) and (b) on 1 and 2 OS threads, each running its own current-thread tokio
+//!    runtime (thread-per-core: calls never migrate, no executor state is shared).
 //! 3. First call after a restart: `Sandbox::new` + `load_file` + first `call`, with a cold
 //!    cache directory, a warm one written by a previous sandbox, and no cache.
 
@@ -258,40 +259,42 @@ async fn latency(subjects: &Subjects) -> Latency {
 // ---------------------------------------------------------------------------------------------
 
 /// Calls per second of `tasks` tasks, each calling in a loop for `THROUGHPUT_SECS`.
-async fn throughput_once(subject: Subject, tasks: usize, subjects: &Subjects) -> f64 {
+fn throughput_once(subject: Subject, threads: usize, subjects: &Subjects) -> f64 {
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(THROUGHPUT_SECS);
-    let handles: Vec<_> = (0..tasks)
+    // One OS thread per worker, each with its own current-thread runtime (thread-per-core):
+    // calls never migrate and no executor state is shared between the workers.
+    let handles: Vec<_> = (0..threads)
         .map(|_| {
             let subjects = subjects.clone();
-            tokio::spawn(async move {
-                let ctx = ctx();
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    subjects.call(subject, &ctx).await;
-                    n += 1;
-                }
-                n
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    let ctx = ctx();
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        subjects.call(subject, &ctx).await;
+                        n += 1;
+                    }
+                    n
+                })
             })
         })
         .collect();
-    let mut total = 0;
-    for h in handles {
-        total += h.await.expect("throughput task");
-    }
+    let total: u64 = handles.into_iter().map(|h| h.join().expect("throughput thread")).sum();
     total as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Calls/s per rep, `[subject][tasks - 1]`.
+/// Calls/s per rep, `[subject][threads - 1]`.
 type Throughput = [[Vec<f64>; 2]; 2];
 
-async fn throughput(subjects: &Subjects) -> Throughput {
+fn throughput(subjects: &Subjects) -> Throughput {
     let mut runs: Throughput = Default::default();
     let configs: Vec<(usize, usize)> = (0..SUBJECTS.len()).flat_map(|k| [(k, 1), (k, 2)]).collect();
     for rep in 0..THROUGHPUT_REPS {
         for i in 0..configs.len() {
-            let (k, tasks) = configs[(i + rep) % configs.len()];
-            runs[k][tasks - 1].push(throughput_once(SUBJECTS[k], tasks, subjects).await);
+            let (k, threads) = configs[(i + rep) % configs.len()];
+            runs[k][threads - 1].push(throughput_once(SUBJECTS[k], threads, subjects));
         }
     }
     runs
@@ -390,16 +393,16 @@ fn main() {
     );
 
     println!(
-        "\n[2] throughput, 2-worker tokio runtime, {THROUGHPUT_REPS} reps × {THROUGHPUT_SECS} s per configuration…"
+        "\n[2] throughput, 1 or 2 OS threads each with a current-thread tokio runtime, {THROUGHPUT_REPS} reps × {THROUGHPUT_SECS} s per configuration…"
     );
-    let tp = rt.block_on(throughput(&subjects));
+    let tp = throughput(&subjects);
     let tp_stats = |k: usize, tasks: usize| stats(tp[k][tasks - 1].clone());
     let mut scaling = [0.0; 2];
     for (k, subject) in SUBJECTS.iter().enumerate() {
         for tasks in [1, 2] {
             let s = tp_stats(k, tasks);
             println!(
-                "  {:<36} {tasks} task(s): median {:>8.0} calls/s  p10 {:>8.0}  p90 {:>8.0}  (reps={})",
+                "  {:<36} {tasks} thread(s): median {:>8.0} calls/s  p10 {:>8.0}  p90 {:>8.0}  (reps={})",
                 subject.label(),
                 s.median,
                 s.p10,
@@ -448,7 +451,7 @@ fn main() {
             let s = tp_stats(k, tasks);
             println!(
                 "| {:<44} | {:>9.0} | {:>9.0} | {:>9.0} | {:<15} |",
-                format!("{name}, {tasks} task(s) (calls/s)"),
+                format!("{name}, {tasks} thread(s) (calls/s)"),
                 s.median,
                 s.p10,
                 s.p90,

@@ -92,6 +92,20 @@ fn classify(err: wasmtime::Error, store: &Store<CallState>, limits: &Limits, ins
     CallError::Trap { message, backtrace }
 }
 
+/// Instantiates a fresh instance in `store` under the call's deadline.
+async fn instantiate(
+    pre: &PluginPre<CallState>,
+    store: &mut Store<CallState>,
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<crate::bindings::Plugin, CallError> {
+    match tokio::time::timeout_at(wait_until(deadline), pre.instantiate_async(&mut *store)).await {
+        Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
+        Ok(Err(e)) => Err(classify(e, store, limits, true)),
+        Ok(Ok(instance)) => Ok(instance),
+    }
+}
+
 /// Calls `manifest()` on a fresh instance under `limits`.
 pub(crate) async fn fetch_manifest(
     sandbox: &Sandbox,
@@ -102,11 +116,7 @@ pub(crate) async fn fetch_manifest(
     let deadline = Instant::now() + limits.timeout;
     let state = CallState::new(scope, limits, deadline, Arc::new(BTreeMap::new()));
     let mut store = new_store(sandbox, state, limits, deadline);
-    let instance = match tokio::time::timeout_at(wait_until(deadline), pre.instantiate_async(&mut store)).await {
-        Err(_) => return Err(CallError::Timeout { limit: limits.timeout }),
-        Ok(Err(e)) => return Err(classify(e, &store, limits, true)),
-        Ok(Ok(i)) => i,
-    };
+    let instance = instantiate(pre, &mut store, limits, deadline).await?;
     match tokio::time::timeout_at(wait_until(deadline), instance.tollgate_plugin_tool().call_manifest(&mut store)).await
     {
         Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
@@ -124,24 +134,13 @@ fn clip(s: String) -> String {
 
 impl From<WitToolError> for ToolError {
     fn from(e: WitToolError) -> ToolError {
-        let e = match e {
-            WitToolError::InvalidInput(m) => WitToolError::InvalidInput(clip(m)),
-            WitToolError::Denied(m) => WitToolError::Denied(clip(m)),
-            WitToolError::NotFound(m) => WitToolError::NotFound(clip(m)),
-            WitToolError::Upstream(mut u) => {
-                u.message = clip(u.message);
-                WitToolError::Upstream(u)
-            }
-            WitToolError::Retryable(m) => WitToolError::Retryable(clip(m)),
-            WitToolError::Internal(m) => WitToolError::Internal(clip(m)),
-        };
         match e {
-            WitToolError::InvalidInput(message) => ToolError::InvalidInput { message },
-            WitToolError::Denied(message) => ToolError::Denied { message },
-            WitToolError::NotFound(message) => ToolError::NotFound { message },
-            WitToolError::Upstream(u) => ToolError::Upstream { status: u.status, message: u.message },
-            WitToolError::Retryable(message) => ToolError::Retryable { message },
-            WitToolError::Internal(message) => ToolError::Internal { message },
+            WitToolError::InvalidInput(m) => ToolError::InvalidInput { message: clip(m) },
+            WitToolError::Denied(m) => ToolError::Denied { message: clip(m) },
+            WitToolError::NotFound(m) => ToolError::NotFound { message: clip(m) },
+            WitToolError::Upstream(u) => ToolError::Upstream { status: u.status, message: clip(u.message) },
+            WitToolError::Retryable(m) => ToolError::Retryable { message: clip(m) },
+            WitToolError::Internal(m) => ToolError::Internal { message: clip(m) },
         }
     }
 }
@@ -223,10 +222,9 @@ impl Plugin {
             idempotency_key: ctx.idempotency_key.clone(),
         };
 
-        let outcome = match tokio::time::timeout_at(wait_until(deadline), p.pre.instantiate_async(&mut store)).await {
-            Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
-            Ok(Err(e)) => Err(classify(e, &store, limits, true)),
-            Ok(Ok(instance)) => {
+        let outcome = match instantiate(&p.pre, &mut store, limits, deadline).await {
+            Err(e) => Err(e),
+            Ok(instance) => {
                 let call = instance.tollgate_plugin_tool().call_call(&mut store, tool, input, &wit_ctx);
                 match tokio::time::timeout_at(wait_until(deadline), call).await {
                     Err(_) => Err(CallError::Timeout { limit: limits.timeout }),

@@ -11,8 +11,8 @@ use wasmtime::component::Component;
 use crate::bindings::PluginPre;
 use crate::cache::{CacheOutcome, load_or_compile};
 use crate::capability::{Capability, Import, ImportClass, check_imports, classify};
+use crate::egress::pattern::HostMatch;
 use crate::egress::pattern::HostPattern;
-use crate::egress::pattern::{HostMatch, Target};
 use crate::egress::{CredentialBinding, EgressPolicy};
 use crate::engine::Sandbox;
 use crate::error::LoadError;
@@ -169,12 +169,7 @@ fn class_name(c: &ImportClass) -> String {
 /// `*` grant: the plugin picks where a credential goes, so the operator must have said yes to
 /// that place explicitly.
 fn granted_explicitly(grants: &Grants, host: &HostMatch) -> bool {
-    grants.hosts.iter().any(|g| match (&g.host, host) {
-        (HostMatch::Exact(_), HostMatch::Exact(h)) => g.matches(&Target::new(g.scheme, h, g.port)),
-        (HostMatch::Suffix(s), HostMatch::Exact(h)) => h.ends_with(&format!(".{s}")),
-        (HostMatch::Suffix(s), HostMatch::Suffix(c)) => c == s || c.ends_with(&format!(".{s}")),
-        _ => false,
-    })
+    grants.hosts.iter().any(|g| !matches!(g.host, HostMatch::Any | HostMatch::Ip(_)) && g.host.covers(host))
 }
 
 fn build_scope(

@@ -45,9 +45,8 @@ pub(crate) struct CredentialBinding {
 }
 
 impl CredentialBinding {
-    fn applies_to(&self, host: &str) -> bool {
-        let probe = HostPattern { scheme: Scheme::Https, host: self.host.clone(), port: None };
-        probe.matches(&Target::new(Scheme::Https, host, Some(443)))
+    fn applies_to(&self, target: &Target) -> bool {
+        self.host.covers(&target.host_match())
     }
 }
 
@@ -270,7 +269,7 @@ impl EgressHooks {
             }
         };
 
-        let credential = match policy.credentials.iter().find(|c| c.applies_to(&original.host)) {
+        let credential = match policy.credentials.iter().find(|c| c.applies_to(&original)) {
             None => None,
             Some(binding) => match (&binding.source, self.credential_values.get(&binding.name)) {
                 (None, _) => None,

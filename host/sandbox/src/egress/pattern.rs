@@ -99,6 +99,31 @@ pub struct PatternError {
     pub reason: &'static str,
 }
 
+impl HostMatch {
+    /// Whether every host `other` can name is also named by `self` (`*.example.com` covers
+    /// `api.example.com` and `*.eu.example.com`; `*` covers everything).
+    pub fn covers(&self, other: &HostMatch) -> bool {
+        match (self, other) {
+            (HostMatch::Any, _) => true,
+            (HostMatch::Exact(a), HostMatch::Exact(b)) => a == b,
+            (HostMatch::Ip(a), HostMatch::Ip(b)) => a == b,
+            (HostMatch::Suffix(s), HostMatch::Exact(h)) => h.ends_with(&format!(".{s}")),
+            (HostMatch::Suffix(s), HostMatch::Suffix(c)) => c == s || c.ends_with(&format!(".{s}")),
+            _ => false,
+        }
+    }
+}
+
+impl Target {
+    /// The target's host as a pattern that names exactly it.
+    pub fn host_match(&self) -> HostMatch {
+        match self.ip {
+            Some(ip) => HostMatch::Ip(ip),
+            None => HostMatch::Exact(self.host.clone()),
+        }
+    }
+}
+
 impl HostPattern {
     pub fn parse(pattern: &str) -> Result<HostPattern, PatternError> {
         let err = |reason| PatternError { pattern: pattern.to_string(), reason };
@@ -227,6 +252,18 @@ mod tests {
         let v6 = HostPattern::parse("http://[::1]:*").unwrap();
         assert!(v6.matches(&t(Scheme::Http, "[::1]", 9)));
         assert_eq!(v6.to_string(), "http://[::1]:*");
+    }
+
+    #[test]
+    fn coverage() {
+        let h = |p: &str| HostPattern::parse(p).unwrap().host;
+        assert!(h("*").covers(&h("a.b")));
+        assert!(h("*.example.com").covers(&h("api.example.com")));
+        assert!(h("*.example.com").covers(&h("*.eu.example.com")));
+        assert!(!h("*.example.com").covers(&h("example.com")));
+        assert!(!h("*.example.com").covers(&h("*")));
+        assert!(!h("api.example.com").covers(&h("*.example.com")));
+        assert!(h("127.0.0.1").covers(&h("2130706433")));
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! `cargo xtask demo`: the README's main command for now. Builds the plugins and the binaries,
-//! starts the local HubSpot stand-in, and calls the CRM connector through the sandbox — the
-//! plugin addresses `https://api.hubapi.com`, the operator's grants remap it to the stand-in
-//! and inject the token at egress. Runs offline.
+//! `cargo xtask demo`: the README's main command. Builds the plugins and the binaries, starts
+//! local stand-ins of Meta, SendGrid and HubSpot, and runs the flagship workflow
+//! `examples/campaign-review` end to end, offline: the analyst (replayed model turns, labelled
+//! replay) finds the overspending campaign and parks for approval; the demo approves as
+//! `demo-operator` and resumes; the copywriter emails the team (parks again) and logs a CRM
+//! note; finally the audit log is verified. Every `tollgate` command is printed before it runs.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -18,6 +21,50 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Runs `tollgate` with the demo's data dir and tokens, printing the command first.
+struct Tollgate {
+    bin: PathBuf,
+    data_dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Tollgate {
+    fn run(&self, args: &[&str]) -> Result<i32> {
+        println!("\n$ tollgate {}", args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
+        let status = Command::new(&self.bin)
+            .args(args)
+            .env("TOLLGATE_DATA_DIR", &self.data_dir)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .status()
+            .with_context(|| format!("running {}", self.bin.display()))?;
+        status.code().with_context(|| format!("tollgate was killed ({status})"))
+    }
+
+    /// Runs and captures standard output (for the ids the demo needs next).
+    fn capture(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .env("TOLLGATE_DATA_DIR", &self.data_dir)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()?;
+        if !out.status.success() {
+            bail!("tollgate {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@".contains(c)) { s.into() } else { format!("'{s}'") }
+}
+
+fn expect(code: i32, want: i32, what: &str) -> Result<()> {
+    if code != want {
+        bail!("{what}: expected exit {want}, got {code}");
+    }
+    Ok(())
 }
 
 pub fn run() -> Result<()> {
@@ -42,47 +89,55 @@ pub fn run() -> Result<()> {
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
     let urls: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("stand-in said `{line}`"))?;
-    let hubspot = urls["hubspot"]["base_url"].as_str().context("no hubspot url")?;
-    let token = urls["hubspot"]["token"].as_str().context("no hubspot token")?;
-    println!("HubSpot stand-in at {hubspot}\n");
+    let field = |vendor: &str, key: &str| -> Result<String> {
+        urls[vendor][key].as_str().map(str::to_string).with_context(|| format!("no {vendor} {key}"))
+    };
+    println!("Local stand-ins: Meta {}, SendGrid {}, HubSpot {}", field("meta", "base_url")?, field("sendgrid", "base_url")?, field("hubspot", "base_url")?);
 
-    let crm = target.join("plugins/crm.wasm");
-    let tollgate = bin.join("tollgate");
-    let grants = [
-        "--allow-host".to_string(),
-        "https://api.hubapi.com".to_string(),
-        "--upstream".to_string(),
-        format!("api.hubapi.com={hubspot}"),
-        "--credential".to_string(),
-        "hubspot=env:TOLLGATE_DEMO_HUBSPOT_TOKEN".to_string(),
-    ];
-    let calls = [
-        ("search_contacts", r#"{"query": "northwind", "properties": ["email", "firstname", "lastname", "company"]}"#),
-        ("add_note", r#"{"contact_id": "1001", "body": "Reviewed by the Tollgate demo: renewal call booked."}"#),
-    ];
-    for (tool, input) in calls {
-        println!("$ tollgate plugin call {} {tool} --input '{input}' {}", crm.display(), grants.join(" "));
-        let status = Command::new(&tollgate)
-            .args(["plugin", "call"])
-            .arg(&crm)
-            .args([tool, "--input", input])
-            .args(&grants)
-            .env("TOLLGATE_DEMO_HUBSPOT_TOKEN", token)
-            .status()?;
-        if !status.success() {
-            bail!("the {tool} call failed ({status})");
-        }
-        println!();
+    let data_dir = target.join("demo");
+    if data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir)?;
     }
-    println!("$ tollgate plugin call {} search_contacts --input '{{}}'   # no grants", crm.display());
-    let refused = Command::new(&tollgate)
-        .args(["plugin", "call"])
-        .arg(&crm)
-        .args(["search_contacts", "--input", "{}"])
-        .status()?;
-    if refused.code() != Some(2) {
-        bail!("an ungranted plugin must be refused at load (exit 2), got {refused}");
+    let tollgate = Tollgate {
+        bin: bin.join("tollgate"),
+        data_dir,
+        env: vec![
+            ("META_ACCESS_TOKEN".into(), field("meta", "token")?),
+            ("SENDGRID_API_KEY".into(), field("sendgrid", "token")?),
+            ("HUBSPOT_TOKEN".into(), field("hubspot", "token")?),
+            ("USER".into(), "demo-operator".into()),
+        ],
+    };
+    let workflow = Path::new("examples/campaign-review/workflow.toml");
+    let upstreams = [
+        format!("graph.facebook.com={}", field("meta", "base_url")?),
+        format!("api.sendgrid.com={}", field("sendgrid", "base_url")?),
+        format!("api.hubapi.com={}", field("hubspot", "base_url")?),
+    ];
+    let mut run_args: Vec<&str> = vec!["run", workflow.to_str().context("path")?];
+    for u in &upstreams {
+        run_args.extend(["--upstream", u.as_str()]);
     }
-    println!("\n(refused at load, as it should be: the operator granted no outbound host)");
+    expect(tollgate.run(&["validate", workflow.to_str().context("path")?])?, 0, "validate")?;
+    expect(tollgate.run(&run_args)?, 3, "the run should park at the pause approval")?;
+
+    let run_id = latest_run(&tollgate)?;
+    for round in ["pause the campaign", "email the team"] {
+        expect(tollgate.run(&["approvals", "list"])?, 0, "approvals list")?;
+        let approvals: serde_json::Value = serde_json::from_str(&tollgate.capture(&["approvals", "list", "--json"])?)?;
+        let id = approvals[0]["id"].as_str().with_context(|| format!("no pending approval to {round}"))?.to_string();
+        expect(tollgate.run(&["approvals", "approve", &id, "--as", "demo-operator"])?, 0, "approve")?;
+        let want = if round == "pause the campaign" { 3 } else { 0 };
+        expect(tollgate.run(&["runs", "resume", &run_id])?, want, "resume")?;
+    }
+    expect(tollgate.run(&["runs", "show", &run_id])?, 0, "runs show")?;
+    expect(tollgate.run(&["audit", "verify"])?, 0, "audit verify")?;
+    println!("\nThe run's state and audit log are in {}.", tollgate.data_dir.display());
+    drop(standins);
     Ok(())
+}
+
+fn latest_run(tollgate: &Tollgate) -> Result<String> {
+    let runs: serde_json::Value = serde_json::from_str(&tollgate.capture(&["runs", "list", "--json", "--limit", "1"])?)?;
+    runs[0]["id"].as_str().map(str::to_string).context("no run recorded")
 }

@@ -1,23 +1,47 @@
-//! `tollgate`: the command line. For now: inspect a plugin, and make one sandboxed call.
-//! Exit status: 0 success; 1 the call failed (tool error, limit, trap — the message says
-//! which); 2 the command could not run (bad arguments, unreadable or refused plugin).
+//! `tollgate`: the command line — run workflows, decide approvals, inspect runs, verify the
+//! audit log, validate workflow files, and inspect or call single plugins.
+//!
+//! Exit status, for every command: 0 success; 1 the thing asked about failed (a run failed, a
+//! plugin call failed, the audit log is tampered, a workflow is invalid); 2 the command could
+//! not run (bad arguments, unreadable files, refused plugin). `run` and `runs resume` also
+//! use: 3 parked waiting for approval; 4 a bound was hit; 5 escalated (an approval expired);
+//! 6 cancelled.
 
+mod approvals_cmd;
+mod audit_cmd;
+mod data;
 mod plugin_cmd;
 mod render;
+mod run_cmd;
+mod run_render;
+mod stream;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tollgate", version, about = "Run agent tools as sandboxed WebAssembly components")]
+#[command(name = "tollgate", version, about = "Run agentic workflows whose tools are sandboxed WebAssembly components")]
 struct Cli {
+    #[command(flatten)]
+    data: data::DataArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a run of a workflow and stream it.
+    Run(run_cmd::RunArgs),
+    /// List, show, resume and cancel runs.
+    #[command(subcommand)]
+    Runs(run_cmd::RunsCommand),
+    /// List, approve and deny calls waiting for a human.
+    #[command(subcommand)]
+    Approvals(approvals_cmd::ApprovalsCommand),
+    /// Verify and export the audit log.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
     /// Inspect and call plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
@@ -36,8 +60,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let data = cli.data;
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => run_cmd::run(args, &data).await,
+            Command::Runs(cmd) => run_cmd::runs(cmd, &data).await,
+            Command::Approvals(cmd) => approvals_cmd::run(cmd, &data).await,
+            Command::Audit(cmd) => audit_cmd::run(cmd, &data).await,
             Command::Plugin(cmd) => plugin_cmd::run(cmd).await,
         }
     });

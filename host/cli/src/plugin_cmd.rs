@@ -28,7 +28,7 @@ pub enum PluginCommand {
 }
 
 #[derive(Args)]
-pub struct CacheArgs {
+pub(crate) struct CacheArgs {
     /// Directory for compiled components [default: $XDG_CACHE_HOME/tollgate or ~/.cache/tollgate].
     #[arg(long, env = "TOLLGATE_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -89,7 +89,7 @@ pub struct CallArgs {
     cache: CacheArgs,
 }
 
-fn sandbox(cache: &CacheArgs) -> anyhow::Result<Sandbox> {
+pub(crate) fn sandbox_config(cache: &CacheArgs) -> SandboxConfig {
     let cache_dir = if cache.no_cache {
         None
     } else {
@@ -100,7 +100,11 @@ fn sandbox(cache: &CacheArgs) -> anyhow::Result<Sandbox> {
                 .map(|d| d.join("tollgate"))
         })
     };
-    Ok(Sandbox::new(SandboxConfig { cache_dir, ..SandboxConfig::default() })?)
+    SandboxConfig { cache_dir, ..SandboxConfig::default() }
+}
+
+fn sandbox(cache: &CacheArgs) -> anyhow::Result<Sandbox> {
+    Ok(Sandbox::new(sandbox_config(cache))?)
 }
 
 fn split_pair<'a>(flag: &str, s: &'a str) -> anyhow::Result<(&'a str, &'a str)> {

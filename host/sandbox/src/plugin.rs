@@ -255,4 +255,12 @@ impl Plugin {
     pub fn limits(&self) -> &crate::Limits {
         &self.inner.grants.limits
     }
+    /// Checks `input` against `tool`'s input schema, as a call would, without calling: the agent
+    /// runtime's gate uses it before asking a human to approve a call.
+    pub fn check_input(&self, tool: &str, input: &serde_json::Value) -> Result<(), String> {
+        match self.inner.schemas.get(tool) {
+            Some((schema, _)) => schema.check(input),
+            None => Err(format!("unknown tool `{tool}`")),
+        }
+    }
 }

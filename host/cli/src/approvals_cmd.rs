@@ -1,0 +1,103 @@
+//! `tollgate approvals list|approve|deny`: the human side of approval gates.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+use tollgate_runtime::kv::StoreKv;
+use tollgate_runtime::{RunOptions, Runtime, approvals};
+use tollgate_sandbox::Sandbox;
+use tollgate_store::{ApprovalFilter, ApprovalStatus};
+
+use crate::data::{DataArgs, actor};
+use crate::plugin_cmd::{CacheArgs, sandbox_config};
+
+#[derive(Subcommand)]
+pub enum ApprovalsCommand {
+    /// Pending approvals (oldest first), or all with --all.
+    List {
+        #[arg(long)]
+        all: bool,
+        /// Only this run's approvals.
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve one pending call. The run continues at `tollgate runs resume <RUN>` (or at once
+    /// in a `tollgate run --wait` that is waiting for it).
+    Approve {
+        id: String,
+        /// Who approves [default: $USER].
+        #[arg(long = "as")]
+        actor: Option<String>,
+        /// Run the call with this input instead (JSON; checked against the tool's schema).
+        #[arg(long)]
+        edit: Option<String>,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Deny one pending call; the agent is told the reason.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long = "as")]
+        actor: Option<String>,
+    },
+}
+
+pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitCode> {
+    let store = data.open().await?;
+    store.expire_approvals(tollgate_runtime::now_ms()).await?;
+    match cmd {
+        ApprovalsCommand::List { all, run, json } => {
+            let status = if all { None } else { Some(ApprovalStatus::Pending) };
+            let approvals = store.approvals(&ApprovalFilter { status, run_id: run }).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&approvals)?);
+            } else if approvals.is_empty() {
+                println!("no {}approvals", if all { "" } else { "pending " });
+            } else {
+                for a in approvals {
+                    let left = (a.expires_at - tollgate_runtime::now_ms()).max(0) / 60_000;
+                    let by = a.decided_by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
+                    println!("{}  {}{by}  run {} step {} · {}", a.id, a.status.as_str(), a.run_id, a.step, a.agent);
+                    println!("    {} {}", a.tool, serde_json::to_string(&a.input)?);
+                    println!("    why: {}", a.reason);
+                    if a.status == ApprovalStatus::Pending {
+                        println!("    expires in {left} min");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ApprovalsCommand::Approve { id, actor: who, edit, cache } => {
+            let approval = store.approval(&id).await?.with_context(|| format!("approval {id} not found"))?;
+            let run = store.run(&approval.run_id).await?.context("the approval's run is gone")?;
+            let edit = match edit {
+                Some(text) => Some(serde_json::from_str(&text).context("--edit must be JSON")?),
+                None => None,
+            };
+            // Approving with an edit needs the tool's schema: load the run's workflow plugins.
+            let loaded =
+                tollgate_workflow::load(Path::new(&run.workflow_path)).map_err(|d| anyhow::anyhow!("{d}"))?;
+            tollgate_runtime::check_same_workflow(&run, &loaded)?;
+            let options: RunOptions = serde_json::from_value(run.options.clone()).unwrap_or_default();
+            let sandbox = Sandbox::with_kv(sandbox_config(&cache), Arc::new(StoreKv::new(store.clone())))?;
+            let runtime = Runtime::open(store, &sandbox, loaded, options).await?;
+            let who = actor(who);
+            runtime.approve(&id, &who, edit).await?;
+            println!("approved {id} as {who}; continue with: tollgate runs resume {}", run.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        ApprovalsCommand::Deny { id, reason, actor: who } => {
+            let who = actor(who);
+            let approval = approvals::deny(&*store, &id, &who, &reason).await?;
+            println!("denied {id} as {who}; continue with: tollgate runs resume {}", approval.run_id);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! `tollgate run` and `tollgate runs list|show|resume|cancel`: start runs, stream them, and
+//! report how they stopped through the exit status (see [`exit_for`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use tollgate_runtime::kv::StoreKv;
+use tollgate_runtime::{Event, Observer, RunOptions, RunOutcome, Runtime, approvals};
+use tollgate_sandbox::Sandbox;
+use tollgate_store::{RunFilter, RunRecord, RunStatus, Store};
+
+use crate::data::{DataArgs, actor};
+use crate::plugin_cmd::{CacheArgs, sandbox_config};
+use crate::stream::Printer;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The workflow file (TOML).
+    workflow: PathBuf,
+    /// What the run should achieve [default: the workflow's `goal`].
+    #[arg(long)]
+    goal: Option<String>,
+    #[command(flatten)]
+    common: AdvanceArgs,
+}
+
+/// Flags shared by `run` and `runs resume`.
+#[derive(Args)]
+pub struct AdvanceArgs {
+    /// Model for every agent: openai:MODEL, anthropic:MODEL, openai-compatible:MODEL@URL, scripted:FILE.
+    #[arg(long)]
+    model: Option<String>,
+    /// Send requests for HOST to URL instead (a staging API or a local stand-in); repeatable.
+    #[arg(long = "upstream", value_name = "HOST=URL")]
+    upstreams: Vec<String>,
+    /// When the run parks at an approval, keep waiting (up to this long, e.g. 10m) for a human to
+    /// decide it with `tollgate approvals`, then continue.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "24h")]
+    wait: Option<String>,
+    /// One JSON event per line instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+#[derive(Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        /// Only runs in this status (running, waiting_approval, escalated, completed, failed, bound_hit, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run: status, counters, steps and tool calls.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue a run from its last checkpoint (after approvals, a crash or an escalation).
+    Resume {
+        id: String,
+        #[command(flatten)]
+        common: AdvanceArgs,
+    },
+    /// Stop a run for good; its pending approvals are denied.
+    Cancel {
+        id: String,
+        #[arg(long, default_value = "cancelled by an operator")]
+        reason: String,
+        /// Who is cancelling [default: $USER].
+        #[arg(long = "as")]
+        actor: Option<String>,
+    },
+}
+
+/// Exit statuses of `run` and `runs resume`, documented in the README.
+pub fn exit_for(status: RunStatus) -> ExitCode {
+    ExitCode::from(match status {
+        RunStatus::Completed => 0,
+        RunStatus::Failed => 1,
+        RunStatus::WaitingApproval => 3,
+        RunStatus::BoundHit => 4,
+        RunStatus::Escalated => 5,
+        RunStatus::Cancelled => 6,
+        RunStatus::Running => 1,
+    })
+}
+
+fn options(common: &AdvanceArgs, base: RunOptions) -> anyhow::Result<RunOptions> {
+    let mut options = base;
+    if common.model.is_some() {
+        options.model = common.model.clone();
+    }
+    for u in &common.upstreams {
+        let (host, url) = u.split_once('=').with_context(|| format!("--upstream expects HOST=URL, got `{u}`"))?;
+        options.upstreams.insert(host.to_string(), url.to_string());
+    }
+    Ok(options)
+}
+
+async fn open_runtime(
+    store: Arc<dyn Store>,
+    workflow: &Path,
+    options: RunOptions,
+    cache: &CacheArgs,
+) -> anyhow::Result<Runtime> {
+    let loaded = tollgate_workflow::load(workflow).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let sandbox = Sandbox::with_kv(sandbox_config(cache), Arc::new(StoreKv::new(store.clone())))?;
+    Ok(Runtime::open(store, &sandbox, loaded, options).await?)
+}
+
+pub async fn run(args: RunArgs, data: &DataArgs) -> anyhow::Result<ExitCode> {
+    let store = data.open().await?;
+    let options = options(&args.common, RunOptions::default())?;
+    let runtime = open_runtime(store, &args.workflow, options, &args.common.cache).await?;
+    let id = runtime.start(args.goal.clone()).await?;
+    let printer = Arc::new(Printer::new(args.common.json));
+    let run = runtime.store().run(&id).await?.context("the new run vanished")?;
+    printer.event(&Event::RunStarted {
+        run_id: id.clone(),
+        workflow: run.workflow_name.clone(),
+        version: run.workflow_version.clone(),
+        goal: run.goal.clone(),
+    });
+    drive(&runtime, &id, printer, args.common.wait.as_deref()).await
+}
+
+pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode> {
+    let store = data.open().await?;
+    match cmd {
+        RunsCommand::List { status, limit, json } => {
+            let status = match status {
+                Some(s) => Some(RunStatus::parse(&s).with_context(|| format!("unknown status `{s}`"))?),
+                None => None,
+            };
+            let runs = store.runs(&RunFilter { status, limit: Some(limit) }).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+            } else if runs.is_empty() {
+                println!("no runs");
+            } else {
+                println!("{:<24} {:<18} {:<22} {:>5} {:>5}  goal", "run", "status", "workflow", "steps", "calls");
+                for r in runs {
+                    let wf = format!("{} {}", r.workflow_name, r.workflow_version);
+                    let goal: String = r.goal.chars().take(60).collect();
+                    let (steps, calls) = (r.counters.steps, r.counters.tool_calls);
+                    println!("{:<24} {:<18} {wf:<22} {steps:>5} {calls:>5}  {goal}", r.id, r.status.as_str());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Show { id, json } => {
+            let run = store.run(&id).await?.with_context(|| format!("run {id} not found"))?;
+            let steps = store.steps(&id).await?;
+            let calls = store.tool_calls(&id).await?;
+            if json {
+                let v = json!({"run": run, "steps": steps, "tool_calls": calls});
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", crate::run_render::show(&run, &steps, &calls));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Resume { id, common } => {
+            let run = store.run(&id).await?.with_context(|| format!("run {id} not found"))?;
+            if run.status.is_terminal() {
+                bail!("run {id} already ended ({}); nothing to resume", run.status.as_str());
+            }
+            let base: RunOptions = serde_json::from_value(run.options.clone()).unwrap_or_default();
+            let options = options(&common, base)?;
+            let runtime = open_runtime(store, Path::new(&run.workflow_path), options, &common.cache).await?;
+            let printer = Arc::new(Printer::new(common.json));
+            let step = run.counters.steps as u32;
+            printer.event(&Event::Resumed { run_id: id.clone(), status: run.status.as_str().into(), step });
+            drive(&runtime, &id, printer, common.wait.as_deref()).await
+        }
+        RunsCommand::Cancel { id, reason, actor: who } => {
+            approvals::cancel(&*store, &id, &actor(who), &reason).await?;
+            println!("run {id} cancelled");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Advances the run, streaming events; with `--wait`, keeps waiting at approvals.
+async fn drive(runtime: &Runtime, id: &str, printer: Arc<Printer>, wait: Option<&str>) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let ticker = {
+        let printer = printer.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                printer.tick(started);
+            }
+        })
+    };
+    let wait = match wait {
+        Some(w) => Some(tollgate_sandbox::limits::parse_duration(w).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let result = advance_until_stop(runtime, id, &*printer, wait).await;
+    ticker.abort();
+    let outcome = result?;
+    report_stop(&outcome, printer.json_mode());
+    Ok(exit_for(outcome.status))
+}
+
+async fn advance_until_stop(
+    runtime: &Runtime,
+    id: &str,
+    printer: &Printer,
+    wait: Option<Duration>,
+) -> anyhow::Result<RunOutcome> {
+    let waited_since = Instant::now();
+    loop {
+        let outcome = runtime.advance(id, printer).await?;
+        let Some(wait) = wait else { return Ok(outcome) };
+        if outcome.status != RunStatus::WaitingApproval {
+            return Ok(outcome);
+        }
+        // Parked: poll the store until every approval of the step is decided (or expires).
+        let mut last_note = Instant::now();
+        loop {
+            if waited_since.elapsed() >= wait {
+                return Ok(outcome);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let current = runtime.status(id).await?;
+            if current.status != RunStatus::WaitingApproval || current.pending_approvals.is_empty() {
+                break;
+            }
+            if last_note.elapsed() >= Duration::from_secs(30) {
+                let elapsed_ms = waited_since.elapsed().as_millis() as u64;
+                let ids: Vec<&str> = current.pending_approvals.iter().map(|a| a.id.as_str()).collect();
+                printer.event(&Event::Waiting { what: format!("approval {}", ids.join(", ")), elapsed_ms });
+                last_note = Instant::now();
+            }
+        }
+    }
+}
+
+fn report_stop(outcome: &RunOutcome, json: bool) {
+    if json {
+        return;
+    }
+    match outcome.status {
+        RunStatus::WaitingApproval => {
+            println!("\nrun {} is parked, waiting for approval:", outcome.run_id);
+            for a in &outcome.pending_approvals {
+                println!("  {}  {}  ({})", a.id, a.tool, a.reason);
+                println!("    tollgate approvals approve {}     # or: deny {} --reason '…'", a.id, a.id);
+            }
+            println!("  then: tollgate runs resume {}", outcome.run_id);
+        }
+        RunStatus::Escalated => {
+            println!("\nrun {} escalated: {}", outcome.run_id, outcome.detail.clone().unwrap_or_default());
+            println!("  a human must look; `tollgate runs resume {}` continues with the call denied", outcome.run_id);
+        }
+        _ => {}
+    }
+}
+
+/// Used by `runs show` and the text of `approvals list`.
+pub fn counters_line(run: &RunRecord) -> String {
+    let c = &run.counters;
+    let mut parts = BTreeMap::new();
+    parts.insert("steps", c.steps.to_string());
+    parts.insert("tool calls", c.tool_calls.to_string());
+    parts.insert("fuel", c.fuel.to_string());
+    parts.insert("tokens", (c.input_tokens + c.output_tokens).to_string());
+    parts.insert("spend", c.spend.to_string());
+    parts.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(" · ")
+}

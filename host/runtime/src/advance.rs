@@ -1,0 +1,155 @@
+//! The agent loop: advance a run until it ends, parks at an approval, or escalates. Each pass
+//! reloads the run from the store, so the loop continues correctly from any checkpoint — the
+//! same code serves a fresh run, `runs resume` after a crash, and a run whose approvals were
+//! just decided.
+
+use std::time::Instant;
+
+use serde_json::json;
+use tollgate_store::{ApprovalFilter, ApprovalRecord, ApprovalStatus, AuditEvent, Commit, RunRecord, RunStatus, RunUpdate};
+
+use crate::error::RuntimeError;
+use crate::events::{Event, Observer};
+use crate::ids::now_ms;
+use crate::runtime::Runtime;
+use crate::state::RunState;
+
+/// Where a run stands after [`Runtime::advance`] returns.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub detail: Option<String>,
+    /// The final answer, when completed.
+    pub output: Option<String>,
+    /// Approvals still pending (when parked).
+    pub pending_approvals: Vec<ApprovalRecord>,
+}
+
+/// What one pass of the loop did.
+pub(crate) enum Pass {
+    /// Committed progress; go around again.
+    Continue,
+    /// Stop here: parked, ended or escalated.
+    Stop,
+}
+
+impl Runtime {
+    /// Advances `run_id` as far as it can go without a human.
+    pub async fn advance(&self, run_id: &str, observer: &dyn Observer) -> Result<RunOutcome, RuntimeError> {
+        loop {
+            self.store.expire_approvals(now_ms()).await?;
+            let run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
+            crate::runtime::check_same_workflow(&run, &self.workflow)?;
+            if run.status.is_terminal() {
+                return self.outcome(&run).await;
+            }
+            let mut state: RunState = serde_json::from_value(run.checkpoint.clone())
+                .map_err(|e| RuntimeError::State(format!("run {run_id} has an unreadable checkpoint: {e}")))?;
+            let started = Instant::now();
+            let pass = if let Some(pending) = state.pending.clone() {
+                self.finish_step(&run, &mut state, &pending, started, observer).await?
+            } else if let Some(bound) = self.bound_hit(&run, &state) {
+                self.end(&run, &mut state, started, RunStatus::BoundHit, Some(bound), observer).await?;
+                Pass::Stop
+            } else {
+                self.model_step(&run, &mut state, started, observer).await?
+            };
+            if let Pass::Stop = pass {
+                let run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
+                return self.outcome(&run).await;
+            }
+        }
+    }
+
+    /// Where the run stands now, without advancing it (expired approvals are escalated first).
+    pub async fn status(&self, run_id: &str) -> Result<RunOutcome, RuntimeError> {
+        self.store.expire_approvals(now_ms()).await?;
+        let run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
+        self.outcome(&run).await
+    }
+
+    pub(crate) async fn outcome(&self, run: &RunRecord) -> Result<RunOutcome, RuntimeError> {
+        let pending_approvals = if run.status == RunStatus::WaitingApproval {
+            let filter = ApprovalFilter { status: Some(ApprovalStatus::Pending), run_id: Some(run.id.clone()) };
+            self.store.approvals(&filter).await?
+        } else {
+            Vec::new()
+        };
+        let state: RunState = serde_json::from_value(run.checkpoint.clone()).unwrap_or_default();
+        Ok(RunOutcome {
+            run_id: run.id.clone(),
+            status: run.status,
+            detail: run.status_detail.clone(),
+            output: state.final_output,
+            pending_approvals,
+        })
+    }
+
+    /// The first run-level bound the run has reached, described for the operator.
+    fn bound_hit(&self, run: &RunRecord, state: &RunState) -> Option<String> {
+        let bounds = &self.workflow.workflow.run;
+        let c = &run.counters;
+        let tokens = c.input_tokens + c.output_tokens;
+        if c.steps >= bounds.max_steps as u64 {
+            Some(format!("max_steps: the run took {} model turns (bound {})", c.steps, bounds.max_steps))
+        } else if c.tool_calls >= bounds.max_tool_calls {
+            Some(format!("max_tool_calls: {} tool calls (bound {})", c.tool_calls, bounds.max_tool_calls))
+        } else if c.fuel >= bounds.max_fuel {
+            Some(format!("max_fuel: {} fuel used (bound {})", c.fuel, bounds.max_fuel))
+        } else if tokens >= bounds.max_tokens {
+            Some(format!("max_tokens: {tokens} tokens used (bound {})", bounds.max_tokens))
+        } else if self.remaining(state).is_zero() {
+            Some(format!("deadline: {} ms of active time (bound {:?})", state.active_ms, bounds.deadline))
+        } else {
+            None
+        }
+    }
+
+    /// Ends the run with `status`, audited, with a signed audit checkpoint.
+    pub(crate) async fn end(
+        &self,
+        run: &RunRecord,
+        state: &mut RunState,
+        started: Instant,
+        status: RunStatus,
+        detail: Option<String>,
+        observer: &dyn Observer,
+    ) -> Result<(), RuntimeError> {
+        let now = now_ms();
+        state.active_ms += started.elapsed().as_millis() as u64;
+        let body = json!({
+            "status": status.as_str(), "detail": detail, "output": state.final_output,
+            "counters": run.counters, "active_ms": state.active_ms,
+        });
+        let commit = Commit {
+            run: Some(self.update(run, state, status, detail.clone(), run.counters.clone(), now)),
+            audit: vec![AuditEvent { ts: now, run_id: Some(run.id.clone()), kind: "run.ended".into(), body }],
+            checkpoint_audit: true,
+            ..Commit::default()
+        };
+        self.store.commit(commit).await?;
+        observer.event(&Event::Ended { status: status.as_str().into(), detail, output: state.final_output.clone() });
+        Ok(())
+    }
+
+    pub(crate) fn update(
+        &self,
+        run: &RunRecord,
+        state: &RunState,
+        status: RunStatus,
+        detail: Option<String>,
+        counters: tollgate_store::Counters,
+        now: i64,
+    ) -> RunUpdate {
+        RunUpdate {
+            id: run.id.clone(),
+            expected_version: run.version,
+            status,
+            status_detail: detail,
+            counters,
+            checkpoint: serde_json::to_value(state).unwrap_or_default(),
+            updated_at: now,
+        }
+    }
+}

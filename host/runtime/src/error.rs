@@ -1,0 +1,30 @@
+//! The runtime's error type: what stops the runtime from advancing a run at all (as opposed to
+//! tool errors and denials, which go back to the model, and bounds, which end the run).
+
+use tollgate_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("plugin `{plugin}`: {message}")]
+    Plugin { plugin: String, message: String },
+    #[error("run {0} not found")]
+    RunNotFound(String),
+    #[error("approval {0} not found")]
+    ApprovalNotFound(String),
+    /// The request cannot be done in the state the run or approval is in.
+    #[error("{0}")]
+    State(String),
+    /// The workflow file changed since the run started; resuming would mix two workflows.
+    #[error(
+        "workflow {path} changed since run {run_id} started (sha256 was {was}, now {now}); restore it or start a new run"
+    )]
+    WorkflowChanged { run_id: String, path: String, was: String, now: String },
+    #[error("workflow: {0}")]
+    Workflow(String),
+    #[error("model: {0}")]
+    Model(String),
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+}

@@ -1,0 +1,173 @@
+//! [`Runtime`]: one workflow, its loaded plugins and its model providers, over a store. Starts
+//! runs and advances them; approvals and cancellation live in [`crate::approvals`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tollgate_models::{Message, ModelSpec, Provider, ProviderOptions};
+use tollgate_sandbox::Sandbox;
+use tollgate_store::{AuditEvent, Counters, RunRecord, RunStatus, Store};
+use tollgate_workflow::LoadedWorkflow;
+
+use crate::catalogue::{self, Catalogue};
+use crate::error::RuntimeError;
+use crate::ids;
+use crate::options::RunOptions;
+use crate::state::RunState;
+
+/// Everything needed to advance runs of one workflow.
+pub struct Runtime {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) workflow: Arc<LoadedWorkflow>,
+    pub(crate) catalogue: Arc<Catalogue>,
+    pub(crate) options: RunOptions,
+    providers: Mutex<BTreeMap<String, Arc<dyn Provider>>>,
+    provider_options: ProviderOptions,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("workflow", &self.workflow.workflow.name).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Loads the workflow's plugins into `sandbox` under the workflow's grants.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        sandbox: &Sandbox,
+        workflow: LoadedWorkflow,
+        options: RunOptions,
+    ) -> Result<Runtime, RuntimeError> {
+        let catalogue = catalogue::load(sandbox, &workflow, &options).await?;
+        Ok(Runtime::with_catalogue(store, workflow, catalogue, options))
+    }
+
+    /// A runtime over plugins loaded elsewhere (benchmarks and tests).
+    pub fn with_catalogue(
+        store: Arc<dyn Store>,
+        workflow: LoadedWorkflow,
+        catalogue: Catalogue,
+        options: RunOptions,
+    ) -> Runtime {
+        let base_dir = workflow.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let provider_options = ProviderOptions { base_dir, ..ProviderOptions::default() };
+        Runtime {
+            store,
+            workflow: Arc::new(workflow),
+            catalogue: Arc::new(catalogue),
+            options,
+            providers: Mutex::new(BTreeMap::new()),
+            provider_options,
+        }
+    }
+
+    pub fn workflow(&self) -> &LoadedWorkflow {
+        &self.workflow
+    }
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    /// The model spec an agent runs with: `--model` for every agent, else the agent's own.
+    pub fn model_spec(&self, agent: &str) -> Result<String, RuntimeError> {
+        if let Some(spec) = &self.options.model {
+            return Ok(spec.clone());
+        }
+        self.workflow
+            .workflow
+            .agents
+            .get(agent)
+            .and_then(|a| a.model.clone())
+            .ok_or_else(|| RuntimeError::Model(format!("agent `{agent}` has no model; pass --model")))
+    }
+
+    /// The provider for an agent, connected once per spec.
+    pub(crate) fn provider(&self, agent: &str) -> Result<Arc<dyn Provider>, RuntimeError> {
+        let spec_text = self.model_spec(agent)?;
+        let mut providers = self.providers.lock().map_err(|_| RuntimeError::Model("provider cache poisoned".into()))?;
+        if let Some(p) = providers.get(&spec_text) {
+            return Ok(p.clone());
+        }
+        let spec: ModelSpec = spec_text.parse().map_err(|e| RuntimeError::Model(format!("`{spec_text}`: {e}")))?;
+        let provider =
+            tollgate_models::connect(&spec, &self.provider_options).map_err(|e| RuntimeError::Model(e.to_string()))?;
+        providers.insert(spec_text, provider.clone());
+        Ok(provider)
+    }
+
+    /// Creates a run (status `running`, nothing done yet) and returns its id. `goal` overrides
+    /// the workflow's default goal.
+    pub async fn start(&self, goal: Option<String>) -> Result<String, RuntimeError> {
+        let wf = &self.workflow.workflow;
+        let goal = goal
+            .or_else(|| wf.goal.clone())
+            .ok_or_else(|| RuntimeError::InvalidInput("the workflow has no default goal; pass --goal".into()))?;
+        let entry = wf.entry.clone().ok_or_else(|| RuntimeError::Workflow("the workflow has no entry agent".into()))?;
+        // Fail before creating anything if a model cannot be connected.
+        let models: BTreeMap<String, String> = wf
+            .agents
+            .keys()
+            .map(|agent| Ok((agent.clone(), self.provider(agent)?.describe())))
+            .collect::<Result<_, RuntimeError>>()?;
+        let now = ids::now_ms();
+        let id = ids::run_id(now);
+        let mut state = RunState { agent: entry.clone(), ..RunState::default() };
+        state.conversations.insert(entry.clone(), vec![Message::User { text: goal.clone() }]);
+        let run = RunRecord {
+            id: id.clone(),
+            workflow_name: wf.name.clone(),
+            workflow_version: wf.version.to_string(),
+            workflow_path: self.workflow.path.display().to_string(),
+            workflow_digest: self.workflow.digest.clone(),
+            goal: goal.clone(),
+            status: RunStatus::Running,
+            status_detail: None,
+            created_at: now,
+            updated_at: now,
+            deadline_at: None,
+            counters: Counters::default(),
+            options: serde_json::to_value(&self.options).unwrap_or_default(),
+            checkpoint: serde_json::to_value(&state).unwrap_or_default(),
+            version: 1,
+        };
+        let plugins: BTreeMap<&str, &str> =
+            wf.plugins.keys().filter_map(|p| Some((p.as_str(), self.catalogue.plugin(p)?.digest()))).collect();
+        let audit = AuditEvent {
+            ts: now,
+            run_id: Some(id.clone()),
+            kind: "run.started".into(),
+            body: json!({
+                "workflow": wf.name, "version": wf.version.to_string(), "workflow_sha256": self.workflow.digest,
+                "goal": goal, "entry": entry, "models": models, "plugins": plugins,
+                "upstreams": self.options.upstreams,
+            }),
+        };
+        self.store.create_run(&run, &[audit]).await?;
+        Ok(id)
+    }
+
+    /// How long one model call may take: what is left of the run's deadline.
+    pub(crate) fn remaining(&self, state: &RunState) -> Duration {
+        self.workflow.workflow.run.deadline.saturating_sub(Duration::from_millis(state.active_ms))
+    }
+}
+
+/// Checks that a run belongs to this workflow file as it was when the run started.
+pub fn check_same_workflow(run: &RunRecord, workflow: &LoadedWorkflow) -> Result<(), RuntimeError> {
+    if run.workflow_digest != workflow.digest {
+        return Err(RuntimeError::WorkflowChanged {
+            run_id: run.id.clone(),
+            path: run.workflow_path.clone(),
+            was: run.workflow_digest.clone(),
+            now: workflow.digest.clone(),
+        });
+    }
+    Ok(())
+}

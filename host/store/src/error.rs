@@ -1,0 +1,27 @@
+//! The store's error type.
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The run changed since it was read (another process advanced it).
+    #[error("run {run_id} was changed by another process (expected version {expected}, found {found})")]
+    Conflict { run_id: String, expected: i64, found: i64 },
+    /// A cap charge would pass its limit; nothing was written.
+    #[error("cap {scope} exceeded: {used} used + {amount} requested > limit {limit}")]
+    CapExceeded { scope: String, used: i64, amount: i64, limit: i64 },
+    /// An approval transition found the approval in another status; nothing was written.
+    #[error("approval {id} is {found}, not {expected}")]
+    ApprovalMoved { id: String, expected: String, found: String },
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    /// The database file, its migrations or the audit key could not be opened.
+    #[error("cannot open store at {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("database error: {0}")]
+    Database(String),
+    /// A stored row could not be decoded (the database was edited by hand, or is newer).
+    #[error("corrupt {what}: {message}")]
+    Corrupt { what: &'static str, message: String },
+    #[error("audit key: {0}")]
+    Key(String),
+}

@@ -1,0 +1,62 @@
+//! Tollgate's durable store: the boundary between the agent runtime and its database.
+//!
+//! [`Store`] is written in terms of the runtime's records, never SQL, so a Postgres backend can
+//! implement it later; [`SqliteStore`] is the embedded default (sqlx, migrations, WAL). Every
+//! write goes through [`Store::commit`]: one transaction that applies a step's run update, steps,
+//! tool calls, approvals, cap charges and audit records together, or nothing.
+//!
+//! The audit log is a hash chain sealed inside those transactions ([`audit`]); checkpoints of
+//! its head are signed with an ed25519 key kept outside the database ([`audit::Signer`]).
+
+pub mod audit;
+mod error;
+mod sqlite;
+mod types;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use audit::{AuditCheckpoint, SealedRecord, Signer, Tamper, TamperKind, VerifyReport};
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+/// What store methods return: a boxed `Send` future, so `dyn Store` works across tasks.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The runtime's persistence boundary. Implementations must make [`Store::commit`] atomic and
+/// serialisable with respect to other commits (the SQLite backend takes the write lock up
+/// front), since cap charges and approval transitions are checked inside it.
+pub trait Store: Send + Sync {
+    /// Insert a new run (version 1) and its audit records.
+    fn create_run<'a>(&'a self, run: &'a RunRecord, audit: &'a [AuditEvent]) -> StoreFuture<'a, ()>;
+    fn run<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<RunRecord>>;
+    fn runs<'a>(&'a self, filter: &'a RunFilter) -> StoreFuture<'a, Vec<RunSummary>>;
+    /// Apply everything in `commit` atomically. Fails with [`StoreError::Conflict`] if the run's
+    /// version moved, [`StoreError::CapExceeded`] if a charge would pass its limit and
+    /// [`StoreError::ApprovalMoved`] if an approval was not in the transition's `from` status.
+    fn commit<'a>(&'a self, commit: Commit) -> StoreFuture<'a, ()>;
+    /// Steps of a run in order.
+    fn steps<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<StepRecord>>;
+    /// Tool calls of a run in `(step, index)` order.
+    fn tool_calls<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<ToolCallRecord>>;
+    fn approval<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApprovalRecord>>;
+    /// Oldest first.
+    fn approvals<'a>(&'a self, filter: &'a ApprovalFilter) -> StoreFuture<'a, Vec<ApprovalRecord>>;
+    /// Mark every pending approval with `expires_at <= now` expired and its run escalated, with
+    /// `approval.expired` and `run.escalated` audit records, in one transaction. Returns them.
+    fn expire_approvals(&self, now: i64) -> StoreFuture<'_, Vec<ApprovalRecord>>;
+    /// Sum of charges in `scope` over `[now - window_ms, now]` (all history when `None`).
+    fn cap_usage<'a>(&'a self, scope: &'a str, now: i64, window_ms: Option<i64>) -> StoreFuture<'a, i64>;
+
+    /// Audit records with `seq >= from`, at most `limit`, in order.
+    fn audit_records(&self, from: u64, limit: u32) -> StoreFuture<'_, Vec<SealedRecord>>;
+    /// Signed checkpoints kept in the database, oldest first.
+    fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<AuditCheckpoint>>;
+
+    fn kv_get<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
+    fn kv_set<'a>(&'a self, namespace: &'a str, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()>;
+    fn kv_delete<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, ()>;
+    fn kv_list<'a>(&'a self, namespace: &'a str, prefix: &'a str, limit: u32) -> StoreFuture<'a, Vec<String>>;
+    fn kv_count<'a>(&'a self, namespace: &'a str) -> StoreFuture<'a, u64>;
+}

@@ -1,0 +1,376 @@
+//! The SQLite backend: opening (pragmas, migrations), reads, kv. Writes live in [`write`].
+//!
+//! Pragmas and why:
+//! - `journal_mode=WAL`: readers never block the writer and vice versa;
+//! - `synchronous=FULL`: every commit is fsynced before it returns, so a run survives
+//!   `kill -9` and power loss at any point after `commit` returned;
+//! - `foreign_keys=ON`: steps, tool calls, approvals and charges belong to an existing run;
+//! - `busy_timeout=10s`: a second process waits for the write lock instead of failing.
+//!
+//! Every write transaction starts with `BEGIN IMMEDIATE` (the write lock first), so the reads a
+//! commit checks (run version, approval status, cap usage, audit head) cannot be changed by
+//! another process before it writes.
+
+mod rows;
+mod write;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::audit::{AuditCheckpoint, SealedRecord, Signer};
+use crate::{
+    ApprovalFilter, ApprovalRecord, AuditEvent, Commit, RunFilter, RunRecord, RunSummary, StepRecord, Store,
+    StoreError, StoreFuture, ToolCallRecord,
+};
+use rows::{approval_columns, run_columns, summary_columns, tool_call_columns};
+
+/// Connections per store handle; writes are serialised by SQLite's lock anyway.
+const MAX_CONNECTIONS: u32 = 4;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Embedded migrations, applied in order; `PRAGMA user_version` records the last one applied.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+/// The embedded store: one SQLite file (plus its `-wal` and `-shm`).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    signer: Option<Arc<Signer>>,
+    path: PathBuf,
+}
+
+fn db_error(e: sqlx::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `db_path`: parent directories 0700, the file
+    /// 0600, pragmas, migrations. With a `signer`, audit checkpoints are signed after commits
+    /// that cross a multiple of 64 records or ask for one.
+    pub async fn open(db_path: &Path, signer: Option<Signer>) -> Result<SqliteStore, StoreError> {
+        let open_error = |message: String| StoreError::Open { path: db_path.display().to_string(), message };
+        if let Some(parent) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| open_error(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        // Create the file ourselves so it is private; SQLite would create it with the umask,
+        // and gives the -wal and -shm files the database file's mode.
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(db_path)
+            .map_err(|e| open_error(format!("cannot create the database file: {e}")))?;
+        let options = SqliteConnectOptions::new()
+            .filename(db_path)
+            .create_if_missing(false)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_error(e.to_string()))?;
+        migrate(&pool).await.map_err(|e| match e {
+            StoreError::Database(message) => open_error(format!("migration failed: {message}")),
+            other => open_error(other.to_string()),
+        })?;
+        Ok(SqliteStore { pool, signer: signer.map(Arc::new), path: db_path.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn signer(&self) -> Option<&Signer> {
+        self.signer.as_deref()
+    }
+
+    /// Close every connection (SQLite then folds the WAL back into the file). Other clones of
+    /// this handle stop working too.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Apply the migrations newer than `user_version` in one `BEGIN IMMEDIATE` transaction, so two
+/// processes opening a fresh file at once cannot both run them (sqlx's own migrator does not
+/// lock on SQLite).
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+    let current: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *tx).await.map_err(db_error)?;
+    let latest = MIGRATIONS.last().map_or(0, |(version, _)| *version);
+    if current > latest {
+        return Err(StoreError::Database(format!(
+            "the database has schema version {current}, newer than this build knows ({latest})"
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > current) {
+        sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(|e| StoreError::Database(format!("{version}: {e}")))?;
+    }
+    if current < latest {
+        // PRAGMA takes no parameters; `latest` is a constant of this file.
+        let set = format!("PRAGMA user_version = {latest}");
+        sqlx::query(sqlx::AssertSqlSafe(set)).execute(&mut *tx).await.map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)
+}
+
+impl Store for SqliteStore {
+    fn create_run<'a>(&'a self, run: &'a RunRecord, audit: &'a [AuditEvent]) -> StoreFuture<'a, ()> {
+        Box::pin(write::create_run(self, run, audit))
+    }
+
+    fn run<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<RunRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query(concat!("SELECT ", run_columns!(), " FROM runs WHERE id = ?1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+            row.as_ref().map(rows::run).transpose()
+        })
+    }
+
+    fn runs<'a>(&'a self, filter: &'a RunFilter) -> StoreFuture<'a, Vec<RunSummary>> {
+        Box::pin(async move {
+            // A negative LIMIT is no limit in SQLite.
+            let limit = filter.limit.map_or(-1, i64::from);
+            let found = sqlx::query(concat!(
+                "SELECT ",
+                summary_columns!(),
+                " FROM runs WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at DESC, rowid DESC LIMIT ?2"
+            ))
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            found.iter().map(rows::summary).collect()
+        })
+    }
+
+    fn commit<'a>(&'a self, commit: Commit) -> StoreFuture<'a, ()> {
+        Box::pin(write::commit(self, commit))
+    }
+
+    fn steps<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<StepRecord>> {
+        Box::pin(async move {
+            let found =
+                sqlx::query("SELECT run_id, step, agent, turn, created_at FROM steps WHERE run_id = ?1 ORDER BY step")
+                    .bind(run_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+            found.iter().map(rows::step).collect()
+        })
+    }
+
+    fn tool_calls<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<ToolCallRecord>> {
+        Box::pin(async move {
+            let found = sqlx::query(concat!(
+                "SELECT ",
+                tool_call_columns!(),
+                " FROM tool_calls WHERE run_id = ?1 ORDER BY step, call_index"
+            ))
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            found.iter().map(rows::tool_call).collect()
+        })
+    }
+
+    fn approval<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApprovalRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query(concat!("SELECT ", approval_columns!(), " FROM approvals WHERE id = ?1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+            row.as_ref().map(rows::approval).transpose()
+        })
+    }
+
+    fn approvals<'a>(&'a self, filter: &'a ApprovalFilter) -> StoreFuture<'a, Vec<ApprovalRecord>> {
+        Box::pin(async move {
+            let found = sqlx::query(concat!(
+                "SELECT ",
+                approval_columns!(),
+                " FROM approvals WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR run_id = ?2) \
+                 ORDER BY requested_at, rowid"
+            ))
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(filter.run_id.as_deref())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            found.iter().map(rows::approval).collect()
+        })
+    }
+
+    fn expire_approvals(&self, now: i64) -> StoreFuture<'_, Vec<ApprovalRecord>> {
+        Box::pin(write::expire_approvals(self, now))
+    }
+
+    fn cap_usage<'a>(&'a self, scope: &'a str, now: i64, window_ms: Option<i64>) -> StoreFuture<'a, i64> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await.map_err(db_error)?;
+            write::cap_usage(&mut conn, scope, now, window_ms).await
+        })
+    }
+
+    fn audit_records(&self, from: u64, limit: u32) -> StoreFuture<'_, Vec<SealedRecord>> {
+        Box::pin(async move {
+            let from = i64::try_from(from).unwrap_or(i64::MAX);
+            let found = sqlx::query(
+                "SELECT seq, ts, run_id, kind, body, prev_hash, hash FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+            )
+            .bind(from)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            found.iter().map(rows::sealed).collect()
+        })
+    }
+
+    fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<AuditCheckpoint>> {
+        Box::pin(async move {
+            let found =
+                sqlx::query("SELECT seq, hash, signed_at, public_key, signature FROM audit_checkpoints ORDER BY seq")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+            found.iter().map(rows::checkpoint).collect()
+        })
+    }
+
+    fn kv_get<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            sqlx::query_scalar("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2")
+                .bind(namespace)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)
+        })
+    }
+
+    fn kv_set<'a>(&'a self, namespace: &'a str, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(namespace)
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn kv_delete<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM kv WHERE namespace = ?1 AND key = ?2")
+                .bind(namespace)
+                .bind(key)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn kv_list<'a>(&'a self, namespace: &'a str, prefix: &'a str, limit: u32) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            // Keys with the prefix are contiguous from `prefix` on in byte order, so the index
+            // range starts there; `substr` (in characters, like `length`) keeps only them.
+            sqlx::query_scalar(
+                "SELECT key FROM kv WHERE namespace = ?1 AND key >= ?2 AND substr(key, 1, length(?2)) = ?2 \
+                 ORDER BY key LIMIT ?3",
+            )
+            .bind(namespace)
+            .bind(prefix)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)
+        })
+    }
+
+    fn kv_count<'a>(&'a self, namespace: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kv WHERE namespace = ?1")
+                .bind(namespace)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test]
+    async fn pragmas_permissions_and_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/tollgate.db");
+        let store = SqliteStore::open(&path, None).await.unwrap();
+        let mut conn = store.pool.acquire().await.unwrap();
+        let text = |sql: &'static str| sqlx::query_scalar::<_, String>(sql);
+        let int = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+        assert_eq!(text("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap(), "wal");
+        assert_eq!(int("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap(), 2, "FULL");
+        assert_eq!(int("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap(), 1);
+        assert_eq!(int("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap(), 10_000);
+        assert_eq!(int("PRAGMA user_version").fetch_one(&mut *conn).await.unwrap(), 1);
+        drop(conn);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
+        store.close().await;
+        // Reopening does not run the migration again (it would fail on existing tables).
+        SqliteStore::open(&path, None).await.unwrap().close().await;
+    }
+
+    #[tokio::test]
+    async fn processes_opening_a_fresh_file_together_migrate_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tollgate.db");
+        let opens: Vec<_> = (0..4).map(|_| SqliteStore::open(&path, None)).collect();
+        for store in futures::future::join_all(opens).await {
+            store.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_build_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tollgate.db");
+        let store = SqliteStore::open(&path, None).await.unwrap();
+        sqlx::raw_sql("PRAGMA user_version = 99").execute(&store.pool).await.unwrap();
+        store.close().await;
+        let err = SqliteStore::open(&path, None).await.unwrap_err();
+        assert!(matches!(&err, StoreError::Open { message, .. } if message.contains("newer")), "{err}");
+    }
+}

@@ -1,0 +1,307 @@
+//! The records the store keeps, shared by every backend. Timestamps are milliseconds since the
+//! Unix epoch (`i64`), chosen by the caller so tests and replays control time.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where a run stands. Stored as the lower-case snake name (`waiting_approval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Being advanced by a process (or crashed while it was: resume continues it).
+    Running,
+    /// Parked until every pending approval of the current step is decided.
+    WaitingApproval,
+    /// An approval expired before anyone decided it; a human must look.
+    Escalated,
+    Completed,
+    /// Ended by an error the run cannot recover from (model failure, script exhausted, ...).
+    Failed,
+    /// Ended by a bound: max steps, max tool calls, fuel, tokens or deadline.
+    BoundHit,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::WaitingApproval => "waiting_approval",
+            RunStatus::Escalated => "escalated",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::BoundHit => "bound_hit",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Running,
+            RunStatus::WaitingApproval,
+            RunStatus::Escalated,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::BoundHit,
+            RunStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+    }
+    /// Completed, failed, bound hit or cancelled: nothing will ever advance the run again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::BoundHit | RunStatus::Cancelled)
+    }
+}
+
+/// Running totals a run is bounded by.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub steps: u64,
+    pub tool_calls: u64,
+    pub fuel: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Sum of the declared cost of calls charged against the per-run spend cap.
+    pub spend: i64,
+}
+
+/// One run. `checkpoint` is the runtime's own state (conversation, cursor), opaque to the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub workflow_name: String,
+    pub workflow_version: String,
+    /// Absolute path of the workflow file the run was started from.
+    pub workflow_path: String,
+    /// sha256 of the workflow file's bytes at start; resume refuses a changed file.
+    pub workflow_digest: String,
+    pub goal: String,
+    pub status: RunStatus,
+    /// Why the run is in its status (the bound hit, the error, who cancelled).
+    pub status_detail: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deadline_at: Option<i64>,
+    pub counters: Counters,
+    /// Operator options the run was started with (model spec, upstream remaps); never secrets.
+    pub options: Value,
+    pub checkpoint: Value,
+    /// Bumped by every commit that touches the run; commits name the version they read.
+    pub version: i64,
+}
+
+/// A row of `tollgate runs list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub workflow_name: String,
+    pub workflow_version: String,
+    pub goal: String,
+    pub status: RunStatus,
+    pub status_detail: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub counters: Counters,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    /// Newest first; `None` means all.
+    pub limit: Option<u32>,
+}
+
+/// One model turn of one agent. `turn` is the runtime's serialised model turn (reasoning text,
+/// tool calls, usage, provenance: live model or replay).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub run_id: String,
+    pub step: u32,
+    pub agent: String,
+    pub turn: Value,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolCallStatus {
+    /// The gate allowed it; the call may have started. No result recorded yet.
+    Allowed,
+    /// Waiting for a human decision (see the approval with the same run, step and index).
+    Parked,
+    /// Refused by the gate or a human; `result` holds the reason sent to the model.
+    Denied,
+    /// Finished (successfully or with a tool error); `result` and `report` hold what happened.
+    Done,
+}
+
+impl ToolCallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolCallStatus::Allowed => "allowed",
+            ToolCallStatus::Parked => "parked",
+            ToolCallStatus::Denied => "denied",
+            ToolCallStatus::Done => "done",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ToolCallStatus> {
+        [ToolCallStatus::Allowed, ToolCallStatus::Parked, ToolCallStatus::Denied, ToolCallStatus::Done]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+}
+
+/// One tool call of a step, keyed by `(run_id, step, index)`. Written with its gate decision
+/// before anything runs; upserted when it finishes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallRecord {
+    pub run_id: String,
+    pub step: u32,
+    pub index: u32,
+    /// The model's id for the call (tool results are matched to it).
+    pub call_id: String,
+    pub agent: String,
+    /// Qualified `plugin.tool`.
+    pub tool: String,
+    pub input: Value,
+    pub idempotency_key: String,
+    pub status: ToolCallStatus,
+    /// The gate's decision with its reasons (which rule, which cap).
+    pub decision: Value,
+    pub result: Option<Value>,
+    /// The sandbox call report (already redacted by the sandbox).
+    pub report: Option<Value>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    /// An approved call was started: the approval can never authorise anything again.
+    Consumed,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Denied => "denied",
+            ApprovalStatus::Expired => "expired",
+            ApprovalStatus::Consumed => "consumed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ApprovalStatus> {
+        [
+            ApprovalStatus::Pending,
+            ApprovalStatus::Approved,
+            ApprovalStatus::Denied,
+            ApprovalStatus::Expired,
+            ApprovalStatus::Consumed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+    }
+}
+
+/// A request for a human decision on one exact tool call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// Short, unique, typeable (`ap_` + 10 base32 chars).
+    pub id: String,
+    pub run_id: String,
+    pub step: u32,
+    pub index: u32,
+    pub agent: String,
+    pub tool: String,
+    pub input: Value,
+    pub plugin_digest: String,
+    /// sha256 over plugin digest, tool and canonical input (see `binding_hash`).
+    pub binding_hash: String,
+    /// Why approval is needed (the rule or default that matched), shown to the approver.
+    pub reason: String,
+    pub status: ApprovalStatus,
+    pub requested_at: i64,
+    pub expires_at: i64,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    /// The deny reason or the approver's note.
+    pub note: Option<String>,
+    /// Set when the approver edited the input; the call runs with this input.
+    pub approved_input: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApprovalFilter {
+    pub status: Option<ApprovalStatus>,
+    pub run_id: Option<String>,
+}
+
+/// A status change of an approval, applied only if the approval is still in `from`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalTransition {
+    pub id: String,
+    pub from: ApprovalStatus,
+    pub to: ApprovalStatus,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub note: Option<String>,
+    pub approved_input: Option<Value>,
+}
+
+/// One use of a capped resource: `scope` names the counter (`rate:email.send_email`,
+/// `freq:email.send_email:ana@example.com`, `spend:<run id>`). The store refuses the commit if
+/// the sum of `amount` over `[at - window_ms, at]` in this scope, plus this one, exceeds `limit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapCharge {
+    pub scope: String,
+    pub run_id: String,
+    pub amount: i64,
+    pub at: i64,
+    pub limit: i64,
+    /// `None`: the whole history counts (per-run caps use a run-scoped `scope`).
+    pub window_ms: Option<i64>,
+}
+
+/// An event to append to the audit chain; the store assigns `seq` and the hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub ts: i64,
+    pub run_id: Option<String>,
+    /// Dotted kind: `run.started`, `model.turn`, `gate.decision`, `approval.requested`,
+    /// `approval.granted`, `approval.denied`, `approval.expired`, `tool.call`, `run.ended`, ...
+    pub kind: String,
+    pub body: Value,
+}
+
+/// The new state of a run inside a [`Commit`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunUpdate {
+    pub id: String,
+    /// The version the writer read; the commit fails with `StoreError::Conflict` otherwise.
+    pub expected_version: i64,
+    pub status: RunStatus,
+    pub status_detail: Option<String>,
+    pub counters: Counters,
+    pub checkpoint: Value,
+    pub updated_at: i64,
+}
+
+/// Everything one durable step writes, applied in one transaction or not at all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Commit {
+    pub run: Option<RunUpdate>,
+    pub steps: Vec<StepRecord>,
+    /// Upserted by `(run_id, step, index)`.
+    pub tool_calls: Vec<ToolCallRecord>,
+    pub new_approvals: Vec<ApprovalRecord>,
+    pub approval_transitions: Vec<ApprovalTransition>,
+    pub cap_charges: Vec<CapCharge>,
+    pub audit: Vec<AuditEvent>,
+    /// Sign an audit checkpoint after this commit (runs parking or ending ask for one).
+    pub checkpoint_audit: bool,
+}

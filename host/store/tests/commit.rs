@@ -1,0 +1,399 @@
+//! `Store::commit` and `create_run` on a real SQLite file: everything or nothing, version
+//! conflicts across handles, approval transitions, tool-call upserts, durability across reopen.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use tollgate_store::audit::verify_store;
+use tollgate_store::{
+    ApprovalFilter, ApprovalStatus, ApprovalTransition, CapCharge, Commit, RunFilter, RunStatus, StepRecord, Store,
+    StoreError, ToolCallStatus,
+};
+
+fn step(run_id: &str, step: u32) -> StepRecord {
+    StepRecord {
+        run_id: run_id.into(),
+        step,
+        agent: "writer".into(),
+        turn: json!({ "text": "thinking" }),
+        created_at: 2_000,
+    }
+}
+
+fn spend(run_id: &str, amount: i64, limit: i64) -> CapCharge {
+    CapCharge { scope: format!("spend:{run_id}"), run_id: run_id.into(), amount, at: 2_000, limit, window_ms: None }
+}
+
+fn transition(id: &str, from: ApprovalStatus, to: ApprovalStatus, by: Option<&str>) -> ApprovalTransition {
+    ApprovalTransition {
+        id: id.into(),
+        from,
+        to,
+        decided_by: by.map(String::from),
+        decided_at: by.map(|_| 5_000),
+        note: None,
+        approved_input: None,
+    }
+}
+
+/// A full turn commit for step 1 of `run_id`, reading version `version`.
+fn turn_commit(run_id: &str, version: i64) -> Commit {
+    Commit {
+        run: Some(update(run_id, version, RunStatus::WaitingApproval, 1)),
+        steps: vec![step(run_id, 1)],
+        tool_calls: vec![
+            tool_call(run_id, 1, 0, ToolCallStatus::Allowed),
+            tool_call(run_id, 1, 1, ToolCallStatus::Parked),
+        ],
+        new_approvals: vec![approval(&format!("ap_{run_id}"), run_id, 1, 90_000)],
+        approval_transitions: vec![],
+        cap_charges: vec![spend(run_id, 10, 100)],
+        audit: vec![
+            event(run_id, "model.turn", 2_000, json!({ "calls": 2 })),
+            event(run_id, "gate.decision", 2_001, json!({ "index": 0, "decision": "allowed" })),
+        ],
+        checkpoint_audit: true,
+    }
+}
+
+#[tokio::test]
+async fn a_commit_writes_every_part_and_bumps_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store.create_run(&run("r1", 1_000), &[event("r1", "run.started", 1_000, json!({}))]).await.unwrap();
+    assert_eq!(store.run("r1").await.unwrap().unwrap().version, 1);
+
+    store.commit(turn_commit("r1", 1)).await.unwrap();
+    let stored = store.run("r1").await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.status), (2, RunStatus::WaitingApproval));
+    assert_eq!(stored.checkpoint, json!({ "step": 1 }));
+    assert_eq!(stored.counters.steps, 1);
+    assert_eq!(store.steps("r1").await.unwrap(), vec![step("r1", 1)]);
+    let calls = store.tool_calls("r1").await.unwrap();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1], tool_call("r1", 1, 1, ToolCallStatus::Parked));
+    assert_eq!(store.approval("ap_r1").await.unwrap().unwrap(), approval("ap_r1", "r1", 1, 90_000));
+    assert_eq!(store.cap_usage("spend:r1", 2_000, None).await.unwrap(), 10);
+    let kinds: Vec<String> = store.audit_records(0, 100).await.unwrap().into_iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, ["run.started", "model.turn", "gate.decision"]);
+    // checkpoint_audit: the head was signed, in the database and beside the key.
+    let checkpoints = store.audit_checkpoints().await.unwrap();
+    assert_eq!(checkpoints.iter().map(|c| c.seq).collect::<Vec<_>>(), [3]);
+    let report = verify_store(&store, Some(&key_path(dir.path()))).await.unwrap();
+    assert_eq!((report.records, report.head_seq, report.checkpoints_checked), (3, 3, 2));
+}
+
+/// What a failed commit must leave behind: exactly what was there before.
+async fn assert_untouched(store: &impl Store, run_id: &str, audit_before: usize) {
+    let stored = store.run(run_id).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.status), (1, RunStatus::Running));
+    assert!(store.steps(run_id).await.unwrap().is_empty());
+    assert!(store.tool_calls(run_id).await.unwrap().is_empty());
+    assert!(store.approval(&format!("ap_{run_id}")).await.unwrap().is_none());
+    assert_eq!(store.cap_usage(&format!("spend:{run_id}"), 2_000, None).await.unwrap(), 0);
+    assert_eq!(store.audit_records(0, 1_000).await.unwrap().len(), audit_before);
+}
+
+#[tokio::test]
+async fn a_failing_part_leaves_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store.create_run(&run("r1", 1_000), &[event("r1", "run.started", 1_000, json!({}))]).await.unwrap();
+    store.create_run(&run("other", 1_000), &[]).await.unwrap();
+    let other_approval = approval("ap_other", "other", 1, 90_000);
+    store.commit(Commit { new_approvals: vec![other_approval], ..Commit::default() }).await.unwrap();
+    let before = audit_count(&store).await;
+
+    // The cap charge fails after the run update passed its version check.
+    let mut over_cap = turn_commit("r1", 1);
+    over_cap.cap_charges = vec![spend("r1", 60, 100), spend("r1", 41, 100)];
+    let err = store.commit(over_cap).await.unwrap_err();
+    assert!(matches!(err, StoreError::CapExceeded { used: 60, amount: 41, limit: 100, .. }), "{err:?}");
+    assert_untouched(&store, "r1", before).await;
+
+    // An approval transition from the wrong status.
+    let mut moved = turn_commit("r1", 1);
+    moved.approval_transitions = vec![transition("ap_other", ApprovalStatus::Approved, ApprovalStatus::Consumed, None)];
+    let err = store.commit(moved).await.unwrap_err();
+    assert!(matches!(&err, StoreError::ApprovalMoved { found, .. } if found == "pending"), "{err:?}");
+    assert_untouched(&store, "r1", before).await;
+    assert_eq!(store.approval("ap_other").await.unwrap().unwrap().status, ApprovalStatus::Pending);
+
+    // A stale version.
+    let err = store.commit(turn_commit("r1", 7)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { expected: 7, found: 1, .. }), "{err:?}");
+    assert_untouched(&store, "r1", before).await;
+
+    // The last write of the transaction fails (a step that belongs to no run): still nothing.
+    let mut orphan = turn_commit("r1", 1);
+    orphan.steps.push(step("no_such_run", 1));
+    assert!(matches!(store.commit(orphan).await.unwrap_err(), StoreError::Database(_)));
+    assert_untouched(&store, "r1", before).await;
+
+    // And the same commit, corrected, goes through afterwards.
+    store.commit(turn_commit("r1", 1)).await.unwrap();
+    assert_eq!(store.run("r1").await.unwrap().unwrap().version, 2);
+    verify_store(&store, Some(&key_path(dir.path()))).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_handles_on_one_file_cannot_both_advance_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path()).await;
+    let second = open(dir.path()).await;
+    first.create_run(&run("r1", 1_000), &[]).await.unwrap();
+    let read_by_second = second.run("r1").await.unwrap().unwrap();
+    assert_eq!(read_by_second.version, 1);
+
+    first.commit(Commit { run: Some(update("r1", 1, RunStatus::Running, 1)), ..Commit::default() }).await.unwrap();
+    let err = second
+        .commit(Commit {
+            run: Some(update("r1", read_by_second.version, RunStatus::Running, 1)),
+            audit: vec![event("r1", "model.turn", 5, json!({}))],
+            ..Commit::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { expected: 1, found: 2, .. }), "{err:?}");
+    assert_eq!(audit_count(&second).await, 0);
+
+    // Racing: of many commits naming the same version, exactly one wins.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 { first.clone() } else { second.clone() };
+        tasks.push(tokio::spawn(async move {
+            let commit = Commit {
+                run: Some(update("r1", 2, RunStatus::Running, 2)),
+                audit: vec![event("r1", "model.turn", i, json!({ "writer": i }))],
+                ..Commit::default()
+            };
+            store.commit(commit).await
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(StoreError::Conflict { found: 3, .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(first.run("r1").await.unwrap().unwrap().version, 3);
+    let report = verify_store(&second, Some(&key_path(dir.path()))).await.unwrap();
+    assert_eq!(report.records, 1);
+}
+
+#[tokio::test]
+async fn approvals_are_single_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store.create_run(&run("r1", 1_000), &[]).await.unwrap();
+    store.commit(Commit { new_approvals: vec![approval("ap_1", "r1", 1, 90_000)], ..Commit::default() }).await.unwrap();
+
+    let approve = || Commit {
+        approval_transitions: vec![transition("ap_1", ApprovalStatus::Pending, ApprovalStatus::Approved, Some("ana"))],
+        audit: vec![event("r1", "approval.granted", 5_000, json!({ "approval_id": "ap_1" }))],
+        ..Commit::default()
+    };
+    store.commit(approve()).await.unwrap();
+    let err = store.commit(approve()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::ApprovalMoved { id, expected, found } if id == "ap_1" && expected == "pending" && found == "approved"),
+        "{err:?}"
+    );
+
+    let consume = || Commit {
+        approval_transitions: vec![transition("ap_1", ApprovalStatus::Approved, ApprovalStatus::Consumed, None)],
+        ..Commit::default()
+    };
+    store.commit(consume()).await.unwrap();
+    assert!(matches!(store.commit(consume()).await.unwrap_err(), StoreError::ApprovalMoved { .. }));
+    let stored = store.approval("ap_1").await.unwrap().unwrap();
+    assert_eq!(stored.status, ApprovalStatus::Consumed);
+    // Consuming does not erase who approved and when.
+    assert_eq!((stored.decided_by.as_deref(), stored.decided_at), (Some("ana"), Some(5_000)));
+    assert_eq!(audit_count(&store).await, 1);
+
+    let unknown = Commit {
+        approval_transitions: vec![transition("ap_nope", ApprovalStatus::Pending, ApprovalStatus::Approved, None)],
+        ..Commit::default()
+    };
+    assert!(matches!(store.commit(unknown).await.unwrap_err(), StoreError::NotFound { what: "approval", .. }));
+}
+
+#[tokio::test]
+async fn approval_edits_are_stored_and_filters_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    for id in ["r1", "r2"] {
+        store.create_run(&run(id, 1_000), &[]).await.unwrap();
+    }
+    let mut later = approval("ap_2", "r2", 1, 90_000);
+    later.requested_at = 2_000;
+    store
+        .commit(Commit { new_approvals: vec![later, approval("ap_1", "r1", 1, 90_000)], ..Commit::default() })
+        .await
+        .unwrap();
+    let mut edit = transition("ap_2", ApprovalStatus::Pending, ApprovalStatus::Approved, Some("ana"));
+    edit.approved_input = Some(json!({ "to": "bo@example.com" }));
+    edit.note = Some("use Bo".into());
+    store.commit(Commit { approval_transitions: vec![edit], ..Commit::default() }).await.unwrap();
+
+    let all = store.approvals(&ApprovalFilter::default()).await.unwrap();
+    assert_eq!(all.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["ap_1", "ap_2"]);
+    assert_eq!(all[1].approved_input, Some(json!({ "to": "bo@example.com" })));
+    assert_eq!(all[1].note.as_deref(), Some("use Bo"));
+    let pending =
+        store.approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), run_id: None }).await.unwrap();
+    assert_eq!(pending.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["ap_1"]);
+    let of_r2 = store.approvals(&ApprovalFilter { status: None, run_id: Some("r2".into()) }).await.unwrap();
+    assert_eq!(of_r2.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["ap_2"]);
+}
+
+#[tokio::test]
+async fn expiry_escalates_the_run_and_leaves_the_rest_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    for id in ["due", "later", "done"] {
+        store.create_run(&run(id, 1_000), &[]).await.unwrap();
+    }
+    let mut approved = approval("ap_approved", "done", 1, 1_500);
+    approved.status = ApprovalStatus::Approved;
+    let commit = Commit {
+        new_approvals: vec![
+            approval("ap_due_a", "due", 1, 1_500),
+            approval("ap_due_b", "due", 1, 2_000),
+            approval("ap_later", "later", 1, 2_001),
+            approved,
+        ],
+        ..Commit::default()
+    };
+    store.commit(commit).await.unwrap();
+    let before = audit_count(&store).await;
+
+    let expired = store.expire_approvals(2_000).await.unwrap();
+    assert_eq!(expired.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["ap_due_a", "ap_due_b"]);
+    assert!(expired.iter().all(|a| a.status == ApprovalStatus::Expired && a.decided_at == Some(2_000)));
+    assert_eq!(store.approval("ap_due_b").await.unwrap().unwrap().status, ApprovalStatus::Expired);
+
+    let due = store.run("due").await.unwrap().unwrap();
+    assert_eq!((due.status, due.version, due.updated_at), (RunStatus::Escalated, 2, 2_000));
+    assert!(due.status_detail.unwrap().contains("ap_due_a"));
+    let later = store.run("later").await.unwrap().unwrap();
+    assert_eq!((later.status, later.version), (RunStatus::Running, 1));
+    assert_eq!(store.approval("ap_later").await.unwrap().unwrap().status, ApprovalStatus::Pending);
+    assert_eq!(store.approval("ap_approved").await.unwrap().unwrap().status, ApprovalStatus::Approved);
+
+    let records = store.audit_records(0, 100).await.unwrap();
+    let added: Vec<(&str, &str)> =
+        records[before..].iter().map(|r| (r.kind.as_str(), r.run_id.as_deref().unwrap_or(""))).collect();
+    assert_eq!(added, [("approval.expired", "due"), ("approval.expired", "due"), ("run.escalated", "due")]);
+    assert_eq!(records[before].body["approval_id"], "ap_due_a");
+    // An escalation parks the run: the head is signed.
+    assert_eq!(store.audit_checkpoints().await.unwrap().last().unwrap().seq, records.len() as u64);
+
+    // Nothing more is due: no change, no records.
+    assert!(store.expire_approvals(2_000).await.unwrap().is_empty());
+    assert_eq!(audit_count(&store).await, records.len());
+    // When the last one falls due, its run escalates too.
+    assert_eq!(store.expire_approvals(2_001).await.unwrap().len(), 1);
+    assert_eq!(store.run("later").await.unwrap().unwrap().status, RunStatus::Escalated);
+}
+
+#[tokio::test]
+async fn tool_calls_upsert_by_run_step_and_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store.create_run(&run("r1", 1_000), &[]).await.unwrap();
+    let turn = Commit {
+        tool_calls: vec![
+            tool_call("r1", 2, 0, ToolCallStatus::Allowed),
+            tool_call("r1", 1, 1, ToolCallStatus::Denied),
+            tool_call("r1", 1, 0, ToolCallStatus::Allowed),
+        ],
+        ..Commit::default()
+    };
+    store.commit(turn).await.unwrap();
+    let mut done = tool_call("r1", 1, 0, ToolCallStatus::Done);
+    done.result = Some(json!({ "ok": true }));
+    done.report = Some(json!({ "fuel": 1234, "egress": [] }));
+    done.updated_at = 9_000;
+    store.commit(Commit { tool_calls: vec![done.clone()], ..Commit::default() }).await.unwrap();
+
+    let calls = store.tool_calls("r1").await.unwrap();
+    let keys: Vec<(u32, u32)> = calls.iter().map(|c| (c.step, c.index)).collect();
+    assert_eq!(keys, [(1, 0), (1, 1), (2, 0)]);
+    assert_eq!(calls[0], done);
+    assert_eq!(calls[1].status, ToolCallStatus::Denied);
+}
+
+#[tokio::test]
+async fn runs_list_newest_first_with_filter_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    for (id, created) in [("a", 1_000), ("c", 3_000), ("b", 2_000), ("b2", 2_000)] {
+        store.create_run(&run(id, created), &[]).await.unwrap();
+    }
+    store.commit(Commit { run: Some(update("c", 1, RunStatus::Completed, 1)), ..Commit::default() }).await.unwrap();
+
+    let ids = |runs: Vec<tollgate_store::RunSummary>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    // Same created_at: the one inserted later first.
+    assert_eq!(ids(store.runs(&RunFilter::default()).await.unwrap()), ["c", "b2", "b", "a"]);
+    assert_eq!(ids(store.runs(&RunFilter { status: None, limit: Some(2) }).await.unwrap()), ["c", "b2"]);
+    let running = RunFilter { status: Some(RunStatus::Running), limit: None };
+    assert_eq!(ids(store.runs(&running).await.unwrap()), ["b2", "b", "a"]);
+    let completed = store.runs(&RunFilter { status: Some(RunStatus::Completed), limit: Some(5) }).await.unwrap();
+    assert_eq!(completed.len(), 1);
+    assert_eq!((completed[0].status, completed[0].counters.steps), (RunStatus::Completed, 1));
+    assert!(store.run("nope").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn create_run_is_atomic_and_starts_at_version_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let started = [event("r1", "run.started", 1_000, json!({ "goal": "g" }))];
+    store.create_run(&run("r1", 1_000), &started).await.unwrap();
+    let stored = store.run("r1").await.unwrap().unwrap();
+    let mut expected = run("r1", 1_000);
+    expected.version = 1;
+    assert_eq!(stored, expected);
+    // A duplicate id fails, and its audit records are not written.
+    assert!(store.create_run(&run("r1", 5_000), &started).await.is_err());
+    assert_eq!(audit_count(&store).await, 1);
+}
+
+#[tokio::test]
+async fn everything_survives_closing_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path()).await;
+        store.create_run(&run("r1", 1_000), &[event("r1", "run.started", 1_000, json!({}))]).await.unwrap();
+        store.commit(turn_commit("r1", 1)).await.unwrap();
+        store.kv_set("plugin", "k", b"v").await.unwrap();
+        store.close().await;
+    }
+    let store = open(dir.path()).await;
+    assert_eq!(store.run("r1").await.unwrap().unwrap().version, 2);
+    assert_eq!(store.steps("r1").await.unwrap().len(), 1);
+    assert_eq!(store.tool_calls("r1").await.unwrap().len(), 2);
+    assert!(store.approval("ap_r1").await.unwrap().is_some());
+    assert_eq!(store.cap_usage("spend:r1", 2_000, None).await.unwrap(), 10);
+    assert_eq!(store.kv_get("plugin", "k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    // The chain continues where it stopped.
+    store
+        .commit(Commit { audit: vec![event("r1", "run.ended", 9_000, json!({}))], ..Commit::default() })
+        .await
+        .unwrap();
+    let records = store.audit_records(0, 100).await.unwrap();
+    assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(records[3].prev_hash, records[2].hash);
+    let report = verify_store(&store, Some(&key_path(dir.path()))).await.unwrap();
+    assert_eq!(report.head_seq, 4);
+    // Dropped without closing: the same.
+    drop(store);
+    let store = open(dir.path()).await;
+    assert_eq!(audit_count(&store).await, 4);
+}

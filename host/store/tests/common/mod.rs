@@ -1,0 +1,136 @@
+//! Fixtures shared by the integration tests: records with sensible defaults, stores on real
+//! SQLite files in temporary directories, and a raw connection for tampering.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use tollgate_store::{
+    ApprovalRecord, ApprovalStatus, AuditEvent, Commit, Counters, RunRecord, RunStatus, RunUpdate, Signer, SqliteStore,
+    Store, ToolCallRecord, ToolCallStatus,
+};
+
+pub fn db_path(dir: &Path) -> PathBuf {
+    dir.join("state/tollgate.db")
+}
+
+pub fn key_path(dir: &Path) -> PathBuf {
+    dir.join("keys/audit.key")
+}
+
+/// A store with a signer, both under `dir`.
+pub async fn open(dir: &Path) -> SqliteStore {
+    let signer = Signer::load_or_create(&key_path(dir)).unwrap();
+    SqliteStore::open(&db_path(dir), Some(signer)).await.unwrap()
+}
+
+/// A plain connection to the store's file, as someone editing it by hand would have; the
+/// append-only triggers are dropped so the audit table can be changed.
+pub async fn raw(dir: &Path) -> SqliteConnection {
+    let mut conn = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(db_path(dir))).await.unwrap();
+    sqlx::raw_sql("DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+pub fn run(id: &str, created_at: i64) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        workflow_name: "outreach".into(),
+        workflow_version: "1.0.0".into(),
+        workflow_path: "/work/outreach.toml".into(),
+        workflow_digest: "d".repeat(64),
+        goal: format!("goal of {id}"),
+        status: RunStatus::Running,
+        status_detail: None,
+        created_at,
+        updated_at: created_at,
+        deadline_at: Some(created_at + 3_600_000),
+        counters: Counters::default(),
+        options: json!({ "model": "scripted:demo" }),
+        checkpoint: json!({ "messages": [] }),
+        // The store sets version 1 whatever the caller passes.
+        version: 42,
+    }
+}
+
+pub fn event(run_id: &str, kind: &str, ts: i64, body: Value) -> AuditEvent {
+    AuditEvent { ts, run_id: Some(run_id.into()), kind: kind.into(), body }
+}
+
+pub fn update(run_id: &str, expected_version: i64, status: RunStatus, step: u64) -> RunUpdate {
+    RunUpdate {
+        id: run_id.into(),
+        expected_version,
+        status,
+        status_detail: None,
+        counters: Counters { steps: step, ..Counters::default() },
+        checkpoint: json!({ "step": step }),
+        updated_at: 2_000 + step as i64,
+    }
+}
+
+pub fn tool_call(run_id: &str, step: u32, index: u32, status: ToolCallStatus) -> ToolCallRecord {
+    ToolCallRecord {
+        run_id: run_id.into(),
+        step,
+        index,
+        call_id: format!("call_{step}_{index}"),
+        agent: "writer".into(),
+        tool: "email.send_email".into(),
+        input: json!({ "to": "ana@example.com", "step": step }),
+        idempotency_key: format!("{run_id}:{step}:{index}"),
+        status,
+        decision: json!({ "decision": status.as_str() }),
+        result: None,
+        report: None,
+        updated_at: 3_000,
+    }
+}
+
+pub fn approval(id: &str, run_id: &str, step: u32, expires_at: i64) -> ApprovalRecord {
+    ApprovalRecord {
+        id: id.into(),
+        run_id: run_id.into(),
+        step,
+        index: 0,
+        agent: "writer".into(),
+        tool: "email.send_email".into(),
+        input: json!({ "to": "ana@example.com" }),
+        plugin_digest: "p".repeat(64),
+        binding_hash: "b".repeat(64),
+        reason: "send-message effects need approval".into(),
+        status: ApprovalStatus::Pending,
+        requested_at: 1_000,
+        expires_at,
+        decided_by: None,
+        decided_at: None,
+        note: None,
+        approved_input: None,
+    }
+}
+
+/// Create run `run_id` with a `run.started` record, then `n - 1` single-record commits: a
+/// chain of exactly `n` records (when the store's chain was empty).
+pub async fn chain_of(store: &SqliteStore, run_id: &str, n: u64) {
+    store
+        .create_run(&run(run_id, 1_000), &[event(run_id, "run.started", 1_000, json!({ "goal": "g" }))])
+        .await
+        .unwrap();
+    for i in 1..n {
+        let commit = Commit {
+            audit: vec![event(run_id, "tool.call", 1_000 + i as i64, json!({ "i": i, "output_digest": "x" }))],
+            ..Commit::default()
+        };
+        store.commit(commit).await.unwrap();
+    }
+}
+
+pub async fn audit_count(store: &SqliteStore) -> usize {
+    store.audit_records(0, u32::MAX).await.unwrap().len()
+}

@@ -80,10 +80,16 @@ pub async fn run(cmd: AuditCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
                 let Some(last) = page.last() else { break };
                 from = last.seq + 1;
                 let page: Vec<_> = page.into_iter().filter(|r| run.is_none() || r.run_id == run).collect();
-                tollgate_store::audit::export_jsonl(page, &mut out)?;
+                match tollgate_store::audit::export_jsonl(page, &mut out) {
+                    // `tollgate audit export | head` closing the pipe is not an error.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+                    other => other?,
+                };
             }
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
+            match out.flush() {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
+            }
         }
     }
 }

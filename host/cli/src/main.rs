@@ -15,6 +15,7 @@ mod render;
 mod run_cmd;
 mod run_render;
 mod stream;
+mod validate_cmd;
 
 use std::process::ExitCode;
 
@@ -45,6 +46,8 @@ enum Command {
     /// Inspect and call plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
+    /// Check a workflow file and its plugins without running anything.
+    Validate(validate_cmd::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
             Command::Approvals(cmd) => approvals_cmd::run(cmd, &data).await,
             Command::Audit(cmd) => audit_cmd::run(cmd, &data).await,
             Command::Plugin(cmd) => plugin_cmd::run(cmd).await,
+            Command::Validate(args) => validate_cmd::run(args).await,
         }
     });
     match result {

@@ -91,7 +91,7 @@ impl Runtime {
         let bounds = &self.workflow.workflow.run;
         let c = &run.counters;
         let tokens = c.input_tokens + c.output_tokens;
-        if c.steps >= bounds.max_steps as u64 {
+        if c.steps >= bounds.max_steps {
             Some(format!("max_steps: the run took {} model turns (bound {})", c.steps, bounds.max_steps))
         } else if c.tool_calls >= bounds.max_tool_calls {
             Some(format!("max_tool_calls: {} tool calls (bound {})", c.tool_calls, bounds.max_tool_calls))

@@ -45,7 +45,7 @@ pub async fn load(sandbox: &Sandbox, workflow: &LoadedWorkflow, options: &RunOpt
                 message: format!("{} has sha256 {digest}, but the workflow pins {pin}", path.display()),
             });
         }
-        let grants = grants_for(name, decl, options)?;
+        let grants = grants_for(&workflow.workflow.name, name, decl, options)?;
         let plugin = sandbox
             .load(&bytes, grants)
             .await
@@ -56,28 +56,27 @@ pub async fn load(sandbox: &Sandbox, workflow: &LoadedWorkflow, options: &RunOpt
 }
 
 fn grants_for(
+    workflow: &str,
     name: &str,
-    decl: &tollgate_workflow::PluginDecl,
+    decl: &tollgate_workflow::PluginConfig,
     options: &RunOptions,
 ) -> Result<Grants, RuntimeError> {
     let bad = |message: String| RuntimeError::Plugin { plugin: name.to_string(), message };
-    let mut grants = Grants::new().log(true);
+    let mut grants = Grants::new().log(decl.grants.log);
     for host in &decl.grants.hosts {
         grants = grants.allow_host(host).map_err(|e| bad(e.to_string()))?;
     }
     for (credential, source) in &decl.grants.credentials {
         grants = grants.credential(credential, SecretSource::parse(source).map_err(bad)?);
     }
-    grants = match &decl.grants.kv {
-        tollgate_workflow::KvGrant::Off => grants.kv(false),
-        tollgate_workflow::KvGrant::On => grants.kv(true).kv_namespace(name),
-        tollgate_workflow::KvGrant::Namespace(ns) => grants.kv(true).kv_namespace(ns),
+    grants = match decl.grants.kv.namespace(workflow, name) {
+        Some(namespace) => grants.kv(true).kv_namespace(&namespace),
+        None => grants.kv(false),
     };
     for (host, url) in &options.upstreams {
         grants = grants.upstream(host, Upstream::parse(url).map_err(bad)?);
     }
-    let mut limits = tollgate_sandbox::Limits::default();
-    decl.limits.apply(&mut limits);
+    let limits = decl.limits.apply(tollgate_sandbox::Limits::default());
     limits.validate().map_err(bad)?;
     Ok(grants.limits(limits))
 }

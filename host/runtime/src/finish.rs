@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tollgate_models::Message;
 use tollgate_sandbox::CallContext;
 use tollgate_store::{
-    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, Commit, RunRecord, RunStatus,
+    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, Commit, Counters, RunRecord, RunStatus,
     ToolCallRecord, ToolCallStatus,
 };
 
@@ -61,9 +61,10 @@ impl Runtime {
             .filter(|r| r.status == ToolCallStatus::Parked)
             .filter_map(|r| approvals.get(&r.index).cloned())
             .collect();
-        if let Some(commit) = settle {
+        if let Some((commit, counters)) = settle {
             self.store.commit(commit).await?;
             run.version += 1;
+            run.counters = counters;
             crate::crashtest::pause_point("approvals_settled");
         }
 
@@ -138,7 +139,7 @@ impl Runtime {
         state: &RunState,
         rows: &mut BTreeMap<u32, ToolCallRecord>,
         approvals: &BTreeMap<u32, ApprovalRecord>,
-    ) -> Result<Option<Commit>, RuntimeError> {
+    ) -> Result<Option<(Commit, Counters)>, RuntimeError> {
         let now = now_ms();
         let ctx = GateContext { store: &*self.store, catalogue: &self.catalogue, workflow: &self.workflow, run, now };
         let mut commit = Commit::default();
@@ -225,8 +226,8 @@ impl Runtime {
         if commit.tool_calls.is_empty() {
             return Ok(None);
         }
-        commit.run = Some(self.update(run, state, RunStatus::Running, None, counters, now));
-        Ok(Some(commit))
+        commit.run = Some(self.update(run, state, RunStatus::Running, None, counters.clone(), now));
+        Ok(Some((commit, counters)))
     }
 
     /// Runs one allowed call in the sandbox. Returns the finished row, the fuel it used and the

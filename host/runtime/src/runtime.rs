@@ -54,7 +54,7 @@ impl Runtime {
         options: RunOptions,
     ) -> Runtime {
         let base_dir = workflow.path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let provider_options = ProviderOptions { base_dir, ..ProviderOptions::default() };
+        let provider_options = ProviderOptions::new(base_dir);
         Runtime {
             store,
             workflow: Arc::new(workflow),

@@ -42,7 +42,7 @@ impl Runtime {
             .ok_or_else(|| RuntimeError::State(format!("run is at unknown agent `{agent_name}`")))?;
         let turn_index = state.agent_turns.get(&agent_name).copied().unwrap_or(0);
         if let Some(max) = agent.max_steps
-            && turn_index >= max
+            && u64::from(turn_index) >= max
         {
             let detail = format!("max_steps: agent `{agent_name}` took {turn_index} model turns (bound {max})");
             self.end(run, state, started, RunStatus::BoundHit, Some(detail), observer).await?;
@@ -56,14 +56,14 @@ impl Runtime {
             system: agent.instructions.clone(),
             messages: state.conversations.get(&agent_name).cloned().unwrap_or_default(),
             tools: self.catalogue.model_tools(&tools, &handoffs),
-            max_output_tokens: self.workflow.workflow.run.max_output_tokens,
+            max_output_tokens: self.workflow.workflow.run.max_output_tokens.min(u32::MAX as u64) as u32,
         };
         let provider = self.provider(&agent_name)?;
         let remaining = self.remaining(state);
         let turn = match tokio::time::timeout(remaining, provider.complete(&request)).await {
             Ok(Ok(turn)) => turn,
             Ok(Err(e)) => {
-                let status = if matches!(e, ModelError::Timeout) { RunStatus::BoundHit } else { RunStatus::Failed };
+                let status = if matches!(e, ModelError::Timeout { .. }) { RunStatus::BoundHit } else { RunStatus::Failed };
                 self.end(run, state, started, status, Some(format!("model {}: {e}", provider.describe())), observer)
                     .await?;
                 return Ok(Pass::Stop);
@@ -76,7 +76,7 @@ impl Runtime {
         };
         let (model, replay) = match &turn.source {
             TurnSource::Live { provider, model } => (format!("{provider}:{model}"), false),
-            TurnSource::Replay { script, index } => (format!("replay of {script} #{index}"), true),
+            TurnSource::Replay { script, index } => (format!("{script} #{index}"), true),
         };
         observer.event(&Event::ModelTurn {
             step: state.next_step,

@@ -40,9 +40,9 @@ pub fn to_json(v: &cel::Value) -> Result<Json, String> {
         cel::Value::Bool(b) => Json::Bool(*b),
         cel::Value::Int(i) => Json::from(*i),
         cel::Value::UInt(u) => Json::from(*u),
-        cel::Value::Float(f) => {
-            serde_json::Number::from_f64(*f).map(Json::Number).ok_or_else(|| format!("{f} cannot be represented in JSON"))?
-        }
+        cel::Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Json::Number)
+            .ok_or_else(|| format!("{f} cannot be represented in JSON"))?,
         cel::Value::String(s) => Json::String(s.to_string()),
         cel::Value::List(l) => Json::Array(l.iter().map(to_json).collect::<Result<_, _>>()?),
         cel::Value::Map(m) => {

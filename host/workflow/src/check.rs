@@ -16,6 +16,8 @@ use crate::spans::{Seg, SourceMap, key_span, offset_in_string, value_span};
 use crate::{LoadedWorkflow, Step, StepInput, tool_matches};
 
 type Manifests = BTreeMap<String, (Manifest, String)>;
+/// A cap's tool glob and the expression (if any) that reads its input.
+type CapEntry<'p> = (&'p str, Option<&'p Program>);
 
 struct Checker<'a> {
     r: Reporter<'a>,
@@ -101,7 +103,8 @@ impl<'a> Checker<'a> {
             granted.push(g);
         }
         for cred in cfg.grants.credentials.keys() {
-            let path = [Seg::Key("plugins"), Seg::Key(name), Seg::Key("grants"), Seg::Key("credentials"), Seg::Key(cred)];
+            let path =
+                [Seg::Key("plugins"), Seg::Key(name), Seg::Key("grants"), Seg::Key("credentials"), Seg::Key(cred)];
             let span = key_span(self.root, &path);
             let Some(spec) = m.credentials.iter().find(|c| &c.name == cred) else {
                 let known: Vec<&str> = m.credentials.iter().map(|c| c.name.as_str()).collect();
@@ -111,11 +114,16 @@ impl<'a> Checker<'a> {
             };
             let Ok(bound) = HostPattern::parse(&spec.host) else { continue };
             // Same rule as the sandbox: a credential goes only to a host granted by name.
-            let by_name = granted.iter().any(|g| !matches!(g.host, HostMatch::Any | HostMatch::Ip(_)) && g.host.covers(&bound.host));
+            let by_name = granted
+                .iter()
+                .any(|g| !matches!(g.host, HostMatch::Any | HostMatch::Ip(_)) && g.host.covers(&bound.host));
             if !by_name {
                 self.r.error_help(
                     span,
-                    format!("credential `{cred}` is sent to `{}`, which `grants.hosts` does not grant by name", spec.host),
+                    format!(
+                        "credential `{cred}` is sent to `{}`, which `grants.hosts` does not grant by name",
+                        spec.host
+                    ),
                     format!("add \"{}\" to plugins.{name}.grants.hosts (a `*` grant does not count)", spec.host),
                 );
             }
@@ -134,24 +142,37 @@ impl<'a> Checker<'a> {
         if self.missing.iter().any(|p| crate::glob_segment(plugin_part, p)) {
             return None;
         }
-        let names: Vec<String> = self.tools.iter().map(|(p, t)| format!("{p}.{}", t.name)).collect();
-        let help = match did_you_mean(pattern, names.iter().map(String::as_str)) {
-            Some(n) => format!("did you mean `{n}`?"),
-            None => match self.manifests.get(plugin_part) {
-                Some((m, _)) => format!(
-                    "plugin `{plugin_part}` has: {}",
-                    m.tools.iter().map(|t| format!("`{}`", t.name)).collect::<Vec<_>>().join(", ")
-                ),
-                None => "no tool has that name".to_string(),
-            },
-        };
+        let help = self.tool_suggestion(pattern, plugin_part);
         self.r.error_help(value_span(self.root, path), format!("`{pattern}` matches no tool"), help);
         None
     }
 
+    /// "did you mean" for a pattern that matches nothing: the whole name for `plugin.tool`, the
+    /// tool part for a glob over plugins; else the plugin's tools.
+    fn tool_suggestion(&self, pattern: &str, plugin_part: &str) -> String {
+        let tool_part = pattern.split_once('.').map_or(pattern, |(_, t)| t);
+        let guess = if plugin_part.contains('*') {
+            let tools: Vec<&str> = self.tools.iter().map(|(_, t)| t.name.as_str()).collect();
+            did_you_mean(tool_part, tools).map(|t| format!("{plugin_part}.{t}"))
+        } else {
+            let names: Vec<String> = self.tools.iter().map(|(p, t)| format!("{p}.{}", t.name)).collect();
+            did_you_mean(pattern, names.iter().map(String::as_str)).map(str::to_string)
+        };
+        match (guess, self.manifests.get(plugin_part)) {
+            (Some(g), _) => format!("did you mean `{g}`?"),
+            (None, Some((m, _))) => {
+                let tools = m.tools.iter().map(|t| format!("`{}`", t.name)).collect::<Vec<_>>().join(", ");
+                format!("plugin `{plugin_part}` has: {tools}")
+            }
+            (None, None) => "no tool has that name".to_string(),
+        }
+    }
+
     fn step_input(&mut self, i: usize, spec: &ToolSpec, value: &serde_json::Value) {
         let patterns = jsonschema::PatternOptions::regex().size_limit(1 << 20).dfa_size_limit(1 << 20);
-        let Ok(validator) = jsonschema::options().with_pattern_options(patterns).build(&spec.input_schema) else { return };
+        let Ok(validator) = jsonschema::options().with_pattern_options(patterns).build(&spec.input_schema) else {
+            return;
+        };
         let errors: Vec<String> = validator
             .iter_errors(value)
             .take(3)
@@ -166,7 +187,10 @@ impl<'a> Checker<'a> {
                 Some((_, v)) => v.span(),
                 None => value_span(self.root, &[Seg::Key("steps"), Seg::Index(i)]),
             };
-            self.r.error(span, format!("steps[{i}].input does not fit the input schema of `{}`: {}", spec.name, errors.join("; ")));
+            self.r.error(
+                span,
+                format!("steps[{i}].input does not fit the input schema of `{}`: {}", spec.name, errors.join("; ")),
+            );
         }
     }
 
@@ -185,7 +209,9 @@ impl<'a> Checker<'a> {
                 if matched.is_empty() {
                     let span = value_span(self.root, &[base[0], base[1], base[2], Seg::Key("effects")]);
                     let tools = rule.tool.as_deref().unwrap_or("*");
-                    self.r.error(span, format!("no tool matched by `{tools}` declares any of these effects: the rule never applies"));
+                    let m =
+                        format!("no tool matched by `{tools}` declares any of these effects: the rule never applies");
+                    self.r.warning(span, m, None);
                     continue;
                 }
             }
@@ -193,7 +219,7 @@ impl<'a> Checker<'a> {
                 self.input_fields(when, &matched, &[base[0], base[1], base[2], Seg::Key("when")]);
             }
         }
-        let lists: [(&str, Vec<(&str, Option<&Program>)>, &str); 3] = [
+        let lists: [(&str, Vec<CapEntry<'_>>, &str); 3] = [
             ("spend_caps", p.spend_caps.iter().map(|c| (c.tool.as_str(), Some(&c.cost))).collect(), "cost"),
             ("rate_limits", p.rate_limits.iter().map(|c| (c.tool.as_str(), None)).collect(), ""),
             ("frequency_caps", p.frequency_caps.iter().map(|c| (c.tool.as_str(), Some(&c.target))).collect(), "target"),
@@ -201,7 +227,9 @@ impl<'a> Checker<'a> {
         for (list, entries, key) in lists {
             for (i, (glob, program)) in entries.into_iter().enumerate() {
                 let base = [Seg::Key("policy"), Seg::Key(list), Seg::Index(i)];
-                let Some(matched) = self.matched(glob, &[base[0], base[1], base[2], Seg::Key("tool")]) else { continue };
+                let Some(matched) = self.matched(glob, &[base[0], base[1], base[2], Seg::Key("tool")]) else {
+                    continue;
+                };
                 if let Some(program) = program {
                     self.input_fields(program, &matched, &[base[0], base[1], base[2], Seg::Key(key)]);
                 }

@@ -39,9 +39,14 @@ pub(crate) fn decode(r: &mut Reporter<'_>, src: &str, root: &DeTable<'_>) -> Wor
     let plugins: BTreeMap<String, PluginConfig> =
         top.named("plugins", &PLUGIN).into_iter().map(|(name, _, _, v)| (name.to_string(), plugin(r, v))).collect();
     let agent_views = top.named("agents", &AGENT);
-    let names = Names { plugins: plugins.keys().cloned().collect(), agents: agent_views.iter().map(|a| a.0.to_string()).collect() };
-    let agents: BTreeMap<String, Agent> =
-        agent_views.iter().map(|(name, _, span, v)| (name.to_string(), agent(r, &names, name, span.clone(), *v))).collect();
+    let names = Names {
+        plugins: plugins.keys().cloned().collect(),
+        agents: agent_views.iter().map(|a| a.0.to_string()).collect(),
+    };
+    let agents: BTreeMap<String, Agent> = agent_views
+        .iter()
+        .map(|(name, _, span, v)| (name.to_string(), agent(r, &names, name, span.clone(), *v)))
+        .collect();
 
     let step_views = top.array("steps", &STEP);
     let steps = crate::steps::decode(r, src, &names, &step_views);
@@ -57,7 +62,11 @@ pub(crate) fn decode(r: &mut Reporter<'_>, src: &str, root: &DeTable<'_>) -> Wor
         _ => {}
     }
     if agent_views.is_empty() && step_views.is_empty() {
-        r.error_help(0..0, "the workflow has no agents and no steps: nothing would run", "add `[agents.<name>]` or `[[steps]]`");
+        r.error_help(
+            0..0,
+            "the workflow has no agents and no steps: nothing would run",
+            "add `[agents.<name>]` or `[[steps]]`",
+        );
     }
     warn_unreachable(r, &top, &agents, &steps);
     let policy = top.table("policy", &POLICY).map(|p| crate::rules::decode(r, src, &names, p)).unwrap_or_default();
@@ -95,7 +104,11 @@ fn plugin(r: &mut Reporter<'_>, v: View<'_, '_>) -> PluginConfig {
     if let Some(g) = v.table("grants", &GRANTS) {
         for (host, span) in g.strs("hosts") {
             if let Err(e) = HostPattern::parse(host) {
-                r.error_help(span, e.to_string(), "write [scheme://]host[:port], e.g. api.example.com or *.example.com");
+                r.error_help(
+                    span,
+                    e.to_string(),
+                    "write [scheme://]host[:port], e.g. api.example.com or *.example.com",
+                );
             }
             grants.hosts.push(host.to_string());
         }
@@ -146,11 +159,17 @@ fn agent(r: &mut Reporter<'_>, names: &Names, name: &str, span: Range<usize>, v:
         if h == name {
             r.error(s, format!("agent `{name}` cannot hand off to itself"));
         } else if !names.agents.iter().any(|a| a == h) {
-            r.error_help(s, format!("handoff to agent `{h}`, which is not defined"), suggestion(h, &names.agent_refs(), "agents"));
+            r.error_help(
+                s,
+                format!("handoff to agent `{h}`, which is not defined"),
+                suggestion(h, &names.agent_refs(), "agents"),
+            );
         }
         handoffs.push(h.to_string());
     }
-    if tools.is_empty() && handoffs.is_empty() {
+    // An invalid `tools` or `handoffs` is already an error; the warning would only repeat it.
+    let invalid = |k: &str| v.has(k) && v.node(k).is_none();
+    if tools.is_empty() && handoffs.is_empty() && !invalid("tools") && !invalid("handoffs") {
         r.warning(
             span,
             format!("agent `{name}` has no tools and no handoffs: it can only answer in text"),
@@ -200,7 +219,8 @@ pub(crate) fn check_tool_pattern(r: &mut Reporter<'_>, names: &Names, pattern: &
         !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '*'))
     };
     let Some((plugin, tool)) = pattern.split_once('.').filter(|(p, t)| seg_ok(p) && seg_ok(t)) else {
-        let form = if glob { "`plugin.tool`, a glob such as `ads.*` or `*.send_email`, or `*`" } else { "`plugin.tool`" };
+        let form =
+            if glob { "`plugin.tool`, a glob such as `ads.*` or `*.send_email`, or `*`" } else { "`plugin.tool`" };
         r.error(span, format!("`{pattern}` is not a tool name: write {form}"));
         return;
     };
@@ -225,12 +245,19 @@ pub(crate) fn check_tool_pattern(r: &mut Reporter<'_>, names: &Names, pattern: &
 /// Warns about agents nothing starts or hands off to: likely a forgotten `handoffs` entry.
 fn warn_unreachable(r: &mut Reporter<'_>, top: &View<'_, '_>, agents: &BTreeMap<String, Agent>, steps: &[crate::Step]) {
     let entry = top.str("entry").map(|(s, _)| s);
+    if entry.is_none() && steps.is_empty() {
+        return; // no starting point at all: that is an error of its own
+    }
     for (name, _, span, _) in top.named("agents", &AGENT) {
         let reached = entry == Some(name)
             || agents.values().any(|a| a.handoffs.iter().any(|h| h == name))
             || steps.iter().any(|s| matches!(s, crate::Step::Agent { agent, .. } if agent == name));
         if !reached {
-            r.warning(span, format!("agent `{name}` is never run: it is not the entry, no agent hands off to it, no step runs it"), None);
+            r.warning(
+                span,
+                format!("agent `{name}` is never run: it is not the entry, no agent hands off to it, no step runs it"),
+                None,
+            );
         }
     }
 }

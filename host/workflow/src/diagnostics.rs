@@ -134,10 +134,6 @@ impl<'a> Reporter<'a> {
         self.push(Severity::Warning, span.start, message.into(), help);
     }
 
-    pub fn has_errors(&self) -> bool {
-        self.found.iter().any(Diagnostic::is_error)
-    }
-
     pub fn finish(self) -> Diagnostics {
         let mut d = Diagnostics(self.found);
         d.sort();
@@ -147,7 +143,8 @@ impl<'a> Reporter<'a> {
 
 /// The closest candidate to `word`, if it is close enough to be a likely typo.
 pub(crate) fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    let limit = (word.chars().count() / 3).max(1);
+    let n = word.chars().count();
+    let limit = if n <= 2 { 0 } else { (n / 3).max(1) };
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
@@ -157,7 +154,7 @@ pub(crate) fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = 
 }
 
 /// A help line: "did you mean `x`?" for a near miss, else the list of what is allowed.
-pub(crate) fn suggestion<'c>(word: &str, candidates: &[&'c str], what: &str) -> String {
+pub(crate) fn suggestion(word: &str, candidates: &[&str], what: &str) -> String {
     match did_you_mean(word, candidates.iter().copied()) {
         Some(c) => format!("did you mean `{c}`?"),
         None if candidates.is_empty() => format!("there are no {what}"),
@@ -165,18 +162,27 @@ pub(crate) fn suggestion<'c>(word: &str, candidates: &[&'c str], what: &str) -> 
     }
 }
 
-/// Levenshtein distance over characters.
+/// Edit distance over characters, a swap of two neighbours counting as one edit (optimal
+/// string alignment): `inptu` is one edit from `input`.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -187,6 +193,8 @@ mod tests {
     fn near_misses_are_suggested_and_far_ones_are_not() {
         assert_eq!(edit_distance("sourc", "source"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("inptu", "input"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(did_you_mean("sourc", ["sha256", "source", "grants"]), Some("source"));
         assert_eq!(did_you_mean("max_step", ["max_steps", "max_tool_calls"]), Some("max_steps"));
         assert_eq!(did_you_mean("zzzzzz", ["source", "grants"]), None);

@@ -153,23 +153,35 @@ pub(crate) fn free_idents(e: &IdedExpr) -> Vec<(String, u64)> {
 }
 
 /// The fields read directly off a root variable (`state.x`, `state["x"]`, `has(state.x)`),
-/// with the character offset of the field in the expression.
+/// with the character offset of the field's name in the expression.
 pub(crate) fn fields_of(p: &Program, root: &str) -> Vec<(String, usize)> {
     let info = p.cel.source_info();
     let at = |id: u64| info.offset_for(id).map_or(0, |(s, _)| s as usize);
     let is_root = |e: &IdedExpr, bound: &[String]| matches!(&e.expr, Expr::Ident(n) if n == root && !bound.iter().any(|b| b == root));
     let mut out = Vec::new();
     walk(p.cel.expression(), &mut Vec::new(), &mut |e, bound| match &e.expr {
-        // A select's offset is its `.`; the field starts one character later.
-        Expr::Select(s) if is_root(&s.operand, bound) => out.push((s.field.clone(), at(e.id) + 1)),
+        Expr::Select(s) if is_root(&s.operand, bound) => {
+            let from = at(s.operand.id);
+            out.push((s.field.clone(), find_from(&p.source, from, &format!(".{}", s.field)).map_or(from, |i| i + 1)));
+        }
         Expr::Call(c) if c.func_name == "_[_]" && c.args.len() == 2 && is_root(&c.args[0], bound) => {
             if let Expr::Literal(LiteralValue::String(k)) = &c.args[1].expr {
-                out.push((k.to_string(), at(c.args[1].id) + 1));
+                let from = at(c.args[1].id);
+                out.push((k.to_string(), find_from(&p.source, from, k).unwrap_or(from)));
             }
         }
         _ => {}
     });
     out
+}
+
+/// Character index of the first `needle` at or after character `from` of `text`. Node offsets
+/// of the parser are not always where the field is (a `has()` select starts at its operand), so
+/// the field is found in the text that follows the node's start.
+fn find_from(text: &str, from: usize, needle: &str) -> Option<usize> {
+    let start = text.char_indices().nth(from).map_or(text.len(), |(i, _)| i);
+    let hit = text[start..].find(needle)? + start;
+    Some(text[..hit].chars().count())
 }
 
 /// Visits every node with the comprehension variables in scope at it.
@@ -231,9 +243,29 @@ fn kind_of(e: &IdedExpr) -> Option<Kind> {
         Expr::Map(_) => Some(Kind::Map),
         Expr::Select(s) if s.test => Some(Kind::Bool),
         Expr::Call(c) => match c.func_name.as_str() {
-            "_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_" | "_&&_" | "_||_" | "!_" | "@in" | "matches"
-            | "startsWith" | "endsWith" | "contains" | "@not_strictly_false" => Some(Kind::Bool),
+            "_==_"
+            | "_!=_"
+            | "_<_"
+            | "_<=_"
+            | "_>_"
+            | "_>=_"
+            | "_&&_"
+            | "_||_"
+            | "!_"
+            | "@in"
+            | "matches"
+            | "startsWith"
+            | "endsWith"
+            | "contains"
+            | "@not_strictly_false" => Some(Kind::Bool),
             "size" | "int" | "uint" => Some(Kind::Int),
+            // Arithmetic keeps the operands' kind when both are known and agree (`+` also
+            // concatenates strings and lists).
+            "_+_" | "_-_" | "_*_" | "_/_" | "_%_" if c.args.len() == 2 => {
+                let (a, b) = (kind_of(&c.args[0]), kind_of(&c.args[1]));
+                if a == b { a } else { None }
+            }
+            "-_" if c.args.len() == 1 => kind_of(&c.args[0]),
             "string" => Some(Kind::String),
             "double" => Some(Kind::Double),
             "_?_:_" if c.args.len() == 3 => {
@@ -270,7 +302,7 @@ mod tests {
         let file = format!("x = \"{text}\"\n");
         let map = SourceMap::new(Path::new("w.toml"), &file);
         let mut r = Reporter::new(&map);
-        let src = Source { file: &file, span: 4..file.len() - 1, text, what: "x".into() };
+        let src = Source { file: &file, span: 4..file.len() - 1, text, what: "e".into() };
         let p = compile(&mut r, &src, vars);
         let d = r.finish();
         p.ok_or_else(|| d.to_string())
@@ -280,7 +312,7 @@ mod tests {
     fn syntax_errors_point_into_the_string() {
         let e = program("input.a > ", &["input"]).unwrap_err();
         // `x = "` is 5 characters; the error is at the end of the expression (column 6 + 10).
-        assert!(e.starts_with("w.toml:1:16: error: CEL syntax error in `x`: mismatched input '<EOF>'"), "{e}");
+        assert!(e.starts_with("w.toml:1:16: error: CEL syntax error in `e`: mismatched input '<EOF>'"), "{e}");
         assert!(e.contains("help: expected"), "{e}");
     }
 

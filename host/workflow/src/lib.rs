@@ -38,8 +38,8 @@ pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use expr::Program;
 pub use format::{Agent, KvGrant, PluginConfig, PluginGrants, PluginLimits, RunBounds, Step, StepInput, Workflow};
 pub use policy::{
-    Action, ApprovalDecision, ApprovalRule, CallFacts, FrequencyCap, Policy, PolicyError, PolicyErrorKind, RateLimit,
-    RunFacts, SpendCap,
+    Action, ApprovalDecision, ApprovalRule, CallFacts, FrequencyCap, FrequencyTargets, Policy, PolicyError,
+    PolicyErrorKind, RateLimit, RunFacts, SpendCap,
 };
 pub use schema::json_schema;
 pub use spec::{EFFECTS, format_duration, parse_duration};
@@ -153,13 +153,34 @@ impl LoadedWorkflow {
     /// plugin declares (hosts covered, credentials declared and their hosts granted by name),
     /// tool patterns match tools, step tools exist and literal step inputs fit their schemas,
     /// policy globs match tools and `input.<field>` reads name fields of those tools' schemas.
-    /// A plugin missing from `manifests` is an error at its `source`.
+    /// A plugin missing from `manifests` is an error at its `source`. On success, the
+    /// warnings (e.g. a rule no tool can trigger); on failure, errors and warnings.
     pub fn check_plugins(
         &self,
         manifests: &BTreeMap<String, (tollgate_sandbox::Manifest, String)>,
-    ) -> Result<(), Diagnostics> {
+    ) -> Result<Vec<Diagnostic>, Diagnostics> {
         let found = check::check(self, manifests);
-        if found.has_errors() { Err(found) } else { Ok(()) }
+        if found.has_errors() { Err(found) } else { Ok(found.0) }
+    }
+
+    /// A diagnostic at the value of `key_path` (e.g. `["plugins", "ads", "source"]`), or at the
+    /// nearest enclosing key that exists: for findings made outside this crate (a plugin file
+    /// that cannot be read, a capability the grants do not cover).
+    pub fn diagnostic_at(&self, key_path: &[&str], message: impl Into<String>, help: Option<String>) -> Diagnostic {
+        let path: Vec<spans::Seg<'_>> = key_path.iter().map(|k| spans::Seg::Key(k)).collect();
+        let span = match DeTable::parse(&self.source) {
+            Ok(root) => spans::value_span(root.get_ref(), &path),
+            Err(_) => 0..0,
+        };
+        let (line, column) = spans::SourceMap::new(&self.display_path, &self.source).line_col(span.start);
+        Diagnostic {
+            file: self.display_path.clone(),
+            line,
+            column,
+            severity: Severity::Error,
+            message: message.into(),
+            help,
+        }
     }
 
     /// The sandbox grants for `plugin` as the workflow declares them (deny by default; relative

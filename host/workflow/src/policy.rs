@@ -124,13 +124,24 @@ pub struct RunFacts {
     pub tool_calls: u64,
 }
 
+/// `(cap index, max, per, targets)` of every frequency cap matching a call.
+pub type FrequencyTargets = Vec<(usize, u64, Duration, Vec<String>)>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApprovalDecision {
     /// No approval needed: by rule `rule`, or (`None`) by default.
-    Allow { rule: Option<usize> },
+    Allow {
+        rule: Option<usize>,
+    },
     /// Park the call for a human: by rule `rule`, or (`None`) by `approval_effects`.
-    Require { rule: Option<usize>, reason: String },
-    Deny { rule: usize, reason: String },
+    Require {
+        rule: Option<usize>,
+        reason: String,
+    },
+    Deny {
+        rule: usize,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +177,8 @@ impl CallFacts<'_> {
     }
 
     fn vars(&self) -> Vec<(&'static str, cel::Value)> {
-        let run = serde_json::json!({"spend": self.run.spend, "steps": self.run.steps, "tool_calls": self.run.tool_calls});
+        let run =
+            serde_json::json!({"spend": self.run.spend, "steps": self.run.steps, "tool_calls": self.run.tool_calls});
         vec![
             ("input", to_cel(self.input)),
             ("tool", self.tool.into()),
@@ -247,7 +259,7 @@ impl Policy {
     }
 
     /// `(cap index, max, per, targets)` for every frequency cap matching the tool.
-    pub fn frequency_targets(&self, facts: &CallFacts<'_>) -> Result<Vec<(usize, u64, Duration, Vec<String>)>, PolicyError> {
+    pub fn frequency_targets(&self, facts: &CallFacts<'_>) -> Result<FrequencyTargets, PolicyError> {
         let qualified = facts.qualified();
         let mut out = Vec::new();
         for (i, cap) in self.frequency_caps.iter().enumerate().filter(|(_, c)| tool_matches(&c.tool, &qualified)) {

@@ -32,7 +32,7 @@ pub(crate) fn decode(r: &mut Reporter<'_>, file: &str, names: &Names, p: View<'_
     if p.node("approval_effects").is_some() {
         policy.approval_effects = p.strs("approval_effects").into_iter().map(|(s, _)| s.to_string()).collect();
     }
-    let mut glob = |r: &mut Reporter<'_>, v: &View<'_, '_>| {
+    let glob = |r: &mut Reporter<'_>, v: &View<'_, '_>| {
         v.str("tool").map(|(t, span)| {
             check_tool_pattern(r, names, t, span, true);
             t.to_string()
@@ -72,12 +72,19 @@ pub(crate) fn decode(r: &mut Reporter<'_>, file: &str, names: &Names, p: View<'_
     }
     for (i, span, v) in p.array("frequency_caps", &FREQUENCY_CAP) {
         let what = format!("policy.frequency_caps[{i}].target");
-        let target = compile_kind(r, file, &v, "target", what, &[Kind::String, Kind::List], "a string or a list of strings");
+        let target =
+            compile_kind(r, file, &v, "target", what, &[Kind::String, Kind::List], "a string or a list of strings");
         let (Some(tool), Some(target), Some(max), Some(per)) = (glob(r, &v), target, v.int("max"), v.duration("per"))
         else {
             continue;
         };
-        policy.frequency_caps.push(FrequencyCap { tool, target, max: max as u64, per, location: r.map().location(span.start) });
+        policy.frequency_caps.push(FrequencyCap {
+            tool,
+            target,
+            max: max as u64,
+            per,
+            location: r.map().location(span.start),
+        });
     }
     policy
 }

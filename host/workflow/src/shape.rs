@@ -49,7 +49,10 @@ fn check_table(r: &mut Reporter<'_>, path: &str, span: Range<usize>, table: &DeT
             [_] => {}
             [(first, _), rest @ ..] => {
                 for (k, s) in rest {
-                    r.error(s.clone(), format!("{place} has both `{first}` and `{k}`: it must have exactly one of {names}"));
+                    r.error(
+                        s.clone(),
+                        format!("{place} has both `{first}` and `{k}`: it must have exactly one of {names}"),
+                    );
                 }
             }
         }
@@ -67,7 +70,10 @@ fn check_value(r: &mut Reporter<'_>, path: &str, v: &Node<'_>, ty: &Ty) {
                 }
                 match item.get_ref() {
                     DeValue::Table(it) => check_table(r, &join(path, name), item.span(), it, spec),
-                    other => r.error(item.span(), format!("`{}` must be a table, not {}", join(path, name), type_name(other))),
+                    other => r.error(
+                        item.span(),
+                        format!("`{}` must be a table, not {}", join(path, name), type_name(other)),
+                    ),
                 }
             }
         }
@@ -96,7 +102,8 @@ type Finding = (Range<usize>, String, Option<String>);
 /// What is wrong with a value of a non-table type, if anything.
 fn scalar_error(path: &str, v: &Node<'_>, ty: &Ty) -> Option<Finding> {
     let span = v.span();
-    let wrong = |want: &str| Some((span.clone(), format!("`{path}` must be {want}, not {}", type_name(v.get_ref())), None));
+    let wrong =
+        |want: &str| Some((span.clone(), format!("`{path}` must be {want}, not {}", type_name(v.get_ref())), None));
     let bad = |msg: String| Some((span.clone(), msg, None));
     match (ty, v.get_ref()) {
         (Ty::Str | Ty::Cel, DeValue::String(_)) | (Ty::Bool, DeValue::Boolean(_)) | (Ty::Any, _) => None,
@@ -105,7 +112,11 @@ fn scalar_error(path: &str, v: &Node<'_>, ty: &Ty) -> Option<Finding> {
             (!rule.ok(s)).then(|| (span.clone(), format!("`{path}` = \"{s}\" must match `{}`", rule.shown()), None))
         }
         (Ty::Semver, DeValue::String(s)) => (!is_semver(s)).then(|| {
-            (span.clone(), format!("`{path}` = \"{s}\" is not a semantic version"), Some("write MAJOR.MINOR.PATCH, e.g. 1.0.0".into()))
+            (
+                span.clone(),
+                format!("`{path}` = \"{s}\" is not a semantic version"),
+                Some("write MAJOR.MINOR.PATCH, e.g. 1.0.0".into()),
+            )
         }),
         (Ty::Int { min, max }, DeValue::Integer(_)) => match int_of(v) {
             None => bad(format!("`{path}` is out of the 64-bit integer range")),
@@ -132,7 +143,11 @@ fn scalar_error(path: &str, v: &Node<'_>, ty: &Ty) -> Option<Finding> {
             .find(|i| !matches!(i.get_ref(), DeValue::String(_)))
             .map(|i| (i.span(), format!("`{path}` must hold strings, not {}", type_name(i.get_ref())), None)),
         (Ty::Enum(allowed), DeValue::String(s)) => (!allowed.contains(&s.as_ref())).then(|| {
-            (span.clone(), format!("`{path}` = \"{s}\" is not one of the allowed values"), Some(suggestion(s, allowed, "allowed")))
+            (
+                span.clone(),
+                format!("`{path}` = \"{s}\" is not one of the allowed values"),
+                Some(suggestion(s, allowed, "allowed")),
+            )
         }),
         (Ty::EnumList(allowed), DeValue::Array(a)) => a.iter().find_map(|i| match i.get_ref() {
             DeValue::String(s) if allowed.contains(&s.as_ref()) => None,
@@ -144,12 +159,18 @@ fn scalar_error(path: &str, v: &Node<'_>, ty: &Ty) -> Option<Finding> {
             other => Some((i.span(), format!("`{path}` must hold strings, not {}", type_name(other)), None)),
         }),
         (Ty::BoolOrName(_), DeValue::Boolean(_)) => None,
-        (Ty::BoolOrName(rule), DeValue::String(s)) => (!rule.ok(s))
-            .then(|| (span.clone(), format!("`{path}` = \"{s}\" must be true, false, or a name matching `{}`", rule.shown()), None)),
-        (Ty::StrMap, DeValue::Table(t)) => t
-            .iter()
-            .find(|(_, i)| !matches!(i.get_ref(), DeValue::String(_)))
-            .map(|(k, i)| (i.span(), format!("`{path}.{}` must be a string, not {}", k.get_ref(), type_name(i.get_ref())), None)),
+        (Ty::BoolOrName(rule), DeValue::String(s)) => (!rule.ok(s)).then(|| {
+            (
+                span.clone(),
+                format!("`{path}` = \"{s}\" must be true, false, or a name matching `{}`", rule.shown()),
+                None,
+            )
+        }),
+        (Ty::StrMap, DeValue::Table(t)) => {
+            t.iter().find(|(_, i)| !matches!(i.get_ref(), DeValue::String(_))).map(|(k, i)| {
+                (i.span(), format!("`{path}.{}` must be a string, not {}", k.get_ref(), type_name(i.get_ref())), None)
+            })
+        }
         (Ty::Str | Ty::Name(_) | Ty::Semver | Ty::Cel | Ty::Enum(_), _) => wrong("a string"),
         (Ty::Int { .. }, _) => wrong("an integer"),
         (Ty::Bool, _) => wrong("a boolean"),
@@ -169,7 +190,9 @@ pub(crate) fn int_of(v: &Node<'_>) -> Option<i64> {
 
 fn bytes_of(v: &Node<'_>) -> Result<u64, String> {
     match v.get_ref() {
-        DeValue::Integer(_) => int_of(v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| "must not be negative".into()),
+        DeValue::Integer(_) => {
+            int_of(v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| "must not be negative".into())
+        }
         DeValue::String(s) => parse_bytes(s).map(|n| n as u64),
         _ => Err("not a size".into()),
     }
@@ -240,7 +263,11 @@ impl<'d, 'i> View<'d, 'i> {
     }
 
     /// Entries of a named-tables value: (name, name span, table span, table).
-    pub fn named(&self, key: &str, spec: &'static TableSpec) -> Vec<(&'d str, Range<usize>, Range<usize>, View<'d, 'i>)> {
+    pub fn named(
+        &self,
+        key: &str,
+        spec: &'static TableSpec,
+    ) -> Vec<(&'d str, Range<usize>, Range<usize>, View<'d, 'i>)> {
         let Some(DeValue::Table(t)) = self.node(key).map(|v| v.get_ref()) else { return Vec::new() };
         t.iter()
             .filter_map(|(k, v)| match v.get_ref() {

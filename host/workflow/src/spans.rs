@@ -138,9 +138,9 @@ pub(crate) fn to_json(node: &Node<'_>) -> Result<Value, (Range<usize>, String)> 
         DeValue::Boolean(b) => Value::Bool(*b),
         DeValue::Datetime(d) => Value::String(d.to_string()),
         DeValue::Array(a) => Value::Array(a.iter().map(to_json).collect::<Result<_, _>>()?),
-        DeValue::Table(t) => Value::Object(
-            t.iter().map(|(k, v)| Ok((k.get_ref().to_string(), to_json(v)?))).collect::<Result<_, _>>()?,
-        ),
+        DeValue::Table(t) => {
+            Value::Object(t.iter().map(|(k, v)| Ok((k.get_ref().to_string(), to_json(v)?))).collect::<Result<_, _>>()?)
+        }
     })
 }
 
@@ -152,7 +152,7 @@ pub(crate) fn span_at_pointer(node: &Node<'_>, pointer: &str) -> Range<usize> {
     for token in pointer.split('/').skip(1) {
         let token = token.replace("~1", "/").replace("~0", "~");
         let next = match node.get_ref() {
-            DeValue::Table(t) => entry(t, &token).map(|(k, v)| (k, v)),
+            DeValue::Table(t) => entry(t, &token),
             DeValue::Array(a) => token.parse::<usize>().ok().and_then(|i| a.get(i)).map(|v| (v.span(), v)),
             _ => None,
         };

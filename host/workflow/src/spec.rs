@@ -82,10 +82,19 @@ pub(crate) enum Ty {
     Str,
     Name(&'static NameRule),
     Semver,
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Bool,
-    Duration { min: Duration, max: Duration },
-    Bytes { min: u64, max: u64 },
+    Duration {
+        min: Duration,
+        max: Duration,
+    },
+    Bytes {
+        min: u64,
+        max: u64,
+    },
     StrList,
     Enum(&'static [&'static str]),
     EnumList(&'static [&'static str]),
@@ -142,7 +151,6 @@ const fn def(name: &'static str, ty: Ty, default: &'static str, doc: &'static st
 
 const SEC: Duration = Duration::from_secs(1);
 const MIN: Duration = Duration::from_secs(60);
-const DAY: Duration = Duration::from_secs(86_400);
 
 pub(crate) const ROOT: TableSpec = TableSpec {
     title: "workflow",
@@ -176,7 +184,12 @@ pub(crate) const RUN: TableSpec = TableSpec {
             "50000000000",
             "Total wasm fuel across every tool call of the run.",
         ),
-        def("max_tokens", Ty::Int { min: 1, max: 100_000_000 }, "500000", "Input plus output tokens of all model turns."),
+        def(
+            "max_tokens",
+            Ty::Int { min: 1, max: 100_000_000 },
+            "500000",
+            "Input plus output tokens of all model turns.",
+        ),
         def(
             "deadline",
             Ty::Duration { min: SEC, max: Duration::from_secs(7 * 86_400) },
@@ -244,7 +257,12 @@ pub(crate) const LIMITS: TableSpec = TableSpec {
             "\"64MiB\"",
             "Linear memory per call: bytes, or a size such as `64MiB`.",
         ),
-        def("timeout", Ty::Duration { min: Duration::from_millis(1), max: Duration::from_secs(600) }, "\"10s\"", "Wall clock per call."),
+        def(
+            "timeout",
+            Ty::Duration { min: Duration::from_millis(1), max: Duration::from_secs(600) },
+            "\"10s\"",
+            "Wall clock per call.",
+        ),
         def("max_http_requests", Ty::Int { min: 1, max: 1_000 }, "16", "Outbound HTTP requests per call."),
     ],
 };
@@ -254,7 +272,11 @@ pub(crate) const AGENT: TableSpec = TableSpec {
     doc: "One agent: a model with instructions, the tools it may call, and whom it may hand off to.",
     exactly_one_of: &[],
     keys: &[
-        key("model", Ty::Str, "Model spec (e.g. `openai:gpt-4.1`, `scripted:turns.toml`); `--model` overrides it for every agent."),
+        key(
+            "model",
+            Ty::Str,
+            "Model spec (e.g. `openai:gpt-4.1`, `scripted:turns.toml`); `--model` overrides it for every agent.",
+        ),
         def("description", Ty::Str, "\"\"", "What the agent does: shown to agents that can hand off to it."),
         req("instructions", Ty::Str, "The agent's instructions (system prompt)."),
         def("tools", Ty::StrList, "[]", "Tools it may call: `plugin.tool`, or globs (`ads.*`, `*.send_email`, `*`)."),
@@ -278,7 +300,11 @@ pub(crate) const POLICY: TableSpec = TableSpec {
         key("approvals", Ty::Array(&APPROVAL), "Approval rules; the first matching rule decides."),
         key("spend_caps", Ty::Array(&SPEND_CAP), "Per-run caps on a cost computed from each call's input."),
         key("rate_limits", Ty::Array(&RATE_LIMIT), "Calls per tool per time window, across runs."),
-        key("frequency_caps", Ty::Array(&FREQUENCY_CAP), "Calls per target (e.g. recipient) per time window, across runs."),
+        key(
+            "frequency_caps",
+            Ty::Array(&FREQUENCY_CAP),
+            "Calls per target (e.g. recipient) per time window, across runs.",
+        ),
     ],
 };
 
@@ -363,12 +389,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// The shortest exact spelling: `10m`, `7d`, `1500ms`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let s = d.as_secs();
     for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if s >= size && s % size == 0 {
+        if s >= size && s.is_multiple_of(size) {
             return format!("{}{unit}", s / size);
         }
     }
@@ -385,12 +411,13 @@ pub(crate) fn is_semver(s: &str) -> bool {
         Some((c, p)) => (c, Some(p)),
         None => (rest, None),
     };
-    let ident_ok = |part: &str| {
-        part.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-    };
+    let ident_ok =
+        |part: &str| part.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     let nums: Vec<&str> = core.split('.').collect();
     nums.len() == 3
-        && nums.iter().all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) && (n.len() == 1 || !n.starts_with('0')))
+        && nums
+            .iter()
+            .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) && (n.len() == 1 || !n.starts_with('0')))
         && pre.is_none_or(ident_ok)
         && build.is_none_or(ident_ok)
 }

@@ -17,7 +17,12 @@ use crate::spans::to_json;
 /// The variables an `input_expr` may read.
 pub(crate) const STEP_VARS: &[&str] = &["state", "goal"];
 
-pub(crate) fn decode(r: &mut Reporter<'_>, file: &str, names: &Names, steps: &[(usize, Range<usize>, View<'_, '_>)]) -> Vec<Step> {
+pub(crate) fn decode(
+    r: &mut Reporter<'_>,
+    file: &str,
+    names: &Names,
+    steps: &[(usize, Range<usize>, View<'_, '_>)],
+) -> Vec<Step> {
     let ids: Vec<Option<(&str, Range<usize>)>> = steps.iter().map(|(_, _, v)| v.str("id")).collect();
     let mut out = Vec::new();
     for (n, (i, _, v)) in steps.iter().enumerate() {
@@ -33,12 +38,18 @@ pub(crate) fn decode(r: &mut Reporter<'_>, file: &str, names: &Names, steps: &[(
                 return;
             }
             let (message, help) = if later.contains(&key) {
-                (format!("steps[{i}] reads state `{key}`, but step `{key}` runs later"), "a step can only read the results of earlier steps".to_string())
+                (
+                    format!("steps[{i}] reads state `{key}`, but step `{key}` runs later"),
+                    "a step can only read the results of earlier steps".to_string(),
+                )
             } else {
                 let help = match did_you_mean(key, earlier.iter().copied()) {
                     Some(c) => format!("did you mean `{c}`?"),
                     None if earlier.is_empty() => "this is the first step: there is no state yet".to_string(),
-                    None => format!("earlier steps: {}", earlier.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")),
+                    None => format!(
+                        "earlier steps: {}",
+                        earlier.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+                    ),
                 };
                 (format!("steps[{i}] reads state `{key}`, but no step has that id"), help)
             };
@@ -73,7 +84,10 @@ pub(crate) fn decode(r: &mut Reporter<'_>, file: &str, names: &Names, steps: &[(
                         }
                     },
                     Some(node) => {
-                        r.error(node.span(), format!("`steps[{i}].input` of a tool step must be a table: the tool's input"));
+                        r.error(
+                            node.span(),
+                            format!("`steps[{i}].input` of a tool step must be a table: the tool's input"),
+                        );
                         continue;
                     }
                 }
@@ -95,11 +109,16 @@ pub(crate) fn decode(r: &mut Reporter<'_>, file: &str, names: &Names, steps: &[(
                                 state_key(r, key, item.span().start);
                                 input.push(key.to_string());
                             }
-                            None => r.error(item.span(), format!("`steps[{i}].input` of an agent step lists step ids (strings)")),
+                            None => r.error(
+                                item.span(),
+                                format!("`steps[{i}].input` of an agent step lists step ids (strings)"),
+                            ),
                         }
                     }
                 }
-                Some((n, _)) => r.error(n.span(), format!("`steps[{i}].input` of an agent step must be a list of earlier step ids")),
+                Some((n, _)) => {
+                    r.error(n.span(), format!("`steps[{i}].input` of an agent step must be a list of earlier step ids"))
+                }
             }
             out.push(Step::Agent { id: id.to_string(), agent: agent.to_string(), input });
         } else if let Some((prompt, _)) = v.str("approval") {

@@ -92,7 +92,12 @@ pub fn run() -> Result<()> {
     let field = |vendor: &str, key: &str| -> Result<String> {
         urls[vendor][key].as_str().map(str::to_string).with_context(|| format!("no {vendor} {key}"))
     };
-    println!("Local stand-ins: Meta {}, SendGrid {}, HubSpot {}", field("meta", "base_url")?, field("sendgrid", "base_url")?, field("hubspot", "base_url")?);
+    println!(
+        "Local stand-ins: Meta {}, SendGrid {}, HubSpot {}",
+        field("meta", "base_url")?,
+        field("sendgrid", "base_url")?,
+        field("hubspot", "base_url")?
+    );
 
     let data_dir = target.join("demo");
     if data_dir.exists() {
@@ -124,7 +129,8 @@ pub fn run() -> Result<()> {
     let run_id = latest_run(&tollgate)?;
     for round in ["pause the campaign", "email the team"] {
         expect(tollgate.run(&["approvals", "list"])?, 0, "approvals list")?;
-        let approvals: serde_json::Value = serde_json::from_str(&tollgate.capture(&["approvals", "list", "--json"])?)?;
+        let approvals: serde_json::Value =
+            serde_json::from_str(&tollgate.capture(&["approvals", "list", "--json"])?)?;
         let id = approvals[0]["id"].as_str().with_context(|| format!("no pending approval to {round}"))?.to_string();
         expect(tollgate.run(&["approvals", "approve", &id, "--as", "demo-operator"])?, 0, "approve")?;
         let want = if round == "pause the campaign" { 3 } else { 0 };
@@ -138,6 +144,7 @@ pub fn run() -> Result<()> {
 }
 
 fn latest_run(tollgate: &Tollgate) -> Result<String> {
-    let runs: serde_json::Value = serde_json::from_str(&tollgate.capture(&["runs", "list", "--json", "--limit", "1"])?)?;
+    let runs: serde_json::Value =
+        serde_json::from_str(&tollgate.capture(&["runs", "list", "--json", "--limit", "1"])?)?;
     runs[0]["id"].as_str().map(str::to_string).context("no run recorded")
 }

@@ -82,8 +82,7 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
                 None => None,
             };
             // Approving with an edit needs the tool's schema: load the run's workflow plugins.
-            let loaded =
-                tollgate_workflow::load(Path::new(&run.workflow_path)).map_err(|d| anyhow::anyhow!("{d}"))?;
+            let loaded = tollgate_workflow::load(Path::new(&run.workflow_path)).map_err(|d| anyhow::anyhow!("{d}"))?;
             tollgate_runtime::check_same_workflow(&run, &loaded)?;
             let options: RunOptions = serde_json::from_value(run.options.clone()).unwrap_or_default();
             let sandbox = Sandbox::with_kv(sandbox_config(&cache), Arc::new(StoreKv::new(store.clone())))?;

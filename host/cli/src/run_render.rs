@@ -8,7 +8,11 @@ use tollgate_store::{RunRecord, StepRecord, ToolCallRecord};
 use crate::run_cmd::counters_line;
 
 fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max { text.to_string() } else { format!("{}…", text.chars().take(max).collect::<String>()) }
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(max).collect::<String>())
+    }
 }
 
 pub fn show(run: &RunRecord, steps: &[StepRecord], calls: &[ToolCallRecord]) -> String {

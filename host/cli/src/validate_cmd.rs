@@ -98,8 +98,12 @@ async fn check(lw: &LoadedWorkflow, sandbox: &Sandbox) -> (Diagnostics, Option<s
 async fn inspect(lw: &LoadedWorkflow, sandbox: &Sandbox, name: &str) -> Result<Inspection, Diagnostic> {
     let path = lw.plugin_source(name);
     let at_source = |message: String| lw.diagnostic_at(&["plugins", name, "source"], message, None);
-    let bytes = std::fs::read(&path).map_err(|e| at_source(format!("cannot read plugin `{name}` ({}): {e}", path.display())))?;
-    sandbox.inspect(&bytes).await.map_err(|e| at_source(format!("plugin `{name}` ({}) does not load: {e}", path.display())))
+    let bytes = std::fs::read(&path)
+        .map_err(|e| at_source(format!("cannot read plugin `{name}` ({}): {e}", path.display())))?;
+    sandbox
+        .inspect(&bytes)
+        .await
+        .map_err(|e| at_source(format!("plugin `{name}` ({}) does not load: {e}", path.display())))
 }
 
 /// The sandbox refuses a plugin that imports a capability its grants do not cover; say so now,
@@ -108,5 +112,9 @@ fn imports_granted(lw: &LoadedWorkflow, name: &str, i: &Inspection) -> Option<Di
     let grants = lw.sandbox_grants(name)?;
     let err = check_imports(i.imports.iter().map(|imp| imp.name.as_str()), &grants).err()?;
     let help = "grant it under [plugins.<name>.grants] (hosts, kv, log), or use a plugin that does not import it";
-    Some(lw.diagnostic_at(&["plugins", name, "grants"], format!("plugin `{name}`: {err}"), Some(help.replace("<name>", name))))
+    Some(lw.diagnostic_at(
+        &["plugins", name, "grants"],
+        format!("plugin `{name}` would not load: {err}"),
+        Some(help.replace("<name>", name)),
+    ))
 }

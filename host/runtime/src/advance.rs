@@ -6,7 +6,9 @@
 use std::time::Instant;
 
 use serde_json::json;
-use tollgate_store::{ApprovalFilter, ApprovalRecord, ApprovalStatus, AuditEvent, Commit, RunRecord, RunStatus, RunUpdate};
+use tollgate_store::{
+    ApprovalFilter, ApprovalRecord, ApprovalStatus, AuditEvent, Commit, RunRecord, RunStatus, RunUpdate,
+};
 
 use crate::error::RuntimeError;
 use crate::events::{Event, Observer};
@@ -52,6 +54,8 @@ impl Runtime {
             } else if let Some(bound) = self.bound_hit(&run, &state) {
                 self.end(&run, &mut state, started, RunStatus::BoundHit, Some(bound), observer).await?;
                 Pass::Stop
+            } else if let Some(pass) = self.fixed_step(&run, &mut state, started, observer).await? {
+                pass
             } else {
                 self.model_step(&run, &mut state, started, observer).await?
             };

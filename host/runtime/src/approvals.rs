@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tollgate_store::{
-    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, Commit, RunStatus, RunUpdate, Store,
-    StoreError, audit::canonical_json,
+    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, Commit, RunStatus, RunUpdate,
+    Store, StoreError, audit::canonical_json,
 };
 
 use crate::error::RuntimeError;
@@ -73,7 +73,12 @@ impl Runtime {
                 note: None,
                 approved_input: edit.clone(),
             }],
-            audit: vec![AuditEvent { ts: now, run_id: Some(approval.run_id.clone()), kind: "approval.granted".into(), body }],
+            audit: vec![AuditEvent {
+                ts: now,
+                run_id: Some(approval.run_id.clone()),
+                kind: "approval.granted".into(),
+                body,
+            }],
             ..Commit::default()
         };
         self.store.commit(commit).await.map_err(moved)?;
@@ -103,7 +108,12 @@ pub async fn deny(store: &dyn Store, id: &str, by: &str, reason: &str) -> Result
             note: Some(reason.into()),
             approved_input: None,
         }],
-        audit: vec![AuditEvent { ts: now, run_id: Some(approval.run_id.clone()), kind: "approval.denied".into(), body }],
+        audit: vec![AuditEvent {
+            ts: now,
+            run_id: Some(approval.run_id.clone()),
+            kind: "approval.denied".into(),
+            body,
+        }],
         ..Commit::default()
     };
     store.commit(commit).await.map_err(moved)?;

@@ -30,7 +30,11 @@ impl std::fmt::Debug for Catalogue {
 
 /// Loads every plugin of `workflow` with the grants it declares, narrowed by the plugin's own
 /// declarations (the sandbox intersects them) and remapped to the operator's upstreams.
-pub async fn load(sandbox: &Sandbox, workflow: &LoadedWorkflow, options: &RunOptions) -> Result<Catalogue, RuntimeError> {
+pub async fn load(
+    sandbox: &Sandbox,
+    workflow: &LoadedWorkflow,
+    options: &RunOptions,
+) -> Result<Catalogue, RuntimeError> {
     let mut plugins = BTreeMap::new();
     for (name, decl) in &workflow.workflow.plugins {
         let path = workflow.plugin_source(name);

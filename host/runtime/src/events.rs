@@ -8,18 +8,66 @@ use serde_json::Value;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    RunStarted { run_id: String, workflow: String, version: String, goal: String },
-    Resumed { run_id: String, status: String, step: u32 },
+    RunStarted {
+        run_id: String,
+        workflow: String,
+        version: String,
+        goal: String,
+    },
+    Resumed {
+        run_id: String,
+        status: String,
+        step: u32,
+    },
     /// A model turn: `replay` is true when the turn came from a script, not a model.
-    ModelTurn { step: u32, agent: String, model: String, replay: bool, text: Option<String>, tool_calls: Vec<String> },
-    Gate { step: u32, index: u32, tool: String, decision: String, reason: Option<String> },
-    ToolStarted { step: u32, index: u32, tool: String },
-    ToolFinished { step: u32, index: u32, tool: String, outcome: String, duration_ms: u64, output: Option<Value> },
-    Handoff { from: String, to: String },
-    ApprovalRequested { approval_id: String, tool: String, input: Value, reason: String },
+    ModelTurn {
+        step: u32,
+        agent: String,
+        model: String,
+        replay: bool,
+        text: Option<String>,
+        tool_calls: Vec<String>,
+    },
+    Gate {
+        step: u32,
+        index: u32,
+        tool: String,
+        decision: String,
+        reason: Option<String>,
+    },
+    ToolStarted {
+        step: u32,
+        index: u32,
+        tool: String,
+    },
+    ToolFinished {
+        step: u32,
+        index: u32,
+        tool: String,
+        outcome: String,
+        duration_ms: u64,
+        output: Option<Value>,
+    },
+    Handoff {
+        from: String,
+        to: String,
+    },
+    ApprovalRequested {
+        approval_id: String,
+        tool: String,
+        input: Value,
+        reason: String,
+    },
     /// Progress while waiting (on a model, or for a human with `--wait`).
-    Waiting { what: String, elapsed_ms: u64 },
-    Ended { status: String, detail: Option<String>, output: Option<String> },
+    Waiting {
+        what: String,
+        elapsed_ms: u64,
+    },
+    Ended {
+        status: String,
+        detail: Option<String>,
+        output: Option<String>,
+    },
 }
 
 /// Receives events as they happen.

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use tollgate_models::Message;
 use tollgate_sandbox::CallContext;
 use tollgate_store::{
-    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, Commit, Counters, RunRecord, RunStatus,
-    ToolCallRecord, ToolCallStatus,
+    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, Commit, Counters, RunRecord,
+    RunStatus, ToolCallRecord, ToolCallStatus,
 };
 
 use crate::advance::Pass;
@@ -55,7 +55,7 @@ impl Runtime {
 
         // 1. Settle decided approvals in one commit: consume approved ones (they become allowed
         //    calls), turn denied and expired ones into denials for the model.
-        let settle = self.settle_approvals(&run, state, &mut rows, &approvals).await?;
+        let settle = self.settle_approvals(&run, state, pending, &mut rows, &approvals).await?;
         let still_parked: Vec<ApprovalRecord> = rows
             .values()
             .filter(|r| r.status == ToolCallStatus::Parked)
@@ -79,7 +79,12 @@ impl Runtime {
         let mut commit = Commit::default();
         for (row, fuel, audit) in finished {
             counters.fuel += fuel;
-            commit.audit.push(AuditEvent { ts: now, run_id: Some(run.id.clone()), kind: "tool.call".into(), body: audit });
+            commit.audit.push(AuditEvent {
+                ts: now,
+                run_id: Some(run.id.clone()),
+                kind: "tool.call".into(),
+                body: audit,
+            });
             rows.insert(row.index, row.clone());
             commit.tool_calls.push(row);
         }
@@ -89,6 +94,9 @@ impl Runtime {
             commit.run = Some(self.update(&run, state, RunStatus::WaitingApproval, None, counters, now));
             self.store.commit(commit).await?;
             return Ok(Pass::Stop);
+        }
+        if pending.agent.starts_with(crate::fixed::STEP_AGENT_PREFIX) {
+            return self.finish_fixed(run, state, pending, &rows, commit, counters, now, started, observer).await;
         }
         let conversation = state.conversations.entry(pending.agent.clone()).or_default();
         let mut handoff = None;
@@ -132,11 +140,44 @@ impl Runtime {
         Ok(Pass::Continue)
     }
 
+    /// The result commit of a fixed tool or approval step.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_fixed(
+        &self,
+        run: RunRecord,
+        state: &mut RunState,
+        pending: &PendingStep,
+        rows: &BTreeMap<u32, ToolCallRecord>,
+        mut commit: Commit,
+        counters: Counters,
+        now: i64,
+        started: Instant,
+        observer: &dyn Observer,
+    ) -> Result<Pass, RuntimeError> {
+        let row =
+            rows.get(&0).ok_or_else(|| RuntimeError::State(format!("fixed step {} lost its call", pending.step)))?;
+        let failure = self.record_fixed_result(state, pending, row);
+        state.pending = None;
+        state.next_step = pending.step + 1;
+        commit.run = Some(self.update(&run, state, RunStatus::Running, None, counters.clone(), now));
+        self.store.commit(commit).await?;
+        crate::crashtest::pause_point("results_committed");
+        if let Some((status, detail)) = failure {
+            let mut run = run;
+            run.version += 1;
+            run.counters = counters;
+            self.end(&run, state, started, status, Some(detail), observer).await?;
+            return Ok(Pass::Stop);
+        }
+        Ok(Pass::Continue)
+    }
+
     /// The commit that settles approvals decided since the step parked, or `None`.
     async fn settle_approvals(
         &self,
         run: &RunRecord,
         state: &RunState,
+        pending: &PendingStep,
         rows: &mut BTreeMap<u32, ToolCallRecord>,
         approvals: &BTreeMap<u32, ApprovalRecord>,
     ) -> Result<Option<(Commit, Counters)>, RuntimeError> {
@@ -150,12 +191,31 @@ impl Runtime {
             let Some(approval) = approvals.get(&row.index) else {
                 return Err(RuntimeError::State(format!("parked call {}#{} has no approval", row.step, row.index)));
             };
-            let audit = |kind: &str, body: Value| AuditEvent { ts: now, run_id: Some(run.id.clone()), kind: kind.into(), body };
+            let audit =
+                |kind: &str, body: Value| AuditEvent { ts: now, run_id: Some(run.id.clone()), kind: kind.into(), body };
             match approval.status {
                 ApprovalStatus::Pending => continue,
+                ApprovalStatus::Approved if is_human_gate(pending, row.index) => {
+                    commit.approval_transitions.push(ApprovalTransition {
+                        id: approval.id.clone(),
+                        from: ApprovalStatus::Approved,
+                        to: ApprovalStatus::Consumed,
+                        decided_by: approval.decided_by.clone(),
+                        decided_at: approval.decided_at,
+                        note: approval.note.clone(),
+                        approved_input: approval.approved_input.clone(),
+                    });
+                    commit
+                        .audit
+                        .push(audit("approval.consumed", json!({"approval_id": approval.id, "tool": row.tool})));
+                    row.status = ToolCallStatus::Done;
+                    row.result = Some(json!({"output": {"approved_by": approval.decided_by, "note": approval.note}}));
+                    row.updated_at = now;
+                }
                 ApprovalStatus::Approved => {
                     let input = approval.approved_input.clone().unwrap_or_else(|| approval.input.clone());
-                    let digest = self.catalogue.tool(&row.tool).map(|(p, _)| p.digest().to_string()).unwrap_or_default();
+                    let digest =
+                        self.catalogue.tool(&row.tool).map(|(p, _)| p.digest().to_string()).unwrap_or_default();
                     // Fail closed: an approval authorises this plugin build, tool and input only.
                     let verdict = if binding_hash(&digest, &approval.tool, &approval.input) != approval.binding_hash {
                         Verdict::Deny {
@@ -237,7 +297,8 @@ impl Runtime {
         observer.event(&Event::ToolStarted { step: row.step, index: row.index, tool: row.tool.clone() });
         let Some((plugin, _)) = self.catalogue.tool(&row.tool) else {
             row.status = ToolCallStatus::Done;
-            row.result = Some(json!({"error": "unknown-tool", "message": format!("tool `{}` is not loaded", row.tool)}));
+            row.result =
+                Some(json!({"error": "unknown-tool", "message": format!("tool `{}` is not loaded", row.tool)}));
             return (row, 0, json!({"tool": "unknown"}));
         };
         let ctx = CallContext {
@@ -277,6 +338,10 @@ impl Runtime {
         row.updated_at = now_ms();
         (row, report.fuel_used, audit)
     }
+}
+
+fn is_human_gate(pending: &PendingStep, index: u32) -> bool {
+    pending.calls.iter().any(|c| c.index == index && matches!(c.target, CallTarget::HumanGate { .. }))
 }
 
 /// What the model is told about one call: its output, or why it failed or was refused.

@@ -130,8 +130,10 @@ async fn charges(
     turn_charges: &BTreeMap<String, i64>,
 ) -> Result<Vec<CapCharge>, Verdict> {
     let policy = ctx.workflow.policy();
-    let deny_policy_error =
-        |e: tollgate_workflow::PolicyError| Verdict::Deny { stage: "caps", reason: format!("cap could not be evaluated: {e}") };
+    let deny_policy_error = |e: tollgate_workflow::PolicyError| Verdict::Deny {
+        stage: "caps",
+        reason: format!("cap could not be evaluated: {e}"),
+    };
     let mut out = Vec::new();
     for (index, cost, max) in policy.spend_costs(facts).map_err(deny_policy_error)? {
         // Lowering a budget does not refund the cap: only increases count.
@@ -142,14 +144,18 @@ async fn charges(
     for (index, max, per) in policy.rate_limits(qualified) {
         let scope = format!("rate:{index}:{qualified}");
         let window = Some(per.as_millis() as i64);
-        out.push(charge(ctx, scope, 1, max as i64, window, "rate limit", "policy.rate_limits", index, turn_charges).await?);
+        out.push(
+            charge(ctx, scope, 1, max as i64, window, "rate limit", "policy.rate_limits", index, turn_charges).await?,
+        );
     }
     for (index, max, per, targets) in policy.frequency_targets(facts).map_err(deny_policy_error)? {
         for target in targets {
             let scope = format!("freq:{index}:{qualified}:{}", target.to_lowercase());
             let window = Some(per.as_millis() as i64);
             let kind = "frequency cap";
-            out.push(charge(ctx, scope, 1, max as i64, window, kind, "policy.frequency_caps", index, turn_charges).await?);
+            out.push(
+                charge(ctx, scope, 1, max as i64, window, kind, "policy.frequency_caps", index, turn_charges).await?,
+            );
         }
     }
     Ok(out)

@@ -109,7 +109,12 @@ impl Runtime {
         let goal = goal
             .or_else(|| wf.goal.clone())
             .ok_or_else(|| RuntimeError::InvalidInput("the workflow has no default goal; pass --goal".into()))?;
-        let entry = wf.entry.clone().ok_or_else(|| RuntimeError::Workflow("the workflow has no entry agent".into()))?;
+        let fixed = !wf.steps.is_empty();
+        let entry = match (&wf.entry, fixed) {
+            (Some(entry), false) => entry.clone(),
+            (_, true) => String::new(),
+            (None, false) => return Err(RuntimeError::Workflow("the workflow has no entry agent and no steps".into())),
+        };
         // Fail before creating anything if a model cannot be connected.
         let models: BTreeMap<String, String> = wf
             .agents
@@ -119,7 +124,11 @@ impl Runtime {
         let now = ids::now_ms();
         let id = ids::run_id(now);
         let mut state = RunState { agent: entry.clone(), ..RunState::default() };
-        state.conversations.insert(entry.clone(), vec![Message::User { text: goal.clone() }]);
+        if fixed {
+            state.fixed = Some(crate::fixed::FixedCursor::default());
+        } else {
+            state.conversations.insert(entry.clone(), vec![Message::User { text: goal.clone() }]);
+        }
         let run = RunRecord {
             id: id.clone(),
             workflow_name: wf.name.clone(),

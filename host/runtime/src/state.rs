@@ -24,6 +24,9 @@ pub struct RunState {
     pub active_ms: u64,
     /// The final answer of the agent that ended the run.
     pub final_output: Option<String>,
+    /// Progress through the workflow's fixed steps, when it has them.
+    #[serde(default)]
+    pub fixed: Option<crate::fixed::FixedCursor>,
 }
 
 /// One committed model turn waiting for its tool calls.
@@ -55,4 +58,6 @@ pub enum CallTarget {
     Handoff { to: String },
     /// Not a tool this agent has; denied by the gate.
     Unknown,
+    /// A fixed approval step: a human decision with no tool call behind it.
+    HumanGate { step_id: String },
 }

@@ -63,7 +63,8 @@ impl Runtime {
         let turn = match tokio::time::timeout(remaining, provider.complete(&request)).await {
             Ok(Ok(turn)) => turn,
             Ok(Err(e)) => {
-                let status = if matches!(e, ModelError::Timeout { .. }) { RunStatus::BoundHit } else { RunStatus::Failed };
+                let status =
+                    if matches!(e, ModelError::Timeout { .. }) { RunStatus::BoundHit } else { RunStatus::Failed };
                 self.end(run, state, started, status, Some(format!("model {}: {e}", provider.describe())), observer)
                     .await?;
                 return Ok(Pass::Stop);
@@ -92,8 +93,9 @@ impl Runtime {
             let mut next = state.clone();
             let commit = self.turn_commit(run, &mut next, &agent_name, &turn, &tools, &handoff_names, started).await?;
             let parked: Vec<ApprovalRecord> = commit.new_approvals.clone();
-            let gates: Vec<Value> = commit.audit.iter().filter(|a| a.kind == "gate.decision").map(|a| a.body.clone()).collect();
-            let ends = next.pending.is_none();
+            let gates: Vec<Value> =
+                commit.audit.iter().filter(|a| a.kind == "gate.decision").map(|a| a.body.clone()).collect();
+            let ends = commit.run.as_ref().is_some_and(|r| r.status == RunStatus::Completed);
             match self.store.commit(commit).await {
                 Ok(()) => {
                     crate::crashtest::pause_point("turn_committed");
@@ -179,7 +181,13 @@ impl Runtime {
         state.active_ms += started.elapsed().as_millis() as u64;
         let turn_json = serde_json::to_value(turn).unwrap_or_default();
         let mut commit = Commit {
-            steps: vec![StepRecord { run_id: run.id.clone(), step, agent: agent.into(), turn: turn_json, created_at: now }],
+            steps: vec![StepRecord {
+                run_id: run.id.clone(),
+                step,
+                agent: agent.into(),
+                turn: turn_json,
+                created_at: now,
+            }],
             audit: vec![AuditEvent {
                 ts: now,
                 run_id: Some(run.id.clone()),
@@ -192,6 +200,12 @@ impl Runtime {
             }],
             ..Commit::default()
         };
+        if turn.tool_calls.is_empty() && self.finish_agent_step(state, turn.text.clone()) {
+            // An agent step of a fixed-step workflow: its answer is the step's result.
+            state.next_step += 1;
+            commit.run = Some(self.update(run, state, RunStatus::Running, None, counters, now));
+            return Ok(commit);
+        }
         if turn.tool_calls.is_empty() {
             state.final_output = turn.text.clone();
             state.next_step += 1;
@@ -217,7 +231,8 @@ impl Runtime {
             let target = catalogue::resolve(&call.name, tools, handoffs);
             let key = ids::idempotency_key(&run.id, step, index);
             let (qualified, verdict) = match &target {
-                CallTarget::Unknown => {
+                // Models never name a human gate; `resolve` cannot produce one.
+                CallTarget::Unknown | CallTarget::HumanGate { .. } => {
                     let available: Vec<String> = tools.iter().map(|t| model_name(t)).collect();
                     let reason = format!(
                         "`{}` is not a tool of agent `{agent}`; its tools are: {}",
@@ -236,7 +251,8 @@ impl Runtime {
                     (format!("handoff.{to}"), verdict)
                 }
                 CallTarget::Tool { qualified } => {
-                    let verdict = gate::check(&ctx, agent, qualified, &call.input, &mut turn_charges, allowed, false).await;
+                    let verdict =
+                        gate::check(&ctx, agent, qualified, &call.input, &mut turn_charges, allowed, false).await;
                     (qualified.clone(), verdict)
                 }
             };
@@ -262,7 +278,12 @@ impl Runtime {
             audit["agent"] = json!(agent);
             audit["input"] = call.input.clone();
             audit["reason"] = json!(verdict.reason());
-            commit.audit.push(AuditEvent { ts: now, run_id: Some(run.id.clone()), kind: "gate.decision".into(), body: audit });
+            commit.audit.push(AuditEvent {
+                ts: now,
+                run_id: Some(run.id.clone()),
+                kind: "gate.decision".into(),
+                body: audit,
+            });
             match verdict {
                 Verdict::Allow { charges, .. } => {
                     if let CallTarget::Handoff { to } = &target {
@@ -278,7 +299,8 @@ impl Runtime {
                 }
                 Verdict::Park { reason } => {
                     row.status = ToolCallStatus::Parked;
-                    let approval = self.approval_request(run, step, index, agent, &qualified, &call.input, reason, now)?;
+                    let approval =
+                        self.approval_request(run, step, index, agent, &qualified, &call.input, reason, now)?;
                     commit.audit.push(AuditEvent {
                         ts: now,
                         run_id: Some(run.id.clone()),

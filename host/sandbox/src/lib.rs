@@ -43,5 +43,5 @@ pub use limits::Limits;
 pub use manifest::{CredentialSpec, Effects, Manifest, ToolSpec};
 pub use plugin::{Inspection, Plugin, sha256_hex};
 pub use redact::Redactor;
-pub use schema::Schema;
 pub use report::{CallReport, EgressRecord, LogRecord};
+pub use schema::Schema;

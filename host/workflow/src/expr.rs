@@ -93,9 +93,63 @@ impl Source<'_> {
     }
 }
 
+/// Bounds on an expression's size and bracket nesting. The CEL parser and evaluator recurse
+/// over the expression; within these bounds both stay well inside a 2 MiB thread stack (a
+/// tokio worker's), which a test checks.
+pub const MAX_EXPR_BYTES: usize = 4096;
+pub const MAX_EXPR_NESTING: usize = 32;
+
+/// Deepest nesting of `(`, `[`, `{` outside string literals, and where it is first reached.
+fn nesting(text: &str) -> (usize, usize) {
+    let (mut depth, mut max, mut at) = (0usize, 0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in text.chars().enumerate() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' | '[' | '{' => {
+                    depth += 1;
+                    if depth > max {
+                        (max, at) = (depth, i);
+                    }
+                }
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    (max, at)
+}
+
 /// Compiles an expression, reporting a syntax error at its position in the file, and any
 /// variable not in `vars` (comprehension variables are bound where they are in scope).
 pub(crate) fn compile(r: &mut Reporter<'_>, src: &Source<'_>, vars: &[&str]) -> Option<Program> {
+    if src.text.len() > MAX_EXPR_BYTES {
+        r.error(
+            src.span.clone(),
+            format!("`{}` is {} bytes long, over the limit of {MAX_EXPR_BYTES}", src.what, src.text.len()),
+        );
+        return None;
+    }
+    let (depth, at) = nesting(src.text);
+    if depth > MAX_EXPR_NESTING {
+        r.error_at(
+            src.offset(at),
+            format!("`{}` nests brackets {depth} deep, over the limit of {MAX_EXPR_NESTING}", src.what),
+            None,
+        );
+        return None;
+    }
     let compiled = match cel::Program::compile(src.text) {
         Ok(p) => p,
         Err(e) => {
@@ -324,6 +378,33 @@ mod tests {
         assert!(program("input.to.all(r, r.endsWith('@x.com')) && input.to.map(x, x).size() > 0", &["input"]).is_ok());
         let e = program("[1].map(x, x * y)", &["input"]).unwrap_err();
         assert!(e.contains("unknown variable `y`") && !e.contains("`x`"), "{e}");
+    }
+
+    /// The worst expressions the bounds allow compile and evaluate on a tokio-sized stack.
+    #[test]
+    fn bounded_expressions_fit_a_small_stack() {
+        let long = format!("1{}", " + 1".repeat((MAX_EXPR_BYTES - 1) / 4));
+        let deep = format!("{}1{}", "[".repeat(MAX_EXPR_NESTING), "]".repeat(MAX_EXPR_NESTING));
+        let calls = format!("{}1{}", "int(".repeat(MAX_EXPR_NESTING), ")".repeat(MAX_EXPR_NESTING));
+        let ok = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                [long, deep, calls].iter().all(|text| {
+                    let p = program(text, &[]).unwrap();
+                    crate::cel_json::eval_json(&p, &serde_json::Map::new()).is_ok()
+                })
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(ok);
+        let e = program(&format!("{}1{}", "(".repeat(40), ")".repeat(40)), &[]).unwrap_err();
+        assert!(e.contains("w.toml:1:38: error: `e` nests brackets 40 deep, over the limit of 32"), "{e}");
+        assert!(
+            program("'((((((((((((((((((((((((((((((((((((' + ')'", &[]).is_ok(),
+            "brackets in strings do not count"
+        );
+        assert!(program(&"1 + ".repeat(1100), &[]).unwrap_err().contains("over the limit of 4096"));
     }
 
     #[test]

@@ -198,6 +198,7 @@ impl Policy {
     /// call needs approval if the tool has an effect in `approval_effects`, else it is allowed.
     pub fn approval(&self, facts: &CallFacts<'_>) -> Result<ApprovalDecision, PolicyError> {
         let qualified = facts.qualified();
+        let mut vars = None; // built once, on the first rule that has a `when`
         for (i, rule) in self.approvals.iter().enumerate() {
             if rule.tool.as_deref().is_some_and(|g| !tool_matches(g, &qualified))
                 || (!rule.effects.is_empty() && !rule.effects.iter().any(|e| facts.effects.contains(&e.as_str())))
@@ -205,7 +206,8 @@ impl Policy {
                 continue;
             }
             if let Some(when) = &rule.when {
-                match execute(when, facts.vars(), Some(i))? {
+                let vars = vars.get_or_insert_with(|| facts.vars());
+                match execute(when, vars.iter().cloned(), Some(i))? {
                     cel::Value::Bool(true) => {}
                     cel::Value::Bool(false) => continue,
                     other => {

@@ -86,6 +86,14 @@ pub fn run(args: &Args) -> Result<()> {
             continue;
         };
         std::fs::copy(wasm, &dest).with_context(|| format!("copying {} to {}", wasm.display(), dest.display()))?;
+        // Workflows in examples/ name plugins as `../../target/plugins/<name>.wasm`: keep that
+        // path valid when CARGO_TARGET_DIR puts the build elsewhere (CI does).
+        let stable = metadata.workspace_root.join("target/plugins");
+        if stable != out_dir {
+            std::fs::create_dir_all(&stable)?;
+            let copy = stable.join(format!("{}.wasm", plugin.short));
+            std::fs::copy(&dest, &copy).with_context(|| format!("copying to {}", copy.display()))?;
+        }
         let size = std::fs::metadata(&dest)?.len();
         println!(
             "{:<12} {:>10}  {}  ({})",

@@ -97,6 +97,11 @@ fn human(event: &Event) -> String {
         Event::ApprovalRequested { approval_id, tool, input, reason } => {
             format!("  ⏸ approval {approval_id}: {tool} {}\n    why: {reason}", short(input, 200))
         }
+        Event::ApprovalSettled { approval_id, tool, decision, by, note } => {
+            let by = by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
+            let note = note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+            format!("  approval {approval_id} ({tool}) {decision}{by}{note}")
+        }
         Event::Waiting { what, elapsed_ms } => format!("  … waiting for {what} ({}s)", elapsed_ms / 1000),
         Event::Ended { status, detail, output } => {
             let mut s = format!("\nrun {status}");

@@ -58,6 +58,14 @@ pub enum Event {
         input: Value,
         reason: String,
     },
+    /// A human's decision took effect as the run continued (`approved`, `denied`, `expired`).
+    ApprovalSettled {
+        approval_id: String,
+        tool: String,
+        decision: String,
+        by: Option<String>,
+        note: Option<String>,
+    },
     /// Progress while waiting (on a model, or for a human with `--wait`).
     Waiting {
         what: String,

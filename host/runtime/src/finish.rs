@@ -55,6 +55,19 @@ impl Runtime {
 
         // 1. Settle decided approvals in one commit: consume approved ones (they become allowed
         //    calls), turn denied and expired ones into denials for the model.
+        for row in rows.values().filter(|r| r.status == ToolCallStatus::Parked) {
+            let Some(a) = approvals.get(&row.index) else { continue };
+            if matches!(a.status, ApprovalStatus::Pending | ApprovalStatus::Consumed) {
+                continue;
+            }
+            observer.event(&Event::ApprovalSettled {
+                approval_id: a.id.clone(),
+                tool: a.tool.clone(),
+                decision: a.status.as_str().into(),
+                by: a.decided_by.clone(),
+                note: a.note.clone(),
+            });
+        }
         let settle = self.settle_approvals(&run, state, pending, &mut rows, &approvals).await?;
         let still_parked: Vec<ApprovalRecord> = rows
             .values()

@@ -3,6 +3,7 @@
 //! (`ads__update_campaign`, since vendors only accept `[a-zA-Z0-9_-]`) and handoff tools.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use tollgate_models::ToolSpec as ModelTool;
 use tollgate_sandbox::{Grants, Plugin, Sandbox, SecretSource, ToolSpec, Upstream, sha256_hex};
@@ -49,7 +50,8 @@ pub async fn load(
                 message: format!("{} has sha256 {digest}, but the workflow pins {pin}", path.display()),
             });
         }
-        let grants = grants_for(&workflow.workflow.name, name, decl, options)?;
+        let dir = workflow.path.parent().unwrap_or(Path::new("/"));
+        let grants = grants_for(&workflow.workflow.name, dir, name, decl, options)?;
         let plugin = sandbox
             .load(&bytes, grants)
             .await
@@ -61,6 +63,7 @@ pub async fn load(
 
 fn grants_for(
     workflow: &str,
+    workflow_dir: &Path,
     name: &str,
     decl: &tollgate_workflow::PluginConfig,
     options: &RunOptions,
@@ -71,7 +74,13 @@ fn grants_for(
         grants = grants.allow_host(host).map_err(|e| bad(e.to_string()))?;
     }
     for (credential, source) in &decl.grants.credentials {
-        grants = grants.credential(credential, SecretSource::parse(source).map_err(bad)?);
+        // `file:` paths are relative to the workflow file, like plugin sources, not to
+        // wherever the process happens to run.
+        let source = match SecretSource::parse(source).map_err(bad)? {
+            SecretSource::File(path) => SecretSource::File(workflow_dir.join(path)),
+            other => other,
+        };
+        grants = grants.credential(credential, source);
     }
     grants = match decl.grants.kv.namespace(workflow, name) {
         Some(namespace) => grants.kv(true).kv_namespace(&namespace),

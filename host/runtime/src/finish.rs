@@ -109,7 +109,7 @@ impl Runtime {
             return Ok(Pass::Stop);
         }
         if pending.agent.starts_with(crate::fixed::STEP_AGENT_PREFIX) {
-            return self.finish_fixed(run, state, pending, &rows, commit, counters, now, started, observer).await;
+            return self.finish_fixed(run, state, pending, &rows, commit, counters, now, observer).await;
         }
         let conversation = state.conversations.entry(pending.agent.clone()).or_default();
         let mut handoff = None;
@@ -164,7 +164,6 @@ impl Runtime {
         mut commit: Commit,
         counters: Counters,
         now: i64,
-        started: Instant,
         observer: &dyn Observer,
     ) -> Result<Pass, RuntimeError> {
         let row =
@@ -172,17 +171,35 @@ impl Runtime {
         let failure = self.record_fixed_result(state, pending, row);
         state.pending = None;
         state.next_step = pending.step + 1;
-        commit.run = Some(self.update(&run, state, RunStatus::Running, None, counters.clone(), now));
+        let Some((status, detail)) = failure else {
+            commit.run = Some(self.update(&run, state, RunStatus::Running, None, counters, now));
+            self.store.commit(commit).await?;
+            crate::crashtest::pause_point("results_committed");
+            return Ok(Pass::Continue);
+        };
+        // A failed step ends the run in its own result commit. Ended by a second commit, a crash
+        // in between would leave a running run whose cursor still points at the failed step, and
+        // a resume would run that step again: ask again a human who said no, or repeat a failed
+        // tool call under a new idempotency key.
+        commit.audit.push(AuditEvent {
+            ts: now,
+            run_id: Some(run.id.clone()),
+            kind: "run.ended".into(),
+            body: json!({
+                "status": status.as_str(), "detail": detail, "output": state.final_output,
+                "counters": counters, "active_ms": state.active_ms,
+            }),
+        });
+        commit.checkpoint_audit = true;
+        commit.run = Some(self.update(&run, state, status, Some(detail.clone()), counters, now));
         self.store.commit(commit).await?;
         crate::crashtest::pause_point("results_committed");
-        if let Some((status, detail)) = failure {
-            let mut run = run;
-            run.version += 1;
-            run.counters = counters;
-            self.end(&run, state, started, status, Some(detail), observer).await?;
-            return Ok(Pass::Stop);
-        }
-        Ok(Pass::Continue)
+        observer.event(&Event::Ended {
+            status: status.as_str().into(),
+            detail: Some(detail),
+            output: state.final_output.clone(),
+        });
+        Ok(Pass::Stop)
     }
 
     /// The commit that settles approvals decided since the step parked, or `None`.

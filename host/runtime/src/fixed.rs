@@ -57,7 +57,9 @@ impl Runtime {
             return Ok(None);
         }
         let Some(step) = steps.get(cursor.index) else {
-            state.final_output = cursor.state.values().last().map(|v| match v {
+            // The last step's result, by step order: the state map is sorted by id.
+            let last = steps.last().and_then(|s| cursor.state.get(s.id()));
+            state.final_output = last.map(|v| match v {
                 Value::String(s) => s.clone(),
                 other => serde_json::to_string_pretty(other).unwrap_or_default(),
             });
@@ -257,7 +259,7 @@ impl Runtime {
             run_id: run.id.clone(),
             step,
             index: 0,
-            call_id: format!("{agent}"),
+            call_id: agent.to_string(),
             agent: agent.into(),
             tool: tool.into(),
             input,

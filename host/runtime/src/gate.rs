@@ -62,7 +62,7 @@ pub struct GateContext<'a> {
 
 /// Decides one call. `turn_charges` holds what earlier calls of the same turn charged (not yet
 /// committed) and is updated on `Allow`; `allowed_in_turn` counts them for the tool-call bound.
-/// `approved` skips the approval rules: a human already approved this exact input.
+/// `approved`: a human approved this call, which satisfies a `require` rule (not a `deny`).
 pub async fn check(
     ctx: &GateContext<'_>,
     agent: &str,
@@ -87,6 +87,8 @@ pub async fn check(
     }
     let effects = spec.effects.names();
     let plugin_name = qualified.split_once('.').map(|(p, _)| p).unwrap_or(qualified);
+    // Fixed steps run as `step:<id>`; policies see them as no agent, as the format documents.
+    let agent = if agent.starts_with(crate::fixed::STEP_AGENT_PREFIX) { "" } else { agent };
     let facts = CallFacts {
         plugin: plugin_name,
         tool: &spec.name,
@@ -103,18 +105,17 @@ pub async fn check(
         Ok(charges) => charges,
         Err(deny) => return deny,
     };
-    let rule = if approved {
-        None
-    } else {
-        match ctx.workflow.policy().approval(&facts) {
-            Ok(ApprovalDecision::Allow { rule }) => rule,
-            Ok(ApprovalDecision::Require { reason, .. }) => return Verdict::Park { reason },
-            Ok(ApprovalDecision::Deny { rule, reason }) => {
-                return Verdict::Deny { stage: "policy", reason: format!("policy.approvals[{rule}]: {reason}") };
-            }
-            // Fail closed: a rule that cannot be evaluated cannot allow anything.
-            Err(e) => return Verdict::Deny { stage: "policy", reason: format!("policy could not be evaluated: {e}") },
+    // Rules run for approved calls too: a human's approval answers `require`, never `deny`
+    // (an edited input, or run facts that moved since, can match a deny rule now).
+    let rule = match ctx.workflow.policy().approval(&facts) {
+        Ok(ApprovalDecision::Allow { rule }) => rule,
+        Ok(ApprovalDecision::Require { .. }) if approved => None,
+        Ok(ApprovalDecision::Require { reason, .. }) => return Verdict::Park { reason },
+        Ok(ApprovalDecision::Deny { rule, reason }) => {
+            return Verdict::Deny { stage: "policy", reason: format!("policy.approvals[{rule}]: {reason}") };
         }
+        // Fail closed: a rule that cannot be evaluated cannot allow anything.
+        Err(e) => return Verdict::Deny { stage: "policy", reason: format!("policy could not be evaluated: {e}") },
     };
     for charge in &charges {
         *turn_charges.entry(charge.scope.clone()).or_default() += charge.amount;
@@ -149,8 +150,11 @@ async fn charges(
         );
     }
     for (index, max, per, targets) in policy.frequency_targets(facts).map_err(deny_policy_error)? {
+        // A target named twice in one call is contacted once; charging it twice would make the
+        // store refuse the commit on every attempt and wedge the run.
+        let targets: std::collections::BTreeSet<String> = targets.iter().map(|t| t.to_lowercase()).collect();
         for target in targets {
-            let scope = format!("freq:{index}:{qualified}:{}", target.to_lowercase());
+            let scope = format!("freq:{index}:{qualified}:{target}");
             let window = Some(per.as_millis() as i64);
             let kind = "frequency cap";
             out.push(

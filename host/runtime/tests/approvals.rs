@@ -12,7 +12,7 @@ use tollgate_store::{ApprovalStatus, RunStatus, Store, ToolCallStatus};
 const C1: &str = "120210000000000101";
 
 /// One agent, `ops`, whose ads calls need approval (spend effect, by default) and whose echo
-/// calls need it by rule; spend is capped at 50,000 per run. Approvals expire after 1 minute,
+/// calls need it by rule; budgets over 45,000 are denied, spend is capped at 50,000 per run. Approvals expire after 1 minute,
 /// the shortest the format allows.
 fn workflow() -> String {
     r#"
@@ -33,6 +33,12 @@ tools = ["ads.*", "echo.*"]
 tool = "echo.*"
 action = "require"
 reason = "A human looks at echo calls."
+
+[[policy.approvals]]
+tool = "ads.update_campaign"
+when = "has(input.daily_budget) && input.daily_budget > 45000"
+action = "deny"
+reason = "Budgets above $450/day are set by finance."
 
 [[policy.spend_caps]]
 tool = "ads.update_campaign"
@@ -182,6 +188,28 @@ async fn edited_input_passes_the_caps_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_input_cannot_get_past_a_deny_rule() {
+    let h = Harness::new().await;
+    let raise = r#"{ campaign_id = "120210000000000101", daily_budget = 40000 }"#;
+    let runtime = h.runtime(&workflow(), &script("ads__update_campaign", raise)).await;
+    let (id, outcome) = start(&runtime, &Recorder::default()).await;
+    let approval = only_approval(&outcome);
+
+    // Within the schema and the cap, but a budget the policy refuses outright.
+    runtime.approve(&approval.id, "alice", Some(json!({"campaign_id": C1, "daily_budget": 48000}))).await.unwrap();
+    let outcome = runtime.advance(&id, &Recorder::default()).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Completed, "{outcome:?}");
+    let (content, is_error) = result_of(&h.state(&id).await, "ops", "call_ops_0_0");
+    assert!(is_error);
+    assert_eq!(
+        content,
+        "Refused by Tollgate's gate (policy): policy.approvals[1]: Budgets above $450/day are set by finance."
+    );
+    assert!(requests_to(&h.standins.meta, "POST", C1).is_empty());
+    assert_eq!(h.standins.meta_state().campaign(C1).unwrap().daily_budget, Some(50000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_approval_escalates_the_run_and_the_model_is_told() {
     let h = Harness::new().await;
     let runtime = h.runtime(&workflow(), &script("ads__update_campaign", PAUSE)).await;
@@ -193,7 +221,8 @@ async fn expired_approval_escalates_the_run_and_the_model_is_told() {
     assert!(h.store.expire_approvals(now_ms()).await.unwrap().is_empty());
     // Two minutes later.
     let expired = h.store.expire_approvals(now_ms() + 120_000).await.unwrap();
-    assert_eq!(expired.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), [approval.id.clone()]);
+    let expired: Vec<&str> = expired.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(expired, [approval.id.as_str()]);
 
     let status = runtime.status(&id).await.unwrap();
     assert_eq!(status.status, RunStatus::Escalated);

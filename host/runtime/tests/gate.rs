@@ -316,6 +316,38 @@ per = "7d"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_named_twice_in_one_call_counts_once() {
+    let h = Harness::new().await;
+    let policy = r#"
+[[policy.approvals]]
+tool = "email.send_email"
+action = "allow"
+
+[[policy.frequency_caps]]
+tool = "email.send_email"
+target = "input.to.map(r, r.email)"
+max = 1
+per = "7d"
+"#;
+    // The schema does not forbid repeats; the gate must still decide (not wedge the run).
+    let mut twice = email("ana@example.com");
+    twice["to"] = json!([{"email": "Ana@example.com"}, {"email": "ana@example.com"}]);
+    let turns = script(&[vec![("email__send_email", twice)], vec![("email__send_email", email("ana@example.com"))]]);
+    let runtime = h.runtime(&workflow(policy), &turns).await;
+    let (id, outcome) = start(&runtime, &Recorder::default()).await;
+    assert_eq!(outcome.status, RunStatus::Completed, "{outcome:?}");
+
+    let gates = h.audit_of(&id, "gate.decision").await;
+    assert_eq!(gates[0]["decision"], "allow", "{gates:#?}");
+    let charges = gates[0]["charges"].as_array().unwrap();
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    assert_eq!(charges[0]["scope"], "freq:0:email.send_email:ana@example.com");
+    let (later, is_error) = result_of(&h.state(&id).await, "ops", "call_ops_1_0");
+    assert!(is_error);
+    assert!(later.contains("frequency cap policy.frequency_caps[0] for ana@example.com: 1 used"), "{later}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_expressions_that_fail_deny_the_call() {
     let h = Harness::new().await;
     // Both expressions read a field without `has()`; `cost` may also be a non-integer.
@@ -367,6 +399,7 @@ async fn spend_and_send_message_effects_need_approval_by_default() {
         ("echo__add", json!({"a": 1, "b": 1})),
     ]]);
     let runtime = h.runtime(&workflow(""), &turns).await;
+    let notes_before = h.standins.hubspot_state().notes().len();
     let events = Recorder::default();
     let (id, outcome) = start(&runtime, &events).await;
     assert_eq!(outcome.status, RunStatus::WaitingApproval, "{outcome:?}");
@@ -386,7 +419,7 @@ async fn spend_and_send_message_effects_need_approval_by_default() {
     assert!(h.standins.sendgrid_state().sent().is_empty());
     assert!(requests_to(&h.standins.meta, "POST", C1).is_empty());
     // The write without a gating effect ran while the others wait.
-    assert_eq!(h.standins.hubspot_state().notes().len(), 1);
+    assert_eq!(h.standins.hubspot_state().notes().len(), notes_before + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

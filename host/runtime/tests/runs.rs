@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use tollgate_models::Message;
 use tollgate_runtime::Event;
 use tollgate_standins::Tokens;
-use tollgate_store::{RunStatus, ToolCallStatus};
+use tollgate_store::{RunStatus, Store, ToolCallStatus};
 
 /// Agent `ops` with echo tools, under `run` bounds and an optional per-agent `max_steps`.
 fn echo_workflow(run: &str, agent_max_steps: Option<u32>) -> String {
@@ -241,7 +241,7 @@ async fn handoffs_check_the_payload_and_give_the_receiver_a_fresh_conversation()
     assert_eq!(
         sender_tool,
         "Refused by Tollgate's gate (enabled): `ads__list_campaigns` is not a tool of agent `writer`; its tools are: \
-         echo__add, echo__echo, echo__slow_sum"
+         echo__echo, echo__add, echo__slow_sum"
     );
     assert!(h.standins.meta.requests().is_empty());
     assert!(!result_of(&state, "writer", "call_writer_0_1").1);
@@ -277,6 +277,7 @@ async fn campaign_review_runs_to_the_end_with_a_verifiable_audit_trail() {
     let h = Harness::new().await;
     let (workflow, turns) = campaign_review();
     let runtime = h.runtime(&workflow, &turns).await;
+    let notes_before = h.standins.hubspot_state().notes().len();
     let events = Recorder::default();
     let (id, outcome) = start(&runtime, &events).await;
     assert_eq!(outcome.status, RunStatus::WaitingApproval, "{outcome:?}");
@@ -297,7 +298,7 @@ async fn campaign_review_runs_to_the_end_with_a_verifiable_audit_trail() {
     assert_eq!(pauses.len(), 1);
     assert_eq!(pauses[0].idempotency_key.as_deref(), Some(format!("{id}:2:0").as_str()));
     assert_eq!(h.standins.sendgrid_state().sent().len(), 1);
-    assert_eq!(h.standins.hubspot_state().notes().len(), 1);
+    assert_eq!(h.standins.hubspot_state().notes().len(), notes_before + 1);
     // The credentials were injected, so their absence from the record below means something.
     let tokens = Tokens::default();
     assert_eq!(pauses[0].header("authorization"), Some(format!("Bearer {}", tokens.meta).as_str()));
@@ -376,4 +377,83 @@ async fn campaign_review_runs_to_the_end_with_a_verifiable_audit_trail() {
         .collect();
     assert_eq!(replays.len(), 6);
     assert!(replays.iter().all(|(replay, model)| *replay && model.contains("turns.toml #")), "{replays:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_reruns_only_calls_without_a_recorded_result_with_the_same_key() {
+    let h = Harness::new().await;
+    let workflow = r#"
+name = "resume-test"
+version = "1.0.0"
+entry = "ops"
+goal = "Pause a campaign and echo."
+
+[agents.ops]
+model = "scripted:turns.toml"
+instructions = "Operate."
+tools = ["ads.update_campaign", "echo.*"]
+
+[[policy.approvals]]
+tool = "ads.update_campaign"
+action = "allow"
+
+[[policy.approvals]]
+tool = "echo.echo"
+action = "require"
+"#;
+    let turns = r#"
+[[turns]]
+agent = "ops"
+text = "Pause it; echo after approval; add now."
+[[turns.tool_calls]]
+name = "ads__update_campaign"
+input = { campaign_id = "120210000000000101", status = "PAUSED" }
+[[turns.tool_calls]]
+name = "echo__echo"
+input = { note = "after approval" }
+[[turns.tool_calls]]
+name = "echo__add"
+input = { a = 1, b = 1 }
+
+[[turns]]
+agent = "ops"
+text = "Done."
+"#;
+    let runtime = h.runtime(workflow, turns).await;
+    let (id, outcome) = start(&runtime, &Recorder::default()).await;
+    assert_eq!(outcome.status, RunStatus::WaitingApproval);
+    let echo = only_approval(&outcome);
+    assert_eq!(requests_to(&h.standins.meta, "POST", "120210000000000101").len(), 1);
+
+    // As if the process died after the pause call went out but before its result was
+    // committed: the row is back to `allowed` without a result.
+    let mut row = h.rows(&id).await.into_iter().find(|r| r.index == 0).unwrap();
+    row.status = ToolCallStatus::Allowed;
+    row.result = None;
+    row.report = None;
+    h.store.commit(tollgate_store::Commit { tool_calls: vec![row], ..Default::default() }).await.unwrap();
+
+    runtime.approve(&echo.id, "alice", None).await.unwrap();
+    let outcome = runtime.advance(&id, &Recorder::default()).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Completed, "{outcome:?}");
+
+    // The pause went out again with the same key (the stand-in answered from its record); the
+    // add, whose result was recorded, did not run again.
+    let posts = requests_to(&h.standins.meta, "POST", "120210000000000101");
+    assert_eq!(posts.len(), 2);
+    assert!(posts.iter().all(|p| p.idempotency_key.as_deref() == Some(format!("{id}:0:0").as_str())));
+    assert!(posts[1].deduplicated);
+    assert_eq!(h.standins.meta.side_effects(), 1);
+    let calls: Vec<(u64, u64)> = h
+        .audit_of(&id, "tool.call")
+        .await
+        .iter()
+        .map(|c| (c["step"].as_u64().unwrap(), c["index"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(calls.iter().filter(|c| **c == (0, 2)).count(), 1, "{calls:?}");
+    assert_eq!(calls.iter().filter(|c| **c == (0, 1)).count(), 1, "{calls:?}");
+    assert_eq!(calls.iter().filter(|c| **c == (0, 0)).count(), 2, "{calls:?}");
+    let results = tool_results(&h.state(&id).await, "ops");
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|r| !r.3), "{results:?}");
 }

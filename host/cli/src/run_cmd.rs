@@ -210,7 +210,7 @@ async fn drive(runtime: &Runtime, id: &str, printer: Arc<Printer>, wait: Option<
         Some(w) => Some(tollgate_sandbox::limits::parse_duration(w).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    let result = advance_until_stop(runtime, id, &*printer, wait).await;
+    let result = advance_until_stop(runtime, id, &printer, wait).await;
     ticker.abort();
     let outcome = result?;
     report_stop(&outcome, printer.json_mode());

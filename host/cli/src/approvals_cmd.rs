@@ -36,6 +36,9 @@ pub enum ApprovalsCommand {
         /// Run the call with this input instead (JSON; checked against the tool's schema).
         #[arg(long)]
         edit: Option<String>,
+        /// Print the decided approval as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -46,6 +49,9 @@ pub enum ApprovalsCommand {
         reason: String,
         #[arg(long = "as")]
         actor: Option<String>,
+        /// Print the decided approval as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -74,7 +80,7 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             }
             Ok(ExitCode::SUCCESS)
         }
-        ApprovalsCommand::Approve { id, actor: who, edit, cache } => {
+        ApprovalsCommand::Approve { id, actor: who, edit, json, cache } => {
             let approval = store.approval(&id).await?.with_context(|| format!("approval {id} not found"))?;
             let run = store.run(&approval.run_id).await?.context("the approval's run is gone")?;
             let edit = match edit {
@@ -88,14 +94,22 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             let sandbox = Sandbox::with_kv(sandbox_config(&cache), Arc::new(StoreKv::new(store.clone())))?;
             let runtime = Runtime::open(store, &sandbox, loaded, options).await?;
             let who = actor(who);
-            runtime.approve(&id, &who, edit).await?;
-            println!("approved {id} as {who}; continue with: tollgate runs resume {}", run.id);
+            let decided = runtime.approve(&id, &who, edit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&decided)?);
+            } else {
+                println!("approved {id} as {who}; continue with: tollgate runs resume {}", run.id);
+            }
             Ok(ExitCode::SUCCESS)
         }
-        ApprovalsCommand::Deny { id, reason, actor: who } => {
+        ApprovalsCommand::Deny { id, reason, actor: who, json } => {
             let who = actor(who);
             let approval = approvals::deny(&*store, &id, &who, &reason).await?;
-            println!("denied {id} as {who}; continue with: tollgate runs resume {}", approval.run_id);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&approval)?);
+            } else {
+                println!("denied {id} as {who}; continue with: tollgate runs resume {}", approval.run_id);
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

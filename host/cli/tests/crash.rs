@@ -16,7 +16,7 @@
 //! chain verifies; the run completed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Condvar, Mutex, mpsc};
@@ -50,6 +50,8 @@ const MAX_RESUMES: usize = 6;
 /// compiled components (compiling once, not once per process).
 struct Fixture {
     workflow: PathBuf,
+    /// `fixtures/crash/gated_pause.toml`: a human gate step, then the campaign update step.
+    gated: PathBuf,
     cache: PathBuf,
     dir: tempfile::TempDir,
 }
@@ -75,7 +77,11 @@ fn fixture() -> Fixture {
     let path = dir.path().join("workflow.toml");
     std::fs::write(&path, workflow).expect("write workflow");
     std::fs::copy(example.join("turns.toml"), dir.path().join("turns.toml")).expect("copy turns");
-    Fixture { workflow: path, cache: dir.path().join("cache"), dir }
+    let gated = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crash/gated_pause.toml");
+    let gated_text = std::fs::read_to_string(gated).expect("gated_pause.toml");
+    let gated = dir.path().join("gated_pause.toml");
+    std::fs::write(&gated, gated_text.replace("@ADS_WASM@", &plugin("ads").display().to_string())).expect("write");
+    Fixture { workflow: path, gated, cache: dir.path().join("cache"), dir }
 }
 
 /// Where scenario `k:point#n` kills: the `n`-th visit of `point` in happy-path process `process`.
@@ -97,7 +103,8 @@ impl Kill {
 #[derive(Clone, Debug)]
 struct Report {
     name: String,
-    killed: bool,
+    /// The scenario's kill point, if it had one and the process reached it.
+    killed: Option<Kill>,
     resumes: usize,
     /// Requests that reached Meta, SendGrid and HubSpot.
     requests: [usize; 3],
@@ -133,7 +140,16 @@ struct Finished {
     stderr: String,
 }
 
-impl Cli<'_> {
+impl<'a> Cli<'a> {
+    fn new(fx: &'a Fixture, standins: &StandIns, data: &Path, tokens: Tokens) -> Self {
+        let upstreams = vec![
+            format!("graph.facebook.com={}", standins.meta.base_url()),
+            format!("api.sendgrid.com={}", standins.sendgrid.base_url()),
+            format!("api.hubapi.com={}", standins.hubspot.base_url()),
+        ];
+        Cli { fx, data: data.to_path_buf(), upstreams, tokens }
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
         cmd.args(args)
@@ -182,12 +198,12 @@ impl Cli<'_> {
         serde_json::from_str(&out.stdout).map_err(|e| format!("`tollgate {}` printed no JSON: {e}", args.join(" ")))
     }
 
-    /// Runs with `kill`'s pause point armed. `Ok(None)`: it paused and was killed with SIGKILL;
-    /// `Ok(Some(code))`: it ended without reaching the point.
-    fn run_armed(&self, args: &[&str], kill: &Kill) -> Result<Option<Option<i32>>, String> {
+    /// Runs with the pause point `point:n` armed. `Ok(None)`: it paused and was killed with
+    /// SIGKILL; `Ok(Some(code))`: it exited with `code` without reaching the point.
+    fn run_armed(&self, args: &[&str], point: &str, n: u32) -> Result<Option<i32>, String> {
         let mut child = self
             .command(args)
-            .env("TOLLGATE_TEST_PAUSE_AT", format!("{}:{}", kill.point, kill.n))
+            .env("TOLLGATE_TEST_PAUSE_AT", format!("{point}:{n}"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -201,7 +217,7 @@ impl Cli<'_> {
                 }
             }
         });
-        let wanted = format!("tollgate: paused at {}#{}", kill.point, kill.n);
+        let wanted = format!("tollgate: paused at {point}#{n}");
         let deadline = Instant::now() + PROCESS_TIMEOUT;
         let mut seen = Vec::new();
         loop {
@@ -212,22 +228,19 @@ impl Cli<'_> {
                     let status = child.wait().map_err(|e| format!("reaping: {e}"))?;
                     return match status.code() {
                         None => Ok(None),
-                        Some(c) => Err(format!("{} exited {c} although it was paused and killed", kill.name())),
+                        Some(c) => Err(format!("exited {c} although it was paused at {point}#{n} and killed")),
                     };
                 }
                 Ok(line) => seen.push(line),
                 // Standard error closed: the process ended without pausing.
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Ok(Some(wait_bounded(&mut child, PROCESS_TIMEOUT, args)?));
+                    let code = wait_bounded(&mut child, PROCESS_TIMEOUT, args)?;
+                    return code.map(Some).ok_or_else(|| format!("died by a signal before {point}#{n}"));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!(
-                        "{}: no `{wanted}` within {PROCESS_TIMEOUT:?}; stderr:\n{}",
-                        kill.name(),
-                        seen.join("\n")
-                    ));
+                    return Err(format!("no `{wanted}` within {PROCESS_TIMEOUT:?}; stderr:\n{}", seen.join("\n")));
                 }
             }
         }
@@ -267,22 +280,21 @@ macro_rules! ensure {
     };
 }
 
+fn scenario_name(kill: Option<Kill>) -> String {
+    kill.map(|k| k.name()).unwrap_or_else(|| "baseline (no kill)".into())
+}
+
 /// Runs the happy path, killing as `kill` says (never, for the baseline), drives the run to
 /// completion and checks it. Sets `*killed` as soon as it is known whether the kill happened.
 fn scenario(fx: &Fixture, kill: Option<Kill>, killed: &mut bool) -> Result<Report, String> {
+    run_scenario(fx, kill, killed).map_err(|e| format!("{}: {e}", scenario_name(kill)))
+}
+
+fn run_scenario(fx: &Fixture, kill: Option<Kill>, killed: &mut bool) -> Result<Report, String> {
     let tokens = Tokens::default();
     let (standins, _background) = StandIns::start_blocking(tokens.clone()).map_err(|e| format!("stand-ins: {e}"))?;
     let data = tempfile::tempdir_in(fx.dir.path()).map_err(|e| format!("data dir: {e}"))?;
-    let cli = Cli {
-        fx,
-        data: data.path().to_path_buf(),
-        upstreams: vec![
-            format!("graph.facebook.com={}", standins.meta.base_url()),
-            format!("api.sendgrid.com={}", standins.sendgrid.base_url()),
-            format!("api.hubapi.com={}", standins.hubspot.base_url()),
-        ],
-        tokens,
-    };
+    let cli = Cli::new(fx, &standins, data.path(), tokens);
     let workflow = fx.workflow.to_str().ok_or("workflow path is not UTF-8")?;
     let mut run_id = String::new();
     let mut resumes = 0;
@@ -307,32 +319,21 @@ fn scenario(fx: &Fixture, kill: Option<Kill>, killed: &mut bool) -> Result<Repor
             args.extend(["--as".into(), "crash-test".into()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let Some(kill) = armed else {
-            cli.expect(&args, *code)?;
-            if *proc == Proc::Run {
-                run_id = only_run(&cli)?;
-            }
-            continue;
+        let exit = match armed {
+            None => cli.expect(&args, *code)?.code,
+            Some(kill) => cli.run_armed(&args, kill.point, kill.n)?,
         };
-        match cli.run_armed(&args, &kill)? {
-            Some(exit) => {
-                ensure!(exit == Some(*code), "{}: ended without pausing but exited {exit:?}, not {code}", kill.name());
-                if *proc == Proc::Run {
-                    run_id = only_run(&cli)?;
-                }
-            }
-            None => {
-                *killed = true;
-                if run_id.is_empty() {
-                    run_id = only_run(&cli)?;
-                }
-                resumes = drive_to_completion(&cli, &run_id)?;
-                break;
-            }
+        if run_id.is_empty() {
+            run_id = only_run(&cli)?;
         }
+        if exit.is_none() {
+            *killed = true;
+            resumes = drive_to_completion(&cli, &run_id)?;
+            break;
+        }
+        ensure!(exit == Some(*code), "`tollgate {}` ended without pausing but exited {exit:?}", args.join(" "));
     }
-    let name = kill.map(|k| k.name()).unwrap_or_else(|| "baseline (no kill)".into());
-    let shape = check(&cli, &standins, &run_id).map_err(|e| format!("{name}: {e}"))?;
+    let shape = check(&cli, &standins, &run_id)?;
     let all: Vec<(usize, RecordedRequest)> = [&standins.meta, &standins.sendgrid, &standins.hubspot]
         .iter()
         .enumerate()
@@ -347,7 +348,8 @@ fn scenario(fx: &Fixture, kill: Option<Kill>, killed: &mut bool) -> Result<Repor
         }
     }
     let replayed = all.iter().filter(|(_, r)| r.deduplicated).count();
-    Ok(Report { name, killed: *killed, resumes, requests, replayed, per_call, shape })
+    let killed = kill.filter(|_| *killed);
+    Ok(Report { name: scenario_name(kill), killed, resumes, requests, replayed, per_call, shape })
 }
 
 /// The one run in the scenario's store (a resume must never start another).
@@ -383,6 +385,11 @@ fn drive_to_completion(cli: &Cli, run_id: &str) -> Result<usize, String> {
             out.code,
             out.stdout,
             out.stderr
+        );
+        ensure!(
+            out.code == Some(0) || !pending_approvals(cli, run_id)?.is_empty(),
+            "`runs resume` parked the run with no approval pending: an approval was lost\nstdout:\n{}",
+            out.stdout
         );
     }
     Err(format!("the run did not complete within {MAX_RESUMES} resumes"))
@@ -531,6 +538,7 @@ fn sigkill_at_every_pause_point_never_duplicates_a_side_effect_or_loses_an_appro
 
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|(k, _)| (k.process, POINTS.iter().position(|p| *p == k.point), k.n));
+    let scenarios = results.len();
     let mut failures = Vec::new();
     let mut reports = Vec::new();
     for (kill, result) in results {
@@ -545,29 +553,24 @@ fn sigkill_at_every_pause_point_never_duplicates_a_side_effect_or_loses_an_appro
             Err(e) => failures.push(e),
         }
     }
+    let killed: Vec<&Report> = reports.iter().filter(|r| r.killed.is_some()).collect();
 
     println!(
-        "\n{:<38} {:>7} {:>5} {:>8} {:>7} {:>8}  retried calls (attempts)",
+        "\n{:<38} {:>7} {:>5} {:>8} {:>7} {:>8}  retried calls (requests)",
         "scenario", "resumes", "meta", "sendgrid", "hubspot", "replayed"
     );
-    let mut kills = 0;
     let mut retried_scenarios = 0;
     let mut retried_calls = 0;
-    let mut replayed = 0;
-    let mut points_killed = BTreeSet::new();
-    for r in std::iter::once(&baseline).chain(reports.iter().filter(|r| r.killed)) {
+    for r in std::iter::once(&baseline).chain(killed.iter().copied()) {
         let retried: Vec<String> = r
             .per_call
             .iter()
             .filter(|(call, n)| **n > baseline.per_call.get(*call).copied().unwrap_or(0))
             .map(|(call, n)| format!("{call} ×{n}"))
             .collect();
-        if r.killed {
-            kills += 1;
+        if r.killed.is_some() {
             retried_scenarios += usize::from(!retried.is_empty());
             retried_calls += retried.len();
-            replayed += r.replayed;
-            points_killed.insert(r.name.split(' ').nth(1).unwrap_or_default().split('#').next().unwrap_or_default());
         }
         let [meta, sendgrid, hubspot] = r.requests;
         println!(
@@ -578,26 +581,60 @@ fn sigkill_at_every_pause_point_never_duplicates_a_side_effect_or_loses_an_appro
             if retried.is_empty() { "-".to_string() } else { retried.join(", ") }
         );
     }
-    let clean = reports.iter().filter(|r| !r.killed).count();
+    let replayed: usize = killed.iter().map(|r| r.replayed).sum();
+    let ended_unpaused = reports.len() - killed.len();
     println!(
-        "\n{kills} kill points exercised (SIGKILL, then resumed to completion), {clean} enumeration ends without a \
-         pause; {retried_scenarios} scenarios retried {retried_calls} tool calls; the stand-ins replayed {replayed} \
-         repeated writes; 0 duplicated side effects, 0 lost approvals ({} failures); {:.1}s with {workers} workers",
+        "\n{scenarios} scenarios in {:.1}s on {workers} workers: {} killed with SIGKILL at a pause point and resumed \
+         to completion, {ended_unpaused} ended without reaching theirs (the end of each enumeration), {} failed.\n\
+         {retried_scenarios} killed scenarios retried {retried_calls} tool calls; the stand-ins replayed {replayed} \
+         repeated writes from their idempotency store.",
+        started.elapsed().as_secs_f64(),
+        killed.len(),
         failures.len(),
-        started.elapsed().as_secs_f64()
     );
+    assert!(failures.is_empty(), "{} of {scenarios} scenarios failed:\n\n{}", failures.len(), failures.join("\n\n"));
+    println!("Duplicated side effects: 0. Lost or re-requested approvals: 0.");
 
-    assert!(
-        failures.is_empty(),
-        "{} of {} scenarios failed:\n\n{}",
-        failures.len(),
-        kills + failures.len(),
-        failures.join("\n\n")
-    );
     // The proof is only as good as its coverage: every pause point was reached and killed, and
-    // some kills did land between a write and its durable result (a retried, deduplicated write).
+    // some kills landed between a write and its durable result (a retried, deduplicated write).
+    let points_killed: BTreeSet<&str> = killed.iter().filter_map(|r| r.killed.map(|k| k.point)).collect();
     for point in POINTS {
         assert!(points_killed.contains(point), "no scenario paused at {point}: the pause point is gone or unreachable");
     }
     assert!(replayed > 0, "no scenario made a stand-in replay a write: the retry path was never exercised");
+}
+
+/// A fixed step that fails ends the run in the same commit that records the failure. Killed
+/// right after that commit, the run is over: the human who said no is not asked again, and the
+/// write behind the gate never runs.
+#[test]
+fn a_kill_after_a_denied_human_gate_neither_asks_again_nor_runs_the_gated_write() {
+    let fx = fixture();
+    let tokens = Tokens::default();
+    let (standins, _background) = StandIns::start_blocking(tokens.clone()).expect("stand-ins");
+    let data = tempfile::tempdir_in(fx.dir.path()).expect("data dir");
+    let cli = Cli::new(&fx, &standins, data.path(), tokens);
+    let gated = fx.gated.to_str().expect("UTF-8 path");
+    let meta = &cli.upstreams[0];
+    cli.expect(&["run", gated, "--upstream", meta], 3).unwrap_or_else(|e| panic!("{e}"));
+    let run_id = only_run(&cli).unwrap_or_else(|e| panic!("{e}"));
+    let pending = pending_approvals(&cli, &run_id).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pending.len(), 1, "the gate step asks once: {pending:?}");
+    let deny = ["approvals", "deny", &pending[0], "--reason", "not this week", "--as", "crash-test"];
+    cli.expect(&deny, 0).unwrap_or_else(|e| panic!("{e}"));
+
+    let paused = cli.run_armed(&["runs", "resume", &run_id], "results_committed", 1).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(paused, None, "the resume ended before recording the denied step");
+    let show = cli.json(&["runs", "show", &run_id, "--json"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(show["run"]["status"], "cancelled", "the denial and the end of the run are one commit: {}", show["run"]);
+    // What an operator does next must not bring the question back.
+    let again = cli.run(&["runs", "resume", &run_id]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.code, Some(2), "an ended run is not resumed: {}", again.stdout);
+
+    let approvals = cli.json(&["approvals", "list", "--all", "--json"]).unwrap_or_else(|e| panic!("{e}"));
+    let statuses: Vec<&str> = approvals.as_array().unwrap().iter().map(|a| a["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["denied"], "the gate was asked again after the kill");
+    assert_eq!(standins.meta.side_effects(), 0, "the write behind a denied gate ran");
+    assert_eq!(standins.meta_state().campaign(CAMPAIGN).unwrap().status, "ACTIVE");
+    cli.expect(&["audit", "verify"], 0).unwrap_or_else(|e| panic!("{e}"));
 }

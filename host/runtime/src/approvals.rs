@@ -1,16 +1,16 @@
-//! Human decisions: approve (optionally with an edited input), deny, and cancel a run. Each is
+//! Approval requests and human decisions: approve (optionally with an edited input), deny, and cancel a run. Each is
 //! one store commit with its audit record; an approval moves `pending → approved|denied` only
 //! once, and the run continues from its parked step at the next [`Runtime::advance`].
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tollgate_store::{
-    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, Commit, RunStatus, RunUpdate,
-    Store, StoreError, audit::canonical_json,
+    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, Commit, RunRecord, RunStatus,
+    RunUpdate, Store, StoreError, audit::canonical_json,
 };
 
 use crate::error::RuntimeError;
-use crate::ids::now_ms;
+use crate::ids::{self, now_ms};
 use crate::runtime::Runtime;
 
 /// Binds an approval to one plugin build, one tool and one exact input.
@@ -45,6 +45,42 @@ fn moved(e: StoreError) -> RuntimeError {
 }
 
 impl Runtime {
+    /// A pending approval for one exact call, bound to the plugin build that would run it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_approval(
+        &self,
+        run: &RunRecord,
+        step: u32,
+        index: u32,
+        agent: &str,
+        tool: &str,
+        input: &Value,
+        reason: String,
+        now: i64,
+    ) -> Result<ApprovalRecord, RuntimeError> {
+        let digest = self.catalogue.tool(tool).map(|(p, _)| p.digest().to_string()).unwrap_or_default();
+        let expiry = self.workflow.workflow.run.approval_expiry.as_millis() as i64;
+        Ok(ApprovalRecord {
+            id: ids::approval_id(),
+            run_id: run.id.clone(),
+            step,
+            index,
+            agent: agent.into(),
+            tool: tool.into(),
+            input: input.clone(),
+            binding_hash: binding_hash(&digest, tool, input),
+            plugin_digest: digest,
+            reason,
+            status: ApprovalStatus::Pending,
+            requested_at: now,
+            expires_at: now + expiry,
+            decided_by: None,
+            decided_at: None,
+            note: None,
+            approved_input: None,
+        })
+    }
+
     /// Approves a pending approval as `by`. With `edit`, the call runs with that input instead;
     /// it must match the tool's schema now, and passes the caps again when the run continues.
     pub async fn approve(&self, id: &str, by: &str, edit: Option<Value>) -> Result<ApprovalRecord, RuntimeError> {
@@ -87,6 +123,20 @@ impl Runtime {
         approval.decided_at = Some(now);
         approval.approved_input = edit;
         Ok(approval)
+    }
+}
+
+/// The `approval.requested` audit record of `approval`.
+pub(crate) fn requested_audit(run: &RunRecord, now: i64, approval: &ApprovalRecord) -> AuditEvent {
+    AuditEvent {
+        ts: now,
+        run_id: Some(run.id.clone()),
+        kind: "approval.requested".into(),
+        body: json!({
+            "approval_id": approval.id, "step": approval.step, "index": approval.index, "tool": approval.tool,
+            "input": approval.input, "binding_hash": approval.binding_hash, "reason": approval.reason,
+            "expires_at": approval.expires_at,
+        }),
     }
 }
 

@@ -226,15 +226,7 @@ impl Runtime {
             match approval.status {
                 ApprovalStatus::Pending => continue,
                 ApprovalStatus::Approved if is_human_gate(pending, row.index) => {
-                    commit.approval_transitions.push(ApprovalTransition {
-                        id: approval.id.clone(),
-                        from: ApprovalStatus::Approved,
-                        to: ApprovalStatus::Consumed,
-                        decided_by: approval.decided_by.clone(),
-                        decided_at: approval.decided_at,
-                        note: approval.note.clone(),
-                        approved_input: approval.approved_input.clone(),
-                    });
+                    commit.approval_transitions.push(consumed(approval));
                     commit
                         .audit
                         .push(audit("approval.consumed", json!({"approval_id": approval.id, "tool": row.tool})));
@@ -255,15 +247,7 @@ impl Runtime {
                     } else {
                         gate::check(&ctx, &row.agent, &row.tool, &input, &mut turn_charges, allowed, true).await
                     };
-                    commit.approval_transitions.push(ApprovalTransition {
-                        id: approval.id.clone(),
-                        from: ApprovalStatus::Approved,
-                        to: ApprovalStatus::Consumed,
-                        decided_by: approval.decided_by.clone(),
-                        decided_at: approval.decided_at,
-                        note: approval.note.clone(),
-                        approved_input: approval.approved_input.clone(),
-                    });
+                    commit.approval_transitions.push(consumed(approval));
                     let mut body = verdict.audit_body();
                     body["approval_id"] = json!(approval.id);
                     body["tool"] = json!(row.tool);
@@ -367,6 +351,19 @@ impl Runtime {
         row.report = serde_json::to_value(report).ok();
         row.updated_at = now_ms();
         (row, report.fuel_used, audit)
+    }
+}
+
+/// `approved → consumed`: the approval has authorised its call and never authorises again.
+fn consumed(approval: &ApprovalRecord) -> ApprovalTransition {
+    ApprovalTransition {
+        id: approval.id.clone(),
+        from: ApprovalStatus::Approved,
+        to: ApprovalStatus::Consumed,
+        decided_by: approval.decided_by.clone(),
+        decided_at: approval.decided_at,
+        note: approval.note.clone(),
+        approved_input: approval.approved_input.clone(),
     }
 }
 

@@ -13,13 +13,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tollgate_models::Message;
-use tollgate_store::{
-    ApprovalRecord, ApprovalStatus, AuditEvent, Commit, RunRecord, RunStatus, ToolCallRecord, ToolCallStatus,
-};
+use tollgate_store::{AuditEvent, Commit, RunRecord, RunStatus, ToolCallRecord, ToolCallStatus};
 use tollgate_workflow::{Step, StepInput};
 
 use crate::advance::Pass;
-use crate::approvals::binding_hash;
+use crate::approvals::requested_audit;
 use crate::error::RuntimeError;
 use crate::events::{Event, Observer};
 use crate::gate::{self, GateContext, Verdict};
@@ -139,14 +137,14 @@ impl Runtime {
                     }
                     Verdict::Park { reason } => {
                         row.status = ToolCallStatus::Parked;
-                        let approval = self.fixed_approval(run, step_no, &agent, tool, &input, reason, now)?;
+                        let approval = self.new_approval(run, step_no, 0, &agent, tool, &input, reason, now)?;
                         observer.event(&Event::ApprovalRequested {
                             approval_id: approval.id.clone(),
                             tool: tool.clone(),
                             input: input.clone(),
                             reason: approval.reason.clone(),
                         });
-                        commit.audit.push(requested(run, now, &approval));
+                        commit.audit.push(requested_audit(run, now, &approval));
                         commit.new_approvals.push(approval);
                         status = RunStatus::WaitingApproval;
                     }
@@ -175,7 +173,7 @@ impl Runtime {
             Step::Approval { id, prompt } => {
                 let tool = format!("approval.{id}");
                 let input = json!({"prompt": prompt, "state": cursor.state});
-                let approval = self.fixed_approval(run, step_no, &agent, &tool, &input, prompt.clone(), now)?;
+                let approval = self.new_approval(run, step_no, 0, &agent, &tool, &input, prompt.clone(), now)?;
                 let verdict = Verdict::Park { reason: prompt.clone() };
                 let mut row = self.row(run, step_no, &agent, &tool, input.clone(), &verdict, now);
                 row.status = ToolCallStatus::Parked;
@@ -192,7 +190,7 @@ impl Runtime {
                     calls: vec![PendingCall { index: 0, call_id: format!("step_{id}"), model_name: tool, target }],
                 });
                 let commit = Commit {
-                    audit: vec![requested(run, now, &approval)],
+                    audit: vec![requested_audit(run, now, &approval)],
                     new_approvals: vec![approval],
                     tool_calls: vec![row],
                     checkpoint_audit: true,
@@ -271,55 +269,8 @@ impl Runtime {
             updated_at: now,
         }
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn fixed_approval(
-        &self,
-        run: &RunRecord,
-        step: u32,
-        agent: &str,
-        tool: &str,
-        input: &Value,
-        reason: String,
-        now: i64,
-    ) -> Result<ApprovalRecord, RuntimeError> {
-        let digest = self.catalogue.tool(tool).map(|(p, _)| p.digest().to_string()).unwrap_or_default();
-        let expiry = self.workflow.workflow.run.approval_expiry.as_millis() as i64;
-        Ok(ApprovalRecord {
-            id: ids::approval_id(),
-            run_id: run.id.clone(),
-            step,
-            index: 0,
-            agent: agent.into(),
-            tool: tool.into(),
-            input: input.clone(),
-            binding_hash: binding_hash(&digest, tool, input),
-            plugin_digest: digest,
-            reason,
-            status: ApprovalStatus::Pending,
-            requested_at: now,
-            expires_at: now + expiry,
-            decided_by: None,
-            decided_at: None,
-            note: None,
-            approved_input: None,
-        })
-    }
 }
 
 fn audit(run: &RunRecord, now: i64, kind: &str, body: Value) -> AuditEvent {
     AuditEvent { ts: now, run_id: Some(run.id.clone()), kind: kind.into(), body }
-}
-
-fn requested(run: &RunRecord, now: i64, approval: &ApprovalRecord) -> AuditEvent {
-    audit(
-        run,
-        now,
-        "approval.requested",
-        json!({
-            "approval_id": approval.id, "step": approval.step, "index": approval.index, "tool": approval.tool,
-            "input": approval.input, "binding_hash": approval.binding_hash, "reason": approval.reason,
-            "expires_at": approval.expires_at,
-        }),
-    )
 }

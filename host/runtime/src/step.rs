@@ -7,12 +7,11 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use tollgate_models::{Message, ModelError, ModelRequest, ModelTurn, TurnSource};
 use tollgate_store::{
-    ApprovalRecord, ApprovalStatus, AuditEvent, Commit, RunRecord, RunStatus, StepRecord, StoreError, ToolCallRecord,
-    ToolCallStatus,
+    ApprovalRecord, AuditEvent, Commit, RunRecord, RunStatus, StepRecord, StoreError, ToolCallRecord, ToolCallStatus,
 };
 
 use crate::advance::Pass;
-use crate::approvals::binding_hash;
+use crate::approvals::requested_audit;
 use crate::catalogue::{self, model_name};
 use crate::error::RuntimeError;
 use crate::events::{Event, Observer};
@@ -299,18 +298,8 @@ impl Runtime {
                 }
                 Verdict::Park { reason } => {
                     row.status = ToolCallStatus::Parked;
-                    let approval =
-                        self.approval_request(run, step, index, agent, &qualified, &call.input, reason, now)?;
-                    commit.audit.push(AuditEvent {
-                        ts: now,
-                        run_id: Some(run.id.clone()),
-                        kind: "approval.requested".into(),
-                        body: json!({
-                            "approval_id": approval.id, "step": step, "index": index, "tool": qualified,
-                            "input": call.input, "binding_hash": approval.binding_hash, "reason": approval.reason,
-                            "expires_at": approval.expires_at,
-                        }),
-                    });
+                    let approval = self.new_approval(run, step, index, agent, &qualified, &call.input, reason, now)?;
+                    commit.audit.push(requested_audit(run, now, &approval));
                     commit.new_approvals.push(approval);
                 }
                 Verdict::Deny { stage, reason } => {
@@ -344,43 +333,5 @@ impl Runtime {
                 reason: format!("the handoff payload does not match what `{to}` accepts: {message}"),
             },
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn approval_request(
-        &self,
-        run: &RunRecord,
-        step: u32,
-        index: u32,
-        agent: &str,
-        qualified: &str,
-        input: &Value,
-        reason: String,
-        now: i64,
-    ) -> Result<ApprovalRecord, RuntimeError> {
-        let (plugin, _) = self
-            .catalogue
-            .tool(qualified)
-            .ok_or_else(|| RuntimeError::State(format!("tool `{qualified}` vanished while gating")))?;
-        let expiry = self.workflow.workflow.run.approval_expiry.as_millis() as i64;
-        Ok(ApprovalRecord {
-            id: ids::approval_id(),
-            run_id: run.id.clone(),
-            step,
-            index,
-            agent: agent.into(),
-            tool: qualified.into(),
-            input: input.clone(),
-            plugin_digest: plugin.digest().to_string(),
-            binding_hash: binding_hash(plugin.digest(), qualified, input),
-            reason,
-            status: ApprovalStatus::Pending,
-            requested_at: now,
-            expires_at: now + expiry,
-            decided_by: None,
-            decided_at: None,
-            note: None,
-            approved_input: None,
-        })
     }
 }

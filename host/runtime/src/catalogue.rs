@@ -3,10 +3,9 @@
 //! (`ads__update_campaign`, since vendors only accept `[a-zA-Z0-9_-]`) and handoff tools.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use tollgate_models::ToolSpec as ModelTool;
-use tollgate_sandbox::{Grants, Plugin, Sandbox, SecretSource, ToolSpec, Upstream, sha256_hex};
+use tollgate_sandbox::{Grants, Plugin, Sandbox, ToolSpec, Upstream, sha256_hex};
 use tollgate_workflow::{LoadedWorkflow, tool_matches};
 
 use crate::error::RuntimeError;
@@ -50,8 +49,7 @@ pub async fn load(
                 message: format!("{} has sha256 {digest}, but the workflow pins {pin}", path.display()),
             });
         }
-        let dir = workflow.path.parent().unwrap_or(Path::new("/"));
-        let grants = grants_for(&workflow.workflow.name, dir, name, decl, options)?;
+        let grants = grants_for(workflow, name, options)?;
         let plugin = sandbox
             .load(&bytes, grants)
             .await
@@ -61,37 +59,18 @@ pub async fn load(
     Ok(Catalogue { plugins })
 }
 
-fn grants_for(
-    workflow: &str,
-    workflow_dir: &Path,
-    name: &str,
-    decl: &tollgate_workflow::PluginConfig,
-    options: &RunOptions,
-) -> Result<Grants, RuntimeError> {
+/// The workflow's grants for one plugin (`LoadedWorkflow::sandbox_grants`, the one mapping
+/// from the file to the sandbox) plus the operator's upstream remaps for this run.
+fn grants_for(workflow: &LoadedWorkflow, name: &str, options: &RunOptions) -> Result<Grants, RuntimeError> {
     let bad = |message: String| RuntimeError::Plugin { plugin: name.to_string(), message };
-    let mut grants = Grants::new().log(decl.grants.log);
-    for host in &decl.grants.hosts {
-        grants = grants.allow_host(host).map_err(|e| bad(e.to_string()))?;
-    }
-    for (credential, source) in &decl.grants.credentials {
-        // `file:` paths are relative to the workflow file, like plugin sources, not to
-        // wherever the process happens to run.
-        let source = match SecretSource::parse(source).map_err(bad)? {
-            SecretSource::File(path) => SecretSource::File(workflow_dir.join(path)),
-            other => other,
-        };
-        grants = grants.credential(credential, source);
-    }
-    grants = match decl.grants.kv.namespace(workflow, name) {
-        Some(namespace) => grants.kv(true).kv_namespace(&namespace),
-        None => grants.kv(false),
-    };
+    let mut grants = workflow
+        .sandbox_grants(name)
+        .ok_or_else(|| bad("its grants are invalid; run `tollgate validate` on the workflow".into()))?;
     for (host, url) in &options.upstreams {
         grants = grants.upstream(host, Upstream::parse(url).map_err(bad)?);
     }
-    let limits = decl.limits.apply(tollgate_sandbox::Limits::default());
-    limits.validate().map_err(bad)?;
-    Ok(grants.limits(limits))
+    grants.limits_ref().validate().map_err(bad)?;
+    Ok(grants)
 }
 
 impl Catalogue {

@@ -99,9 +99,10 @@ impl Source<'_> {
 pub const MAX_EXPR_BYTES: usize = 4096;
 pub const MAX_EXPR_NESTING: usize = 32;
 
-/// Deepest nesting of `(`, `[`, `{` outside string literals, and where it is first reached.
-fn nesting(text: &str) -> (usize, usize) {
-    let (mut depth, mut max, mut at) = (0usize, 0usize, 0usize);
+/// Deepest nesting of `(`, `[`, `{` outside string literals, and where it first goes past
+/// [`MAX_EXPR_NESTING`].
+fn nesting(text: &str) -> (usize, Option<usize>) {
+    let (mut depth, mut max, mut over) = (0usize, 0usize, None);
     let mut quote: Option<char> = None;
     let mut escaped = false;
     for (i, c) in text.chars().enumerate() {
@@ -119,8 +120,9 @@ fn nesting(text: &str) -> (usize, usize) {
                 '\'' | '"' => quote = Some(c),
                 '(' | '[' | '{' => {
                     depth += 1;
-                    if depth > max {
-                        (max, at) = (depth, i);
+                    max = max.max(depth);
+                    if depth > MAX_EXPR_NESTING && over.is_none() {
+                        over = Some(i);
                     }
                 }
                 ')' | ']' | '}' => depth = depth.saturating_sub(1),
@@ -128,7 +130,7 @@ fn nesting(text: &str) -> (usize, usize) {
             },
         }
     }
-    (max, at)
+    (max, over)
 }
 
 /// Compiles an expression, reporting a syntax error at its position in the file, and any
@@ -141,8 +143,7 @@ pub(crate) fn compile(r: &mut Reporter<'_>, src: &Source<'_>, vars: &[&str]) -> 
         );
         return None;
     }
-    let (depth, at) = nesting(src.text);
-    if depth > MAX_EXPR_NESTING {
+    if let (depth, Some(at)) = nesting(src.text) {
         r.error_at(
             src.offset(at),
             format!("`{}` nests brackets {depth} deep, over the limit of {MAX_EXPR_NESTING}", src.what),
@@ -162,7 +163,10 @@ pub(crate) fn compile(r: &mut Reporter<'_>, src: &Source<'_>, vars: &[&str]) -> 
             };
             let msg = msg.strip_prefix("Syntax error: ").unwrap_or(&msg).to_string();
             let (message, help) = match msg.split_once(" expecting ") {
-                Some((m, want)) => (m.to_string(), Some(format!("expected {want}"))),
+                Some((m, want)) => {
+                    let want = want.trim().trim_start_matches('{').trim_end_matches('}');
+                    (m.to_string(), Some(format!("expected one of: {want}")))
+                }
                 None => (msg, None),
             };
             r.error_at(offset, format!("CEL syntax error in `{}`: {message}", src.what), help);

@@ -154,7 +154,7 @@ pub enum PolicyErrorKind {
 
 /// A policy expression that could not decide. Fail closed: the runtime denies the call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{expression} (rule at {location}) failed: {message}")]
+#[error("{expression} at {location} failed: {message}")]
 pub struct PolicyError {
     /// Which key: `policy.approvals[2].when`, `steps[0].input_expr`.
     pub expression: String,

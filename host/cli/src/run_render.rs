@@ -25,7 +25,13 @@ pub fn show(run: &RunRecord, steps: &[StepRecord], calls: &[ToolCallRecord]) -> 
     let _ = writeln!(s, "  totals   {}", counters_line(run));
     for step in steps {
         let source = &step.turn["source"];
-        let label = if source.get("Replay").is_some() || source.get("replay").is_some() { " [replay]" } else { "" };
+        let label = match source["kind"].as_str() {
+            Some("replay") => format!(" · [replay] {} #{}", source["script"].as_str().unwrap_or("?"), source["index"]),
+            Some("live") => {
+                format!(" · {}:{}", source["provider"].as_str().unwrap_or("?"), source["model"].as_str().unwrap_or("?"))
+            }
+            _ => String::new(),
+        };
         let _ = writeln!(s, "\nstep {} · {}{label}", step.step, step.agent);
         if let Some(text) = step.turn["text"].as_str() {
             for line in text.lines() {

@@ -65,7 +65,7 @@ fn human(event: &Event) -> String {
         Event::RunStarted { run_id, workflow, version, goal } => {
             format!("run {run_id} · {workflow} {version}\n  goal: {goal}")
         }
-        Event::Resumed { run_id, status, step } => format!("resuming {run_id} ({status}) at step {step}"),
+        Event::Resumed { run_id, status, step } => format!("resuming {run_id} ({status}) after {step} model turns"),
         Event::ModelTurn { step, agent, model, replay, text, tool_calls } => {
             let label = if *replay { format!("[replay] {model}") } else { model.clone() };
             let mut s = format!("\nstep {step} · {agent} · {label}");

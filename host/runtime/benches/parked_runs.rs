@@ -24,6 +24,13 @@ use tollgate_store::{ApprovalFilter, ApprovalStatus, RunFilter, RunStatus, Signe
 const RUNS: usize = 1000;
 /// The target for the whole process with `RUNS` runs parked.
 const TARGET_RSS_MIB: f64 = 150.0;
+/// Runs at either end compared to see whether parking or resuming slows as runs accumulate.
+const EDGE: usize = 100;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
 
 fn echo_path() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -131,14 +138,17 @@ fn main() {
     println!("\nbefore: VmRSS {rss_before:.1} MiB, VmHWM {hwm_before:.1} MiB");
 
     println!("[1] starting {RUNS} runs, each advanced until it parks…");
+    let mut park_ms = Vec::with_capacity(RUNS);
     let start = Instant::now();
     let ids: Vec<String> = rt.block_on(async {
         let mut ids = Vec::with_capacity(RUNS);
         for _ in 0..RUNS {
+            let one = Instant::now();
             let id = runtime.start(None).await.expect("run starts");
             let outcome = runtime.advance(&id, &Quiet).await.expect("run advances");
             assert_eq!(outcome.status, RunStatus::WaitingApproval, "{:?}", outcome.detail);
             assert_eq!(outcome.pending_approvals.len(), 1);
+            park_ms.push(one.elapsed().as_secs_f64() * 1e3);
             ids.push(id);
         }
         ids
@@ -165,6 +175,7 @@ fn main() {
     );
 
     println!("[2] approving all {RUNS} and resuming each to completion…");
+    let mut resume_ms = Vec::with_capacity(RUNS);
     let start = Instant::now();
     let completed = rt.block_on(async {
         for approval in &pending {
@@ -172,7 +183,9 @@ fn main() {
         }
         let mut completed = 0usize;
         for id in &ids {
+            let one = Instant::now();
             let outcome = runtime.advance(id, &Quiet).await.expect("resume");
+            resume_ms.push(one.elapsed().as_secs_f64() * 1e3);
             assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.detail);
             assert_eq!(outcome.output.as_deref(), Some("The echo came back unchanged."));
             completed += 1;
@@ -200,10 +213,10 @@ fn main() {
 
     let verdict = if rss_parked <= TARGET_RSS_MIB { "met" } else { "NOT met" };
     let per_run_kib = (rss_parked - rss_before) * 1024.0 / RUNS as f64;
-    let row = |what: &str, value: String, target: &str| println!("| {what:<44} | {value:>12} | {target:<18} |");
+    let row = |what: &str, value: String, target: &str| println!("| {what:<44} | {value:>16} | {target:<18} |");
     println!("\n== summary ==");
-    println!("| {:<44} | {:>12} | {:<18} |", "measurement", "value", "target");
-    println!("|{:-<46}|{:-<14}|{:-<20}|", "", "", "");
+    println!("| {:<44} | {:>16} | {:<18} |", "measurement", "value", "target");
+    println!("|{:-<46}|{:-<18}|{:-<20}|", "", "", "");
     row("VmRSS before (runtime open, one run done)", format!("{rss_before:.1} MiB"), "");
     row(
         &format!("VmRSS with {RUNS} runs parked"),
@@ -220,6 +233,14 @@ fn main() {
         format!("{:.2} ms", resume_time.as_secs_f64() * 1e3 / RUNS as f64),
         "",
     );
+    let edge = |v: &[f64], last: bool| {
+        let part = if last { &v[v.len() - EDGE..] } else { &v[..EDGE] };
+        format!("{:.2} ms", median(part.to_vec()))
+    };
+    row(&format!("park, median of the first {EDGE} runs"), edge(&park_ms, false), "");
+    row(&format!("park, median of the last {EDGE} runs"), edge(&park_ms, true), "");
+    row(&format!("resume after approval, median of first {EDGE}"), edge(&resume_ms, false), "");
+    row(&format!("resume after approval, median of last {EDGE}"), edge(&resume_ms, true), "");
     row("runs completed after approval", format!("{completed}/{RUNS}"), "");
     row("store with runs parked: db + wal", format!("{db_parked:.2} + {wal_parked:.2} MiB"), "");
     row("store at the end: db + wal", format!("{db_done:.2} + {wal_done:.2} MiB"), "");

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -124,16 +125,18 @@ tools = ["echo.echo"]
 // Timing wrappers: the store and an observer
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Default, Clone, Copy)]
-struct OpTime {
-    count: u64,
-    total: Duration,
-}
+/// The store methods that read (the rest write: `commit`, `create_run`).
+const READS: &[&str] = &["run", "tool_calls", "approvals", "expire_approvals", "cap_usage"];
 
-/// Delegates to the SQLite store and adds up the wall time of each method.
+/// Delegates to the SQLite store and adds up the wall time of each method per *cycle*: cycle k
+/// is the time between the k-th and the (k+1)-th model turn (0: before the first), which the
+/// observer advances.
 struct TimedStore {
     inner: SqliteStore,
-    ops: Mutex<BTreeMap<&'static str, OpTime>>,
+    cycle: AtomicUsize,
+    /// Method → wall time per cycle (index `0..=STEPS`).
+    ops: Mutex<BTreeMap<&'static str, Vec<Duration>>>,
+    counts: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl TimedStore {
@@ -142,16 +145,19 @@ impl TimedStore {
             let start = Instant::now();
             let out = fut.await;
             let took = start.elapsed();
-            let mut ops = self.ops.lock().expect("op times");
-            let entry = ops.entry(op).or_default();
-            entry.count += 1;
-            entry.total += took;
+            let cycle = self.cycle.load(Ordering::Relaxed).min(STEPS);
+            self.ops.lock().expect("op times").entry(op).or_insert_with(|| vec![Duration::ZERO; STEPS + 1])[cycle] +=
+                took;
+            *self.counts.lock().expect("op counts").entry(op).or_default() += 1;
             out
         })
     }
 
-    fn take(&self) -> BTreeMap<&'static str, OpTime> {
-        std::mem::take(&mut *self.ops.lock().expect("op times"))
+    /// Starts a new run's accounting.
+    fn reset(&self) {
+        self.cycle.store(0, Ordering::Relaxed);
+        self.ops.lock().expect("op times").clear();
+        self.counts.lock().expect("op counts").clear();
     }
 }
 
@@ -173,6 +179,9 @@ impl Store for TimedStore {
     }
     fn tool_calls<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<ToolCallRecord>> {
         self.timed("tool_calls", self.inner.tool_calls(run_id))
+    }
+    fn step_tool_calls<'a>(&'a self, run_id: &'a str, step: u32) -> StoreFuture<'a, Vec<ToolCallRecord>> {
+        self.timed("step_tool_calls", self.inner.step_tool_calls(run_id, step))
     }
     fn approval<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApprovalRecord>> {
         self.timed("approval", self.inner.approval(id))
@@ -209,23 +218,29 @@ impl Store for TimedStore {
     }
 }
 
-/// Timestamps of the loop's events: when each model turn was in, and each sandboxed call.
-#[derive(Default)]
-struct Timeline {
+/// Timestamps the loop's events: each model turn (advancing the store's cycle) and each
+/// sandboxed call.
+struct Timeline<'a> {
+    store: &'a TimedStore,
     turns: Mutex<Vec<Instant>>,
-    calls_started: Mutex<Vec<Instant>>,
+    call_started: Mutex<Option<Instant>>,
+    /// Sandboxed call time per cycle.
     calls: Mutex<Vec<Duration>>,
 }
 
-impl Observer for Timeline {
+impl Observer for Timeline<'_> {
     fn event(&self, event: &Event) {
         let now = Instant::now();
         match event {
-            Event::ModelTurn { .. } => self.turns.lock().expect("timeline").push(now),
-            Event::ToolStarted { .. } => self.calls_started.lock().expect("timeline").push(now),
+            Event::ModelTurn { .. } => {
+                self.turns.lock().expect("timeline").push(now);
+                self.store.cycle.fetch_add(1, Ordering::Relaxed);
+            }
+            Event::ToolStarted { .. } => *self.call_started.lock().expect("timeline") = Some(now),
             Event::ToolFinished { .. } => {
-                if let Some(start) = self.calls_started.lock().expect("timeline").pop() {
-                    self.calls.lock().expect("timeline").push(now - start);
+                if let Some(start) = self.call_started.lock().expect("timeline").take() {
+                    let cycle = self.store.cycle.load(Ordering::Relaxed).min(STEPS);
+                    self.calls.lock().expect("timeline")[cycle] += now - start;
                 }
             }
             _ => {}
@@ -237,30 +252,78 @@ impl Observer for Timeline {
 // The two subjects
 // ---------------------------------------------------------------------------------------------
 
+/// Where the time of some cycles of one run went, in ms per cycle (step).
+#[derive(Debug, Clone, Copy, Default)]
+struct Breakdown {
+    step: f64,
+    commit: f64,
+    run: f64,
+    tool_calls: f64,
+    approvals: f64,
+    expire: f64,
+    sandbox: f64,
+    rest: f64,
+}
+
 /// One agent run, start to completion.
 struct RunSample {
-    total: Duration,
-    /// Median time between consecutive model turns among the first and the last [`EDGE`] steps.
-    first_steps: f64,
-    last_steps: f64,
-    sandbox: Duration,
-    ops: BTreeMap<&'static str, OpTime>,
+    /// Every step: wall time of start + advance over `STEPS`.
+    all: Breakdown,
+    /// Cycles `1..=EDGE` and the last `EDGE` (between model turns; all have one echo call).
+    first: Breakdown,
+    last: Breakdown,
+    /// Calls of each store method over the run.
+    counts: BTreeMap<&'static str, u64>,
+}
+
+/// Picks one part of a [`Breakdown`].
+type Pick = fn(&Breakdown) -> f64;
+
+/// `per`: how many steps the totals are divided by.
+fn breakdown(
+    cycles: std::ops::Range<usize>,
+    per: usize,
+    step_total: Duration,
+    ops: &BTreeMap<&'static str, Vec<Duration>>,
+    calls: &[Duration],
+) -> Breakdown {
+    let n = per as f64;
+    let op = |name: &str| ops.get(name).map_or(0.0, |v| ms(v[cycles.clone()].iter().sum()) / n);
+    let all_ops: f64 = ops.keys().map(|k| op(k)).sum();
+    let sandbox = ms(calls[cycles.clone()].iter().sum()) / n;
+    let step = ms(step_total) / n;
+    Breakdown {
+        step,
+        commit: op("commit") + op("create_run"),
+        run: op("run"),
+        tool_calls: op("tool_calls"),
+        approvals: op("approvals"),
+        expire: op("expire_approvals"),
+        sandbox,
+        rest: step - all_ops - sandbox,
+    }
 }
 
 async fn agent_run(runtime: &Runtime, store: &TimedStore) -> RunSample {
-    store.take();
-    let timeline = Timeline::default();
+    store.reset();
+    let timeline = Timeline {
+        store,
+        turns: Mutex::default(),
+        call_started: Mutex::default(),
+        calls: Mutex::new(vec![Duration::ZERO; STEPS + 1]),
+    };
     let start = Instant::now();
     let run_id = runtime.start(None).await.expect("run starts");
     let outcome = runtime.advance(&run_id, &timeline).await.expect("run advances");
     let total = start.elapsed();
-    let ops = store.take();
+    let ops = std::mem::take(&mut *store.ops.lock().expect("op times"));
+    let counts = std::mem::take(&mut *store.counts.lock().expect("op counts"));
 
     assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.detail);
     assert_eq!(outcome.output.as_deref(), Some("Done."));
-    let calls = store.inner.tool_calls(&run_id).await.expect("tool calls");
-    assert_eq!(calls.len(), STEPS - 1);
-    for (i, call) in calls.iter().enumerate() {
+    let rows = store.inner.tool_calls(&run_id).await.expect("tool calls");
+    assert_eq!(rows.len(), STEPS - 1);
+    for (i, call) in rows.iter().enumerate() {
         assert_eq!(call.status, ToolCallStatus::Done);
         let want = serde_json::json!({"output": {"msg": "hello", "step": i}});
         assert_eq!(call.result.as_ref(), Some(&want), "call {i}");
@@ -268,15 +331,16 @@ async fn agent_run(runtime: &Runtime, store: &TimedStore) -> RunSample {
 
     let turns = timeline.turns.into_inner().expect("timeline");
     assert_eq!(turns.len(), STEPS);
-    let gaps: Vec<f64> = turns.windows(2).map(|w| ms(w[1] - w[0])).collect();
     let calls = timeline.calls.into_inner().expect("timeline");
-    assert_eq!(calls.len(), STEPS - 1);
+    // Cycle k runs from turn k to turn k + 1 (k = 1..STEPS-1): `turns[k - 1]` to `turns[k]`.
+    let span = |cycles: std::ops::Range<usize>| turns[cycles.end - 1] - turns[cycles.start - 1];
+    let first = 1..EDGE + 1;
+    let last = STEPS - EDGE..STEPS;
     RunSample {
-        total,
-        first_steps: stats(gaps[..EDGE].to_vec()).median,
-        last_steps: stats(gaps[gaps.len() - EDGE..].to_vec()).median,
-        sandbox: calls.iter().sum(),
-        ops,
+        all: breakdown(0..STEPS + 1, STEPS, total, &ops, &calls),
+        first: breakdown(first.clone(), EDGE, span(first), &ops, &calls),
+        last: breakdown(last.clone(), EDGE, span(last), &ops, &calls),
+        counts,
     }
 }
 
@@ -363,7 +427,8 @@ fn main() {
     let (runtime, store, pool) = rt.block_on(async {
         let signer = Signer::load_or_create(&dir.path().join("audit-signing.key")).expect("signing key");
         let inner = SqliteStore::open(&dir.path().join("tollgate.db"), Some(signer)).await.expect("store opens");
-        let store = Arc::new(TimedStore { inner, ops: Mutex::new(BTreeMap::new()) });
+        let store =
+            Arc::new(TimedStore { inner, cycle: AtomicUsize::new(0), ops: Mutex::default(), counts: Mutex::default() });
         let workflow = tollgate_workflow::load(&workflow_path).unwrap_or_else(|d| panic!("workflow: {d}"));
         let runtime =
             Runtime::open(store.clone(), &sandbox, workflow, RunOptions::default()).await.expect("runtime opens");
@@ -379,9 +444,10 @@ fn main() {
     });
 
     println!("\n[1] {REPS} interleaved reps of (one run of {STEPS} steps, {BASELINE_COMMITS} fsync'd commits)…");
-    let mut runs = Vec::new();
+    let mut runs: Vec<RunSample> = Vec::new();
     let mut commits: Vec<f64> = Vec::new();
     let mut ratios = Vec::new();
+    let mut first_ratios = Vec::new();
     for rep in 0..REPS {
         let (run, batch) = rt.block_on(async {
             if rep % 2 == 0 {
@@ -392,59 +458,31 @@ fn main() {
                 (agent_run(&runtime, &store).await, batch)
             }
         });
-        let step = ms(run.total) / STEPS as f64;
         let commit = stats(batch.clone()).median;
         println!(
-            "  rep {rep}: {step:.3} ms/step (first {EDGE} steps {:.3}, last {EDGE} {:.3}), commit median {commit:.3} ms, ratio {:.2}",
-            run.first_steps,
-            run.last_steps,
-            step / commit
+            "  rep {rep}: {:.3} ms/step (first {EDGE} steps {:.3}, last {EDGE} {:.3}), commit median {commit:.3} ms, ratio {:.2}",
+            run.all.step,
+            run.first.step,
+            run.last.step,
+            run.all.step / commit
         );
-        ratios.push(step / commit);
+        ratios.push(run.all.step / commit);
+        first_ratios.push(run.first.step / commit);
         commits.extend(batch);
         runs.push(run);
     }
 
-    let per_step = |f: &dyn Fn(&RunSample) -> f64| stats(runs.iter().map(f).collect());
-    let op = |r: &RunSample, names: &[&str]| -> (f64, f64) {
-        let picked = r.ops.iter().filter(|(k, _)| names.contains(k));
-        let (count, total) = picked.fold((0u64, Duration::ZERO), |(c, t), (_, o)| (c + o.count, t + o.total));
-        (count as f64 / STEPS as f64, ms(total) / STEPS as f64)
-    };
-    const WRITES: &[&str] = &["commit", "create_run"];
-    const READS: &[&str] = &["run", "tool_calls", "approvals", "expire_approvals", "cap_usage"];
-    let step = per_step(&|r| ms(r.total) / STEPS as f64);
+    let over_reps = |f: &dyn Fn(&RunSample) -> f64| stats(runs.iter().map(f).collect());
+    let step = over_reps(&|r| r.all.step);
+    let first_step = over_reps(&|r| r.first.step);
     let commit = stats(commits);
     let ratio = step.median / commit.median;
-    let writes = per_step(&|r| op(r, WRITES).1);
-    let commits_per_step = per_step(&|r| op(r, WRITES).0);
-    let reads = per_step(&|r| op(r, READS).1);
-    let reads_per_step = per_step(&|r| op(r, READS).0);
-    let sandbox_call = per_step(&|r| ms(r.sandbox) / (STEPS - 1) as f64);
-    let rest = per_step(&|r| {
-        (ms(r.total) - ms(r.sandbox) - ms(r.ops.values().map(|o| o.total).sum::<Duration>())) / STEPS as f64
-    });
-    let first = per_step(&|r| r.first_steps);
-    let last = per_step(&|r| r.last_steps);
-
-    println!("\n  store time per method over all reps:");
-    let mut all: BTreeMap<&str, OpTime> = BTreeMap::new();
-    for r in &runs {
-        for (k, v) in &r.ops {
-            let e = all.entry(k).or_default();
-            e.count += v.count;
-            e.total += v.total;
-        }
-    }
-    let total_steps = (STEPS * runs.len()) as f64;
-    for (k, v) in &all {
-        println!(
-            "    {k:<18} {:>5.2} calls/step  {:>8.1} µs/call  {:>7.3} ms/step",
-            v.count as f64 / total_steps,
-            v.total.as_secs_f64() * 1e6 / v.count as f64,
-            ms(v.total) / total_steps
-        );
-    }
+    let first_ratio = first_step.median / commit.median;
+    let count = |r: &RunSample, names: &[&str]| {
+        r.counts.iter().filter(|(k, _)| names.contains(k)).map(|(_, c)| *c).sum::<u64>() as f64 / STEPS as f64
+    };
+    let writes_per_step = over_reps(&|r| count(r, &["commit", "create_run"]));
+    let reads_per_step = over_reps(&|r| count(r, READS));
 
     let model = rt.block_on(async {
         let last_run = runtime.store().runs(&RunFilter { status: None, limit: Some(1) }).await.expect("runs");
@@ -468,30 +506,53 @@ fn main() {
         pool.close().await;
     });
 
-    let verdict = if ratio <= TARGET_RATIO { "met" } else { "NOT met" };
+    let verdict = |r: f64| if r <= TARGET_RATIO { "met" } else { "NOT met" };
     let line = |what: &str, s: &Stats, target: &str| {
         println!("| {what:<46} | {:>9.3} | {:>9.3} | {:>9.3} | {target:<15} |", s.median, s.p10, s.p90)
+    };
+    let ratio_line = |what: &str, r: f64, per_rep: &[f64]| {
+        let s = stats(per_rep.to_vec());
+        println!(
+            "| {what:<46} | {r:>9.2} | {:>9.2} | {:>9.2} | {:<15} |",
+            s.p10,
+            s.p90,
+            format!("≤ {TARGET_RATIO}: {}", verdict(r))
+        );
     };
     println!("\n== summary (median, p10, p90 over {REPS} reps; the commit over every commit) ==");
     println!("| {:<46} | {:>9} | {:>9} | {:>9} | {:<15} |", "measurement", "median", "p10", "p90", "target");
     println!("|{:-<48}|{:-<11}|{:-<11}|{:-<11}|{:-<17}|", "", "", "", "", "");
-    line(&format!("agent step, {STEPS}-step run (ms)"), &step, "");
+    line(&format!("agent step, mean over a {STEPS}-step run (ms)"), &step, "");
+    line(&format!("agent step, first {EDGE} steps of a run (ms)"), &first_step, "");
     line(&format!("one fsync'd SQLite commit (ms, n={})", commit.n), &commit, "");
-    println!(
-        "| {:<46} | {ratio:>9.2} | {:>9.2} | {:>9.2} | {:<15} |",
-        "ratio step / commit (p10/p90: per rep)",
-        stats(ratios.clone()).p10,
-        stats(ratios).p90,
-        format!("≤ {TARGET_RATIO}: {verdict}")
-    );
-    line("  store writes per step (commits)", &commits_per_step, "");
-    line("  store write time per step (ms)", &writes, "");
-    line("  store reads per step (queries)", &reads_per_step, "");
-    line("  store read time per step (ms)", &reads, "");
-    line("  sandboxed echo call (ms)", &sandbox_call, "");
-    line("  rest: runtime's own work per step (ms)", &rest, "");
-    line(&format!("step time, first {EDGE} steps of a run (ms)"), &first, "");
-    line(&format!("step time, last {EDGE} steps of a run (ms)"), &last, "");
+    ratio_line("ratio step / commit (p10/p90: per rep)", ratio, &ratios);
+    ratio_line(&format!("ratio first-{EDGE}-steps step / commit"), first_ratio, &first_ratios);
+    line("store commits per step", &writes_per_step, "");
+    line("store reads per step", &reads_per_step, "");
     line("scripted model complete, mid-run request (µs)", &model, "");
+
+    println!("\n== where a step's time goes (ms per step, median over {REPS} reps) ==");
+    println!(
+        "| {:<36} | {:>9} | {:>13} | {:>13} |",
+        "part",
+        "all steps",
+        format!("first {EDGE}"),
+        format!("last {EDGE}")
+    );
+    println!("|{:-<38}|{:-<11}|{:-<15}|{:-<15}|", "", "", "", "");
+    let parts: [(&str, Pick); 8] = [
+        ("step (wall)", |b| b.step),
+        ("store commits (2 per step)", |b| b.commit),
+        ("store read: run (checkpoint)", |b| b.run),
+        ("store read: tool_calls of the run", |b| b.tool_calls),
+        ("store read: approvals of the run", |b| b.approvals),
+        ("store: expire_approvals", |b| b.expire),
+        ("sandboxed echo call", |b| b.sandbox),
+        ("rest: runtime's own work", |b| b.rest),
+    ];
+    for (name, f) in parts {
+        let m = |pick: fn(&RunSample) -> Breakdown| over_reps(&|r| f(&pick(r))).median;
+        println!("| {name:<36} | {:>9.3} | {:>13.3} | {:>13.3} |", m(|r| r.all), m(|r| r.first), m(|r| r.last));
+    }
     println!("store files after {} runs: {:.1} MiB", REPS + 1, db_bytes as f64 / (1 << 20) as f64);
 }

@@ -39,8 +39,9 @@ pub(crate) enum Pass {
 impl Runtime {
     /// Advances `run_id` as far as it can go without a human.
     pub async fn advance(&self, run_id: &str, observer: &dyn Observer) -> Result<RunOutcome, RuntimeError> {
+        // Approvals expire while runs are parked, not while this loop advances one.
+        self.store.expire_approvals(now_ms()).await?;
         loop {
-            self.store.expire_approvals(now_ms()).await?;
             let run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
             crate::runtime::check_same_workflow(&run, &self.workflow)?;
             if run.status.is_terminal() {

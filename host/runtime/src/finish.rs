@@ -35,23 +35,21 @@ impl Runtime {
         observer: &dyn Observer,
     ) -> Result<Pass, RuntimeError> {
         let mut run = run.clone();
-        let mut rows: BTreeMap<u32, ToolCallRecord> = self
-            .store
-            .tool_calls(&run.id)
-            .await?
-            .into_iter()
-            .filter(|r| r.step == pending.step)
-            .map(|r| (r.index, r))
-            .collect();
-        let filter = ApprovalFilter { status: None, run_id: Some(run.id.clone()) };
-        let approvals: BTreeMap<u32, ApprovalRecord> = self
-            .store
-            .approvals(&filter)
-            .await?
-            .into_iter()
-            .filter(|a| a.step == pending.step)
-            .map(|a| (a.index, a))
-            .collect();
+        let mut rows: BTreeMap<u32, ToolCallRecord> =
+            self.store.step_tool_calls(&run.id, pending.step).await?.into_iter().map(|r| (r.index, r)).collect();
+        // Only a step with parked calls has approvals to settle.
+        let approvals: BTreeMap<u32, ApprovalRecord> = if rows.values().any(|r| r.status == ToolCallStatus::Parked) {
+            let filter = ApprovalFilter { status: None, run_id: Some(run.id.clone()) };
+            self.store
+                .approvals(&filter)
+                .await?
+                .into_iter()
+                .filter(|a| a.step == pending.step)
+                .map(|a| (a.index, a))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
 
         // 1. Settle decided approvals in one commit: consume approved ones (they become allowed
         //    calls), turn denied and expired ones into denials for the model.

@@ -192,6 +192,22 @@ impl Store for SqliteStore {
         })
     }
 
+    fn step_tool_calls<'a>(&'a self, run_id: &'a str, step: u32) -> StoreFuture<'a, Vec<ToolCallRecord>> {
+        Box::pin(async move {
+            let found = sqlx::query(concat!(
+                "SELECT ",
+                tool_call_columns!(),
+                " FROM tool_calls WHERE run_id = ?1 AND step = ?2 ORDER BY call_index"
+            ))
+            .bind(run_id)
+            .bind(i64::from(step))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            found.iter().map(rows::tool_call).collect()
+        })
+    }
+
     fn approval<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApprovalRecord>> {
         Box::pin(async move {
             let row = sqlx::query(concat!("SELECT ", approval_columns!(), " FROM approvals WHERE id = ?1"))
@@ -205,17 +221,31 @@ impl Store for SqliteStore {
 
     fn approvals<'a>(&'a self, filter: &'a ApprovalFilter) -> StoreFuture<'a, Vec<ApprovalRecord>> {
         Box::pin(async move {
-            let found = sqlx::query(concat!(
-                "SELECT ",
-                approval_columns!(),
-                " FROM approvals WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR run_id = ?2) \
-                 ORDER BY requested_at, rowid"
-            ))
-            .bind(filter.status.map(|s| s.as_str()))
-            .bind(filter.run_id.as_deref())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+            // One query per filter shape, so SQLite can use the index that fits (a generic
+            // `?1 IS NULL OR …` predicate makes it scan the whole table).
+            let query = match (&filter.run_id, &filter.status) {
+                (Some(_), _) => concat!(
+                    "SELECT ",
+                    approval_columns!(),
+                    " FROM approvals WHERE run_id = ?2 AND (?1 IS NULL OR status = ?1) ORDER BY requested_at, rowid"
+                ),
+                (None, Some(_)) => concat!(
+                    "SELECT ",
+                    approval_columns!(),
+                    " FROM approvals WHERE status = ?1 AND (?2 IS NULL) ORDER BY requested_at, rowid"
+                ),
+                (None, None) => concat!(
+                    "SELECT ",
+                    approval_columns!(),
+                    " FROM approvals WHERE ?1 IS NULL AND ?2 IS NULL ORDER BY requested_at, rowid"
+                ),
+            };
+            let found = sqlx::query(query)
+                .bind(filter.status.map(|s| s.as_str()))
+                .bind(filter.run_id.as_deref())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
             found.iter().map(rows::approval).collect()
         })
     }

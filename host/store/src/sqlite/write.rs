@@ -90,6 +90,16 @@ pub(super) async fn commit(store: &SqliteStore, commit: Commit) -> Result<(), St
 }
 
 pub(super) async fn expire_approvals(store: &SqliteStore, now: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
+    // Nearly always nothing is due: find that out without taking the write lock, which would
+    // serialise every process's loop behind this check.
+    let any_due = sqlx::query("SELECT 1 FROM approvals WHERE status = 'pending' AND expires_at <= ?1 LIMIT 1")
+        .bind(now)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(db_error)?;
+    if any_due.is_none() {
+        return Ok(Vec::new());
+    }
     let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
     let due = sqlx::query(concat!(
         "SELECT ",

@@ -12,6 +12,9 @@
 //! before and after, with `VmHWM`. Then every approval is granted and every run resumed to
 //! completion, which proves the runs were parked with everything they need in the store.
 
+mod common;
+use common::echo_path;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,18 +33,6 @@ const EDGE: usize = 100;
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-fn echo_path() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let path = target.join("plugins").join("echo.wasm");
-    if !path.exists() {
-        eprintln!("{} is missing: run `cargo xtask plugins` first", path.display());
-        std::process::exit(2);
-    }
-    path
 }
 
 /// `(VmRSS, VmHWM)` in MiB, from `/proc/self/status`.

@@ -14,6 +14,9 @@
 //! store reads, the sandboxed call and the rest (the runtime's own work); the scripted
 //! provider's `complete` is timed on its own.
 
+mod common;
+use common::echo_path;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,18 +64,6 @@ fn stats(mut v: Vec<f64>) -> Stats {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn echo_path() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let path = target.join("plugins").join("echo.wasm");
-    if !path.exists() {
-        eprintln!("{} is missing: run `cargo xtask plugins` first", path.display());
-        std::process::exit(2);
-    }
-    path
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -117,7 +117,8 @@ tools = ["echo.echo"]
 // ---------------------------------------------------------------------------------------------
 
 /// The store methods that read (the rest write: `commit`, `create_run`).
-const READS: &[&str] = &["run", "tool_calls", "approvals", "expire_approvals", "cap_usage"];
+const READS: &[&str] =
+    &["run", "messages", "step_tool_calls", "tool_calls", "approvals", "expire_approvals", "cap_usage"];
 
 /// Delegates to the SQLite store and adds up the wall time of each method per *cycle*: cycle k
 /// is the time between the k-th and the (k+1)-th model turn (0: before the first), which the
@@ -173,6 +174,14 @@ impl Store for TimedStore {
     }
     fn step_tool_calls<'a>(&'a self, run_id: &'a str, step: u32) -> StoreFuture<'a, Vec<ToolCallRecord>> {
         self.timed("step_tool_calls", self.inner.step_tool_calls(run_id, step))
+    }
+    fn messages<'a>(
+        &'a self,
+        run_id: &'a str,
+        agent: &'a str,
+        from_seq: u64,
+    ) -> StoreFuture<'a, Vec<serde_json::Value>> {
+        self.timed("messages", self.inner.messages(run_id, agent, from_seq))
     }
     fn approval<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApprovalRecord>> {
         self.timed("approval", self.inner.approval(id))
@@ -286,8 +295,8 @@ fn breakdown(
     Breakdown {
         step,
         commit: op("commit") + op("create_run"),
-        run: op("run"),
-        tool_calls: op("tool_calls"),
+        run: op("run") + op("messages"),
+        tool_calls: op("tool_calls") + op("step_tool_calls"),
         approvals: op("approvals"),
         expire: op("expire_approvals"),
         sandbox,
@@ -478,10 +487,11 @@ fn main() {
     let model = rt.block_on(async {
         let last_run = runtime.store().runs(&RunFilter { status: None, limit: Some(1) }).await.expect("runs");
         let run = runtime.store().run(&last_run[0].id).await.expect("run").expect("run exists");
-        let state: RunState = serde_json::from_value(run.checkpoint).expect("checkpoint");
+        let state = RunState::load(&**runtime.store(), &run).await.expect("checkpoint");
         println!(
-            "\n  checkpoint JSON at the end of a run: {} bytes (written twice per step)",
-            serde_json::to_string(&state).expect("json").len()
+            "\n  checkpoint JSON at the end of a run: {} bytes (written twice per step); conversation: {} messages",
+            run.checkpoint.to_string().len(),
+            state.conversations["worker"].len()
         );
         scripted_model(&runtime, &state, dir.path()).await
     });
@@ -534,8 +544,8 @@ fn main() {
     let parts: [(&str, Pick); 8] = [
         ("step (wall)", |b| b.step),
         ("store commits (2 per step)", |b| b.commit),
-        ("store read: run (checkpoint)", |b| b.run),
-        ("store read: tool_calls of the run", |b| b.tool_calls),
+        ("store read: run + its messages", |b| b.run),
+        ("store read: tool calls of the step", |b| b.tool_calls),
         ("store read: approvals of the run", |b| b.approvals),
         ("store: expire_approvals", |b| b.expire),
         ("sandboxed echo call", |b| b.sandbox),

@@ -1,5 +1,5 @@
-//! The agent loop: advance a run until it ends, parks at an approval, or escalates. Each pass
-//! reloads the run from the store, so the loop continues correctly from any checkpoint — the
+//! The agent loop: advance a run until it ends, parks at an approval, or escalates. Every call
+//! starts from what the store holds, so the loop continues correctly from any checkpoint — the
 //! same code serves a fresh run, `runs resume` after a crash, and a run whose approvals were
 //! just decided.
 
@@ -38,33 +38,61 @@ pub(crate) enum Pass {
 
 impl Runtime {
     /// Advances `run_id` as far as it can go without a human.
+    ///
+    /// The run and its conversations are read from the store once; after that each pass
+    /// continues from the state its predecessor committed, kept in memory ([`Runtime::commit`]
+    /// applies every committed update to it). A failed commit ends the call with the error, so
+    /// memory never runs ahead of the store: the next call starts again from what was committed.
     pub async fn advance(&self, run_id: &str, observer: &dyn Observer) -> Result<RunOutcome, RuntimeError> {
         // Approvals expire while runs are parked, not while this loop advances one.
         self.store.expire_approvals(now_ms()).await?;
+        let mut run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
+        crate::runtime::check_same_workflow(&run, &self.workflow)?;
+        if run.status.is_terminal() {
+            return self.outcome(&run).await;
+        }
+        let mut state = RunState::load(&*self.store, &run).await?;
         loop {
-            let run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
-            crate::runtime::check_same_workflow(&run, &self.workflow)?;
-            if run.status.is_terminal() {
-                return self.outcome(&run).await;
-            }
-            let mut state: RunState = serde_json::from_value(run.checkpoint.clone())
-                .map_err(|e| RuntimeError::State(format!("run {run_id} has an unreadable checkpoint: {e}")))?;
             let started = Instant::now();
             let pass = if let Some(pending) = state.pending.clone() {
-                self.finish_step(&run, &mut state, &pending, started, observer).await?
+                self.finish_step(&mut run, &mut state, &pending, started, observer).await?
             } else if let Some(bound) = self.bound_hit(&run, &state) {
-                self.end(&run, &mut state, started, RunStatus::BoundHit, Some(bound), observer).await?;
+                self.end(&mut run, &mut state, started, RunStatus::BoundHit, Some(bound), observer).await?;
                 Pass::Stop
-            } else if let Some(pass) = self.fixed_step(&run, &mut state, started, observer).await? {
+            } else if let Some(pass) = self.fixed_step(&mut run, &mut state, started, observer).await? {
                 pass
             } else {
-                self.model_step(&run, &mut state, started, observer).await?
+                self.model_step(&mut run, &mut state, started, observer).await?
             };
             if let Pass::Stop = pass {
                 let run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
                 return self.outcome(&run).await;
             }
         }
+    }
+
+    /// Commits, then applies the commit's run update to `run`, the loop's in-memory copy.
+    pub(crate) async fn commit(&self, run: &mut RunRecord, commit: Commit) -> Result<(), RuntimeError> {
+        let applied = commit.run.as_ref().map(|u| {
+            (
+                u.expected_version,
+                u.status,
+                u.status_detail.clone(),
+                u.counters.clone(),
+                u.checkpoint.clone(),
+                u.updated_at,
+            )
+        });
+        self.store.commit(commit).await?;
+        if let Some((expected, status, detail, counters, checkpoint, updated_at)) = applied {
+            run.version = expected + 1;
+            run.status = status;
+            run.status_detail = detail;
+            run.counters = counters;
+            run.checkpoint = checkpoint;
+            run.updated_at = updated_at;
+        }
+        Ok(())
     }
 
     /// Where the run stands now, without advancing it (expired approvals are escalated first).
@@ -114,7 +142,7 @@ impl Runtime {
     /// Ends the run with `status`, audited, with a signed audit checkpoint.
     pub(crate) async fn end(
         &self,
-        run: &RunRecord,
+        run: &mut RunRecord,
         state: &mut RunState,
         started: Instant,
         status: RunStatus,
@@ -133,7 +161,7 @@ impl Runtime {
             checkpoint_audit: true,
             ..Commit::default()
         };
-        self.store.commit(commit).await?;
+        self.commit(run, commit).await?;
         observer.event(&Event::Ended { status: status.as_str().into(), detail, output: state.final_output.clone() });
         Ok(())
     }
@@ -141,13 +169,15 @@ impl Runtime {
     pub(crate) fn update(
         &self,
         run: &RunRecord,
-        state: &RunState,
+        state: &mut RunState,
         status: RunStatus,
         detail: Option<String>,
         counters: tollgate_store::Counters,
         now: i64,
     ) -> RunUpdate {
+        let messages = state.take_new_messages();
         RunUpdate {
+            messages,
             id: run.id.clone(),
             expected_version: run.version,
             status,

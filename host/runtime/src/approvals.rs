@@ -191,6 +191,7 @@ pub async fn cancel(store: &dyn Store, run_id: &str, by: &str, reason: &str) -> 
             status_detail: Some(detail.clone()),
             counters: run.counters.clone(),
             checkpoint: run.checkpoint.clone(),
+            messages: Vec::new(),
             updated_at: now,
         }),
         checkpoint_audit: true,

@@ -28,15 +28,17 @@ use crate::state::{CallTarget, PendingStep, RunState};
 impl Runtime {
     pub(crate) async fn finish_step(
         &self,
-        run: &RunRecord,
+        run: &mut RunRecord,
         state: &mut RunState,
         pending: &PendingStep,
         started: Instant,
         observer: &dyn Observer,
     ) -> Result<Pass, RuntimeError> {
-        let mut run = run.clone();
-        let mut rows: BTreeMap<u32, ToolCallRecord> =
-            self.store.step_tool_calls(&run.id, pending.step).await?.into_iter().map(|r| (r.index, r)).collect();
+        let rows = match state.committed_rows.take() {
+            Some((step, rows)) if step == pending.step => rows,
+            _ => self.store.step_tool_calls(&run.id, pending.step).await?,
+        };
+        let mut rows: BTreeMap<u32, ToolCallRecord> = rows.into_iter().map(|r| (r.index, r)).collect();
         // Only a step with parked calls has approvals to settle.
         let approvals: BTreeMap<u32, ApprovalRecord> = if rows.values().any(|r| r.status == ToolCallStatus::Parked) {
             let filter = ApprovalFilter { status: None, run_id: Some(run.id.clone()) };
@@ -66,16 +68,14 @@ impl Runtime {
                 note: a.note.clone(),
             });
         }
-        let settle = self.settle_approvals(&run, state, pending, &mut rows, &approvals).await?;
+        let settle = self.settle_approvals(run, state, pending, &mut rows, &approvals).await?;
         let still_parked: Vec<ApprovalRecord> = rows
             .values()
             .filter(|r| r.status == ToolCallStatus::Parked)
             .filter_map(|r| approvals.get(&r.index).cloned())
             .collect();
-        if let Some((commit, counters)) = settle {
-            self.store.commit(commit).await?;
-            run.version += 1;
-            run.counters = counters;
+        if let Some(commit) = settle {
+            self.commit(run, commit).await?;
             crate::crashtest::pause_point("approvals_settled");
         }
 
@@ -102,26 +102,23 @@ impl Runtime {
         state.active_ms += started.elapsed().as_millis() as u64;
         if !still_parked.is_empty() {
             commit.checkpoint_audit = run.status != RunStatus::WaitingApproval;
-            commit.run = Some(self.update(&run, state, RunStatus::WaitingApproval, None, counters, now));
-            self.store.commit(commit).await?;
+            commit.run = Some(self.update(run, state, RunStatus::WaitingApproval, None, counters, now));
+            self.commit(run, commit).await?;
             return Ok(Pass::Stop);
         }
         if pending.agent.starts_with(crate::fixed::STEP_AGENT_PREFIX) {
             return self.finish_fixed(run, state, pending, &rows, commit, counters, now, observer).await;
         }
-        let conversation = state.conversations.entry(pending.agent.clone()).or_default();
         let mut handoff = None;
         for call in &pending.calls {
             let Some(row) = rows.get(&call.index) else {
                 return Err(RuntimeError::State(format!("step {} lost its call #{}", pending.step, call.index)));
             };
             let (content, is_error) = model_result(row);
-            conversation.push(Message::ToolResult {
-                call_id: call.call_id.clone(),
-                name: call.model_name.clone(),
-                content,
-                is_error,
-            });
+            state.push_message(
+                &pending.agent,
+                Message::ToolResult { call_id: call.call_id.clone(), name: call.model_name.clone(), content, is_error },
+            );
             if let (CallTarget::Handoff { to }, ToolCallStatus::Done) = (&call.target, row.status) {
                 handoff = Some((to.clone(), row.input.clone()));
             }
@@ -133,7 +130,7 @@ impl Runtime {
                 run.goal,
                 serde_json::to_string_pretty(&payload).unwrap_or_default()
             );
-            state.conversations.insert(to.clone(), vec![Message::User { text: brief }]);
+            state.start_conversation(&to, Message::User { text: brief });
             state.agent = to.clone();
             commit.audit.push(AuditEvent {
                 ts: now,
@@ -145,8 +142,8 @@ impl Runtime {
         }
         state.pending = None;
         state.next_step = pending.step + 1;
-        commit.run = Some(self.update(&run, state, RunStatus::Running, None, counters, now));
-        self.store.commit(commit).await?;
+        commit.run = Some(self.update(run, state, RunStatus::Running, None, counters, now));
+        self.commit(run, commit).await?;
         crate::crashtest::pause_point("results_committed");
         Ok(Pass::Continue)
     }
@@ -155,7 +152,7 @@ impl Runtime {
     #[allow(clippy::too_many_arguments)]
     async fn finish_fixed(
         &self,
-        run: RunRecord,
+        run: &mut RunRecord,
         state: &mut RunState,
         pending: &PendingStep,
         rows: &BTreeMap<u32, ToolCallRecord>,
@@ -170,8 +167,8 @@ impl Runtime {
         state.pending = None;
         state.next_step = pending.step + 1;
         let Some((status, detail)) = failure else {
-            commit.run = Some(self.update(&run, state, RunStatus::Running, None, counters, now));
-            self.store.commit(commit).await?;
+            commit.run = Some(self.update(run, state, RunStatus::Running, None, counters, now));
+            self.commit(run, commit).await?;
             crate::crashtest::pause_point("results_committed");
             return Ok(Pass::Continue);
         };
@@ -189,8 +186,8 @@ impl Runtime {
             }),
         });
         commit.checkpoint_audit = true;
-        commit.run = Some(self.update(&run, state, status, Some(detail.clone()), counters, now));
-        self.store.commit(commit).await?;
+        commit.run = Some(self.update(run, state, status, Some(detail.clone()), counters, now));
+        self.commit(run, commit).await?;
         crate::crashtest::pause_point("results_committed");
         observer.event(&Event::Ended {
             status: status.as_str().into(),
@@ -204,11 +201,11 @@ impl Runtime {
     async fn settle_approvals(
         &self,
         run: &RunRecord,
-        state: &RunState,
+        state: &mut RunState,
         pending: &PendingStep,
         rows: &mut BTreeMap<u32, ToolCallRecord>,
         approvals: &BTreeMap<u32, ApprovalRecord>,
-    ) -> Result<Option<(Commit, Counters)>, RuntimeError> {
+    ) -> Result<Option<Commit>, RuntimeError> {
         let now = now_ms();
         let ctx = GateContext { store: &*self.store, catalogue: &self.catalogue, workflow: &self.workflow, run, now };
         let mut commit = Commit::default();
@@ -298,8 +295,8 @@ impl Runtime {
         if commit.tool_calls.is_empty() {
             return Ok(None);
         }
-        commit.run = Some(self.update(run, state, RunStatus::Running, None, counters.clone(), now));
-        Ok(Some((commit, counters)))
+        commit.run = Some(self.update(run, state, RunStatus::Running, None, counters, now));
+        Ok(Some(commit))
     }
 
     /// Runs one allowed call in the sandbox. Returns the finished row, the fuel it used and the

@@ -44,7 +44,7 @@ impl Runtime {
     /// means: continue with the agent loop.
     pub(crate) async fn fixed_step(
         &self,
-        run: &RunRecord,
+        run: &mut RunRecord,
         state: &mut RunState,
         started: Instant,
         observer: &dyn Observer,
@@ -77,7 +77,7 @@ impl Runtime {
                     serde_json::to_string_pretty(&payload).unwrap_or_default()
                 );
                 state.agent = name.clone();
-                state.conversations.insert(name.clone(), vec![Message::User { text: brief }]);
+                state.start_conversation(name, Message::User { text: brief });
                 if let Some(c) = state.fixed.as_mut() {
                     c.agent_active = true;
                 }
@@ -86,7 +86,7 @@ impl Runtime {
                     audit: vec![audit(run, now, "step.started", json!({"step": step.id(), "agent": name}))],
                     ..Commit::default()
                 };
-                self.store.commit(commit).await?;
+                self.commit(run, commit).await?;
                 Ok(Some(Pass::Continue))
             }
             Step::Tool { id, tool, input } => {
@@ -167,7 +167,7 @@ impl Runtime {
                 });
                 commit.checkpoint_audit = status == RunStatus::WaitingApproval;
                 commit.run = Some(self.update(run, state, status, None, counters, now));
-                self.store.commit(commit).await?;
+                self.commit(run, commit).await?;
                 Ok(Some(Pass::Continue))
             }
             Step::Approval { id, prompt } => {
@@ -197,7 +197,7 @@ impl Runtime {
                     run: Some(self.update(run, state, RunStatus::WaitingApproval, None, run.counters.clone(), now)),
                     ..Commit::default()
                 };
-                self.store.commit(commit).await?;
+                self.commit(run, commit).await?;
                 Ok(Some(Pass::Continue))
             }
         }

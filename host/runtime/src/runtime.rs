@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use tollgate_models::{Message, ModelSpec, Provider, ProviderOptions};
+use tollgate_models::{ModelSpec, Provider, ProviderOptions};
 use tollgate_sandbox::Sandbox;
 use tollgate_store::{AuditEvent, Counters, RunRecord, RunStatus, Store};
 use tollgate_workflow::LoadedWorkflow;
@@ -123,11 +123,11 @@ impl Runtime {
             .collect::<Result<_, RuntimeError>>()?;
         let now = ids::now_ms();
         let id = ids::run_id(now);
+        // The entry agent's conversation starts with the goal when the loop first loads the run
+        // (`RunState::load_conversations`), so a crash before the first commit loses nothing.
         let mut state = RunState { agent: entry.clone(), ..RunState::default() };
         if fixed {
             state.fixed = Some(crate::fixed::FixedCursor::default());
-        } else {
-            state.conversations.insert(entry.clone(), vec![Message::User { text: goal.clone() }]);
         }
         let run = RunRecord {
             id: id.clone(),

@@ -7,7 +7,8 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use tollgate_models::{Message, ModelError, ModelRequest, ModelTurn, TurnSource};
 use tollgate_store::{
-    ApprovalRecord, AuditEvent, Commit, RunRecord, RunStatus, StepRecord, StoreError, ToolCallRecord, ToolCallStatus,
+    ApprovalRecord, AuditEvent, Commit, Durability, RunRecord, RunStatus, StepRecord, StoreError, ToolCallRecord,
+    ToolCallStatus,
 };
 
 use crate::advance::Pass;
@@ -27,7 +28,7 @@ const GATE_ATTEMPTS: usize = 3;
 impl Runtime {
     pub(crate) async fn model_step(
         &self,
-        run: &RunRecord,
+        run: &mut RunRecord,
         state: &mut RunState,
         started: Instant,
         observer: &dyn Observer,
@@ -95,8 +96,10 @@ impl Runtime {
             let gates: Vec<Value> =
                 commit.audit.iter().filter(|a| a.kind == "gate.decision").map(|a| a.body.clone()).collect();
             let ends = commit.run.as_ref().is_some_and(|r| r.status == RunStatus::Completed);
-            match self.store.commit(commit).await {
+            let rows = commit.tool_calls.clone();
+            match self.commit(run, commit).await {
                 Ok(()) => {
+                    next.committed_rows = next.pending.as_ref().map(|p| (p.step, rows));
                     crate::crashtest::pause_point("turn_committed");
                     for body in gates {
                         observer.event(&Event::Gate {
@@ -126,8 +129,8 @@ impl Runtime {
                     }
                     return Ok(Pass::Continue);
                 }
-                Err(StoreError::CapExceeded { .. }) if attempt < GATE_ATTEMPTS => continue,
-                Err(e) => return Err(e.into()),
+                Err(RuntimeError::Store(StoreError::CapExceeded { .. })) if attempt < GATE_ATTEMPTS => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(RuntimeError::State("cap charges kept conflicting with other runs".into()))
@@ -172,11 +175,7 @@ impl Runtime {
         counters.input_tokens += turn.usage.input_tokens;
         counters.output_tokens += turn.usage.output_tokens;
         *state.agent_turns.entry(agent.to_string()).or_default() += 1;
-        state
-            .conversations
-            .entry(agent.to_string())
-            .or_default()
-            .push(Message::Assistant { text: turn.text.clone(), tool_calls: turn.tool_calls.clone() });
+        state.push_message(agent, Message::Assistant { text: turn.text.clone(), tool_calls: turn.tool_calls.clone() });
         state.active_ms += started.elapsed().as_millis() as u64;
         let turn_json = serde_json::to_value(turn).unwrap_or_default();
         let mut commit = Commit {
@@ -312,9 +311,28 @@ impl Runtime {
         }
         state.pending = Some(PendingStep { step, agent: agent.into(), calls });
         let status = if commit.new_approvals.is_empty() { RunStatus::Running } else { RunStatus::WaitingApproval };
+        if status == RunStatus::Running && commit.tool_calls.iter().all(|row| self.only_reads(row)) {
+            // Nothing outside the database acts on this turn before the result commit, which is
+            // fsynced and carries it to disk: if the machine dies first, the turn is asked again
+            // and its calls only read. One fsync per step instead of two.
+            commit.durability = Durability::Deferred;
+        }
         commit.checkpoint_audit = status == RunStatus::WaitingApproval;
         commit.run = Some(self.update(run, state, status, None, counters, now));
         Ok(commit)
+    }
+
+    /// A row whose call, if it runs, changes nothing anywhere: denied, a handoff (recorded in
+    /// this commit), or a tool that declares no effect beyond `read`.
+    fn only_reads(&self, row: &ToolCallRecord) -> bool {
+        match row.status {
+            ToolCallStatus::Denied | ToolCallStatus::Done => true,
+            ToolCallStatus::Parked => false,
+            ToolCallStatus::Allowed => self.catalogue.tool(&row.tool).is_some_and(|(_, spec)| {
+                let e = &spec.effects;
+                !(e.write || e.send_message || e.spend || e.delete)
+            }),
+        }
     }
 
     fn check_handoff(&self, to: &str, payload: &Value) -> Verdict {

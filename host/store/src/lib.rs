@@ -16,6 +16,8 @@ mod types;
 use std::future::Future;
 use std::pin::Pin;
 
+use serde_json::Value;
+
 pub use audit::{AuditCheckpoint, SealedRecord, Signer, Tamper, TamperKind, VerifyReport};
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
@@ -42,6 +44,8 @@ pub trait Store: Send + Sync {
     fn tool_calls<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<ToolCallRecord>>;
     /// Tool calls of one step of a run, in index order (the loop's per-step read).
     fn step_tool_calls<'a>(&'a self, run_id: &'a str, step: u32) -> StoreFuture<'a, Vec<ToolCallRecord>>;
+    /// The messages `agent` has in the run's conversation rows with `seq >= from_seq`, in order.
+    fn messages<'a>(&'a self, run_id: &'a str, agent: &'a str, from_seq: u64) -> StoreFuture<'a, Vec<Value>>;
     fn approval<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApprovalRecord>>;
     /// Oldest first.
     fn approvals<'a>(&'a self, filter: &'a ApprovalFilter) -> StoreFuture<'a, Vec<ApprovalRecord>>;

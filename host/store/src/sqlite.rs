@@ -11,6 +11,7 @@
 //! commit checks (run version, approval status, cap usage, audit head) cannot be changed by
 //! another process before it writes.
 
+mod batch;
 mod rows;
 mod write;
 
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::audit::{AuditCheckpoint, SealedRecord, Signer};
@@ -34,12 +36,17 @@ const MAX_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Embedded migrations, applied in order; `PRAGMA user_version` records the last one applied.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/0001_init.sql")), (2, include_str!("../migrations/0002_messages.sql"))];
 
 /// The embedded store: one SQLite file (plus its `-wal` and `-shm`).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection with `synchronous=NORMAL`, for [`Durability::Deferred`] commits: its
+    /// commits reach the WAL but are fsynced by the next `Immediate` commit (one WAL file, so
+    /// that fsync covers every frame before it).
+    deferred: SqlitePool,
     signer: Option<Arc<Signer>>,
     path: PathBuf,
 }
@@ -79,14 +86,19 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| open_error(e.to_string()))?;
         migrate(&pool).await.map_err(|e| match e {
             StoreError::Database(message) => open_error(format!("migration failed: {message}")),
             other => open_error(other.to_string()),
         })?;
-        Ok(SqliteStore { pool, signer: signer.map(Arc::new), path: db_path.to_path_buf() })
+        let deferred = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await
+            .map_err(|e| open_error(e.to_string()))?;
+        Ok(SqliteStore { pool, deferred, signer: signer.map(Arc::new), path: db_path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
@@ -100,6 +112,7 @@ impl SqliteStore {
     /// Close every connection (SQLite then folds the WAL back into the file). Other clones of
     /// this handle stop working too.
     pub async fn close(&self) {
+        self.deferred.close().await;
         self.pool.close().await;
     }
 }
@@ -205,6 +218,28 @@ impl Store for SqliteStore {
             .await
             .map_err(db_error)?;
             found.iter().map(rows::tool_call).collect()
+        })
+    }
+
+    fn messages<'a>(&'a self, run_id: &'a str, agent: &'a str, from_seq: u64) -> StoreFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let from = i64::try_from(from_seq).map_err(|e| StoreError::Database(e.to_string()))?;
+            let found: Vec<String> = sqlx::query_scalar(
+                "SELECT message FROM messages WHERE run_id = ?1 AND agent = ?2 AND seq >= ?3 ORDER BY seq",
+            )
+            .bind(run_id)
+            .bind(agent)
+            .bind(from)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            found
+                .iter()
+                .map(|text| {
+                    serde_json::from_str(text)
+                        .map_err(|e| StoreError::Corrupt { what: "message", message: e.to_string() })
+                })
+                .collect()
         })
     }
 
@@ -372,7 +407,7 @@ mod tests {
         assert_eq!(int("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap(), 2, "FULL");
         assert_eq!(int("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap(), 1);
         assert_eq!(int("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap(), 10_000);
-        assert_eq!(int("PRAGMA user_version").fetch_one(&mut *conn).await.unwrap(), 1);
+        assert_eq!(int("PRAGMA user_version").fetch_one(&mut *conn).await.unwrap(), 2);
         drop(conn);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
@@ -391,6 +426,28 @@ mod tests {
         for store in futures::future::join_all(opens).await {
             store.unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn a_version_1_database_is_upgraded_in_place_keeping_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tollgate.db");
+        let store = SqliteStore::open(&path, None).await.unwrap();
+        // Roll the file back to schema 1, as a build from before conversation rows left it.
+        sqlx::raw_sql("DROP TABLE messages; PRAGMA user_version = 1").execute(&store.pool).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO runs VALUES ('r1', 'wf', '1.0.0', '/wf.toml', 'd', 'goal', 'running', NULL, 1, 1, NULL, \
+             '{\"steps\":0,\"tool_calls\":0,\"fuel\":0,\"input_tokens\":0,\"output_tokens\":0,\"spend\":0}', '{}', '{\"conversations\": {}}', 1)",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        store.close().await;
+        let store = SqliteStore::open(&path, None).await.unwrap();
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&store.pool).await.unwrap();
+        assert_eq!(version, 2);
+        assert_eq!(store.run("r1").await.unwrap().unwrap().goal, "goal");
+        assert!(store.messages("r1", "analyst", 0).await.unwrap().is_empty());
     }
 
     #[tokio::test]

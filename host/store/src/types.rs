@@ -289,6 +289,16 @@ pub struct RunUpdate {
     pub counters: Counters,
     pub checkpoint: Value,
     pub updated_at: i64,
+    /// Conversation messages appended by this update (their `seq`s are new for the run).
+    pub messages: Vec<MessageRecord>,
+}
+
+/// One message of an agent's conversation, numbered per run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub seq: u64,
+    pub agent: String,
+    pub message: Value,
 }
 
 /// Everything one durable step writes, applied in one transaction or not at all.
@@ -304,4 +314,19 @@ pub struct Commit {
     pub audit: Vec<AuditEvent>,
     /// Sign an audit checkpoint after this commit (runs parking or ending ask for one).
     pub checkpoint_audit: bool,
+    pub durability: Durability,
+}
+
+/// When a commit must be on disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// On stable storage before `commit` returns (fsynced): survives power loss.
+    #[default]
+    Immediate,
+    /// Atomic and visible at once, and survives the process dying, but on stable storage only
+    /// with the next `Immediate` commit (commits reach the disk in order, so it is never lost
+    /// while a later commit survives). Only for commits that nothing outside the database acts
+    /// on before a later `Immediate` commit: the runtime uses it for a model turn whose allowed
+    /// calls only read.
+    Deferred,
 }

@@ -7,8 +7,8 @@ use common::*;
 use serde_json::json;
 use tollgate_store::audit::verify_store;
 use tollgate_store::{
-    ApprovalFilter, ApprovalStatus, ApprovalTransition, CapCharge, Commit, RunFilter, RunStatus, StepRecord, Store,
-    StoreError, ToolCallStatus,
+    ApprovalFilter, ApprovalStatus, ApprovalTransition, CapCharge, Commit, Durability, MessageRecord, RunFilter,
+    RunStatus, StepRecord, Store, StoreError, ToolCallStatus,
 };
 
 fn step(run_id: &str, step: u32) -> StepRecord {
@@ -54,6 +54,7 @@ fn turn_commit(run_id: &str, version: i64) -> Commit {
             event(run_id, "gate.decision", 2_001, json!({ "index": 0, "decision": "allowed" })),
         ],
         checkpoint_audit: true,
+        durability: Durability::Immediate,
     }
 }
 
@@ -82,6 +83,37 @@ async fn a_commit_writes_every_part_and_bumps_the_version() {
     assert_eq!(checkpoints.iter().map(|c| c.seq).collect::<Vec<_>>(), [3]);
     let report = verify_store(&store, Some(&key_path(dir.path()))).await.unwrap();
     assert_eq!((report.records, report.head_seq, report.checkpoints_checked), (3, 3, 2));
+}
+
+#[tokio::test]
+async fn conversation_messages_are_written_with_the_run_update_and_read_per_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store.create_run(&run("r1", 1_000), &[]).await.unwrap();
+    let message = |seq: u64, agent: &str| MessageRecord { seq, agent: agent.into(), message: json!({ "n": seq }) };
+    let mut first = update("r1", 1, RunStatus::Running, 1);
+    first.messages = vec![message(0, "analyst"), message(1, "analyst"), message(2, "writer")];
+    store.commit(Commit { run: Some(first), ..Commit::default() }).await.unwrap();
+    let mut second = update("r1", 2, RunStatus::Running, 2);
+    second.messages = vec![message(3, "analyst")];
+    // A deferred commit (not fsynced) is as atomic and as visible as any other, to every handle.
+    store.commit(Commit { run: Some(second), durability: Durability::Deferred, ..Commit::default() }).await.unwrap();
+    let other = open(dir.path()).await;
+    assert_eq!(other.run("r1").await.unwrap().unwrap().version, 3);
+
+    let texts = |v: Vec<serde_json::Value>| v.into_iter().map(|m| m["n"].as_u64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(texts(store.messages("r1", "analyst", 0).await.unwrap()), [0, 1, 3]);
+    // A conversation started anew reads from its first seq on.
+    assert_eq!(texts(store.messages("r1", "analyst", 2).await.unwrap()), [3]);
+    assert_eq!(texts(store.messages("r1", "writer", 0).await.unwrap()), [2]);
+    assert!(store.messages("other", "analyst", 0).await.unwrap().is_empty());
+
+    // A commit that loses the version race writes none of its messages.
+    let mut stale = update("r1", 2, RunStatus::Running, 3);
+    stale.messages = vec![message(4, "analyst")];
+    let err = store.commit(Commit { run: Some(stale), ..Commit::default() }).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { expected: 2, found: 3, .. }), "{err:?}");
+    assert_eq!(texts(store.messages("r1", "analyst", 0).await.unwrap()), [0, 1, 3]);
 }
 
 /// What a failed commit must leave behind: exactly what was there before.

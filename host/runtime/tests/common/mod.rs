@@ -134,7 +134,7 @@ impl Harness {
     }
 
     pub async fn state(&self, id: &str) -> RunState {
-        serde_json::from_value(self.run(id).await.checkpoint).unwrap()
+        RunState::load(&*self.store, &self.run(id).await).await.unwrap()
     }
 
     pub async fn rows(&self, id: &str) -> Vec<ToolCallRecord> {

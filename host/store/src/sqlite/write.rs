@@ -9,24 +9,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use sqlx::SqliteConnection;
 
+use super::batch::Batch;
 use super::rows::{self, approval_columns};
 use super::{SqliteStore, db_error};
 use crate::audit::{canonical_json, seal};
 use crate::{
-    ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, CapCharge, Commit, RunRecord, RunStatus, RunUpdate,
-    StepRecord, StoreError, ToolCallRecord,
+    ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, CapCharge, Commit, Durability, RunRecord,
+    RunStatus, RunUpdate, StepRecord, StoreError, ToolCallRecord,
 };
 
 /// A checkpoint is signed whenever the chain passes a multiple of this many records.
 pub(super) const CHECKPOINT_EVERY: u64 = 64;
 
-/// What a transaction left for the post-commit checkpoint decision.
-struct AuditHead {
-    /// `(seq, hash)` of the newest record after the transaction (`None`: empty chain).
-    head: Option<(u64, String)>,
-    /// Newest checkpoint seq in the database when the transaction ran (0: none).
-    last_checkpoint: u64,
-}
+/// A checkpoint signed inside a transaction, to append to the external file once committed.
+type PendingCheckpoint = Option<crate::audit::AuditCheckpoint>;
 
 fn json_text(value: &Value) -> String {
     value.to_string()
@@ -57,35 +53,53 @@ pub(super) async fn create_run(store: &SqliteStore, run: &RunRecord, audit: &[Au
     .execute(&mut *tx)
     .await
     .map_err(db_error)?;
-    let head = append_audit(&mut tx, audit).await?;
+    let signed = append_audit(store, &mut tx, audit, false).await?;
     tx.commit().await.map_err(db_error)?;
-    checkpoint_after_commit(store, &head, false).await;
+    append_external(store, signed);
     Ok(())
 }
 
 pub(super) async fn commit(store: &SqliteStore, commit: Commit) -> Result<(), StoreError> {
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+    let pool = match commit.durability {
+        Durability::Immediate => &store.pool,
+        Durability::Deferred => &store.deferred,
+    };
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+    // One read for what the writes depend on: the run's version and the audit chain's head.
+    let heads = read_heads(&mut tx, commit.run.as_ref().map(|r| r.id.as_str())).await?;
     if let Some(run) = &commit.run {
-        update_run(&mut tx, run).await?;
+        match heads.run_version {
+            None => return Err(StoreError::NotFound { what: "run", id: run.id.clone() }),
+            Some(found) if found != run.expected_version => {
+                return Err(StoreError::Conflict { run_id: run.id.clone(), expected: run.expected_version, found });
+            }
+            Some(_) => {}
+        }
     }
+    // Transitions and charges check the database before writing: rare, one statement each.
     for transition in &commit.approval_transitions {
         transition_approval(&mut tx, transition).await?;
     }
     for charge in &commit.cap_charges {
         charge_cap(&mut tx, charge).await?;
     }
+    let mut batch = Batch::default();
+    if let Some(run) = &commit.run {
+        update_run(&mut batch, run)?;
+    }
     for approval in &commit.new_approvals {
-        insert_approval(&mut tx, approval).await?;
+        insert_approval(&mut batch, approval);
     }
     for step in &commit.steps {
-        insert_step(&mut tx, step).await?;
+        insert_step(&mut batch, step);
     }
     for call in &commit.tool_calls {
-        upsert_tool_call(&mut tx, call).await?;
+        upsert_tool_call(&mut batch, call);
     }
-    let head = append_audit(&mut tx, &commit.audit).await?;
+    let signed = seal_audit(store, &heads, &commit.audit, commit.checkpoint_audit, &mut batch)?;
+    batch.execute(&mut tx).await?;
     tx.commit().await.map_err(db_error)?;
-    checkpoint_after_commit(store, &head, commit.checkpoint_audit).await;
+    append_external(store, signed);
     Ok(())
 }
 
@@ -175,36 +189,34 @@ pub(super) async fn expire_approvals(store: &SqliteStore, now: i64) -> Result<Ve
             });
         }
     }
-    let head = append_audit(&mut tx, &events).await?;
+    let signed = append_audit(store, &mut tx, &events, true).await?;
     tx.commit().await.map_err(db_error)?;
-    checkpoint_after_commit(store, &head, true).await;
+    append_external(store, signed);
     Ok(expired)
 }
 
-async fn update_run(conn: &mut SqliteConnection, run: &RunUpdate) -> Result<(), StoreError> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT version FROM runs WHERE id = ?1")
-        .bind(&run.id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    let found = found.ok_or_else(|| StoreError::NotFound { what: "run", id: run.id.clone() })?;
-    if found != run.expected_version {
-        return Err(StoreError::Conflict { run_id: run.id.clone(), expected: run.expected_version, found });
-    }
+/// The run's new state and its new messages. The version was checked by the commit's read,
+/// under the write lock, so it cannot have moved since.
+fn update_run(batch: &mut Batch, run: &RunUpdate) -> Result<(), StoreError> {
     let counters = serde_json::to_string(&run.counters).map_err(|e| StoreError::Database(e.to_string()))?;
-    sqlx::query(
-        "UPDATE runs SET status = ?2, status_detail = ?3, counters = ?4, checkpoint = ?5, updated_at = ?6, \
-         version = version + 1 WHERE id = ?1",
-    )
-    .bind(&run.id)
-    .bind(run.status.as_str())
-    .bind(run.status_detail.as_deref())
-    .bind(counters)
-    .bind(json_text(&run.checkpoint))
-    .bind(run.updated_at)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    batch.push(
+        "UPDATE runs SET status = ?, status_detail = ?, counters = ?, checkpoint = ?, updated_at = ?, \
+         version = version + 1 WHERE id = ?",
+        [
+            run.status.as_str().into(),
+            run.status_detail.clone().into(),
+            counters.into(),
+            json_text(&run.checkpoint).into(),
+            run.updated_at.into(),
+            run.id.as_str().into(),
+        ],
+    );
+    let mut rows = Vec::with_capacity(run.messages.len());
+    for m in &run.messages {
+        let seq = i64::try_from(m.seq).map_err(|e| StoreError::Database(e.to_string()))?;
+        rows.push(vec![run.id.as_str().into(), seq.into(), m.agent.as_str().into(), json_text(&m.message).into()]);
+    }
+    batch.insert_rows("INSERT INTO messages (run_id, seq, agent, message)", 4, rows);
     Ok(())
 }
 
@@ -282,146 +294,180 @@ async fn charge_cap(conn: &mut SqliteConnection, charge: &CapCharge) -> Result<(
     Ok(())
 }
 
-async fn insert_approval(conn: &mut SqliteConnection, a: &ApprovalRecord) -> Result<(), StoreError> {
-    sqlx::query(concat!(
-        "INSERT INTO approvals (",
-        approval_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-    ))
-    .bind(&a.id)
-    .bind(&a.run_id)
-    .bind(i64::from(a.step))
-    .bind(i64::from(a.index))
-    .bind(&a.agent)
-    .bind(&a.tool)
-    .bind(json_text(&a.input))
-    .bind(&a.plugin_digest)
-    .bind(&a.binding_hash)
-    .bind(&a.reason)
-    .bind(a.status.as_str())
-    .bind(a.requested_at)
-    .bind(a.expires_at)
-    .bind(a.decided_by.as_deref())
-    .bind(a.decided_at)
-    .bind(a.note.as_deref())
-    .bind(a.approved_input.as_ref().map(json_text))
-    .execute(&mut *conn)
+fn insert_approval(batch: &mut Batch, a: &ApprovalRecord) {
+    batch.insert_rows(
+        concat!("INSERT INTO approvals (", approval_columns!(), ")"),
+        17,
+        vec![vec![
+            a.id.as_str().into(),
+            a.run_id.as_str().into(),
+            i64::from(a.step).into(),
+            i64::from(a.index).into(),
+            a.agent.as_str().into(),
+            a.tool.as_str().into(),
+            json_text(&a.input).into(),
+            a.plugin_digest.as_str().into(),
+            a.binding_hash.as_str().into(),
+            a.reason.as_str().into(),
+            a.status.as_str().into(),
+            a.requested_at.into(),
+            a.expires_at.into(),
+            a.decided_by.clone().into(),
+            a.decided_at.into(),
+            a.note.clone().into(),
+            a.approved_input.as_ref().map(json_text).into(),
+        ]],
+    );
+}
+
+fn insert_step(batch: &mut Batch, step: &StepRecord) {
+    batch.insert_rows(
+        "INSERT INTO steps (run_id, step, agent, turn, created_at)",
+        5,
+        vec![vec![
+            step.run_id.as_str().into(),
+            i64::from(step.step).into(),
+            step.agent.as_str().into(),
+            json_text(&step.turn).into(),
+            step.created_at.into(),
+        ]],
+    );
+}
+
+fn upsert_tool_call(batch: &mut Batch, call: &ToolCallRecord) {
+    batch.push(
+        concat!(
+            "INSERT INTO tool_calls (",
+            super::rows::tool_call_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (run_id, step, call_index) DO UPDATE SET call_id = excluded.call_id, agent = excluded.agent, \
+             tool = excluded.tool, input = excluded.input, idempotency_key = excluded.idempotency_key, \
+             status = excluded.status, decision = excluded.decision, result = excluded.result, \
+             report = excluded.report, updated_at = excluded.updated_at"
+        ),
+        [
+            call.run_id.as_str().into(),
+            i64::from(call.step).into(),
+            i64::from(call.index).into(),
+            call.call_id.as_str().into(),
+            call.agent.as_str().into(),
+            call.tool.as_str().into(),
+            json_text(&call.input).into(),
+            call.idempotency_key.as_str().into(),
+            call.status.as_str().into(),
+            json_text(&call.decision).into(),
+            call.result.as_ref().map(json_text).into(),
+            call.report.as_ref().map(json_text).into(),
+            call.updated_at.into(),
+        ],
+    );
+}
+
+/// What a commit's writes depend on, read in one statement under the write lock.
+struct Heads {
+    /// The run's version, when the commit updates a run (`None`: no such run).
+    run_version: Option<i64>,
+    /// `(seq, hash)` of the newest audit record (`None`: empty chain).
+    audit: Option<(u64, String)>,
+    /// Newest signed checkpoint's seq (0: none).
+    last_checkpoint: u64,
+}
+
+async fn read_heads(conn: &mut SqliteConnection, run_id: Option<&str>) -> Result<Heads, StoreError> {
+    let (run_version, seq, hash, last): (Option<i64>, Option<i64>, Option<String>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT version FROM runs WHERE id = ?1), \
+         (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1), \
+         (SELECT MAX(seq) FROM audit_checkpoints)",
+    )
+    .bind(run_id)
+    .fetch_one(&mut *conn)
     .await
     .map_err(db_error)?;
-    Ok(())
-}
-
-async fn insert_step(conn: &mut SqliteConnection, step: &StepRecord) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO steps (run_id, step, agent, turn, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .bind(&step.run_id)
-        .bind(i64::from(step.step))
-        .bind(&step.agent)
-        .bind(json_text(&step.turn))
-        .bind(step.created_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    Ok(())
-}
-
-async fn upsert_tool_call(conn: &mut SqliteConnection, call: &ToolCallRecord) -> Result<(), StoreError> {
-    sqlx::query(concat!(
-        "INSERT INTO tool_calls (",
-        super::rows::tool_call_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-         ON CONFLICT (run_id, step, call_index) DO UPDATE SET call_id = excluded.call_id, agent = excluded.agent, \
-         tool = excluded.tool, input = excluded.input, idempotency_key = excluded.idempotency_key, \
-         status = excluded.status, decision = excluded.decision, result = excluded.result, \
-         report = excluded.report, updated_at = excluded.updated_at"
-    ))
-    .bind(&call.run_id)
-    .bind(i64::from(call.step))
-    .bind(i64::from(call.index))
-    .bind(&call.call_id)
-    .bind(&call.agent)
-    .bind(&call.tool)
-    .bind(json_text(&call.input))
-    .bind(&call.idempotency_key)
-    .bind(call.status.as_str())
-    .bind(json_text(&call.decision))
-    .bind(call.result.as_ref().map(json_text))
-    .bind(call.report.as_ref().map(json_text))
-    .bind(call.updated_at)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-/// Seal `events` after the current head, inside the caller's transaction (which holds the
-/// write lock, so the head cannot move underneath).
-async fn append_audit(conn: &mut SqliteConnection, events: &[AuditEvent]) -> Result<AuditHead, StoreError> {
-    let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    let mut head = match head {
-        Some((seq, hash)) => Some((
+    let audit = match (seq, hash) {
+        (Some(seq), Some(hash)) => Some((
             u64::try_from(seq)
                 .map_err(|_| StoreError::Corrupt { what: "audit record", message: format!("seq {seq} is negative") })?,
             hash,
         )),
-        None => None,
+        _ => None,
     };
-    let last_checkpoint: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(seq) FROM audit_checkpoints").fetch_one(&mut *conn).await.map_err(db_error)?;
+    Ok(Heads { run_version, audit, last_checkpoint: last.and_then(|s| u64::try_from(s).ok()).unwrap_or(0) })
+}
+
+/// Seals `events` after the head in `heads` into `batch`, and signs a checkpoint of the new head
+/// (also into `batch`) if asked to or if the chain passed a multiple of [`CHECKPOINT_EVERY`]
+/// since the last checkpoint. The caller's transaction holds the write lock, so the head
+/// cannot move underneath.
+fn seal_audit(
+    store: &SqliteStore,
+    heads: &Heads,
+    events: &[AuditEvent],
+    checkpoint_requested: bool,
+    batch: &mut Batch,
+) -> Result<PendingCheckpoint, StoreError> {
+    let mut head = heads.audit.clone();
+    let mut rows = Vec::with_capacity(events.len());
     for event in events {
         let record = seal(head.as_ref().map(|(seq, hash)| (*seq, hash.as_str())), event);
         let seq = i64::try_from(record.seq).map_err(|e| StoreError::Database(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO audit (seq, ts, run_id, kind, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(seq)
-        .bind(record.ts)
-        .bind(record.run_id.as_deref())
-        .bind(&record.kind)
-        .bind(canonical_json(&record.body))
-        .bind(&record.prev_hash)
-        .bind(&record.hash)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        rows.push(vec![
+            seq.into(),
+            record.ts.into(),
+            record.run_id.clone().into(),
+            record.kind.as_str().into(),
+            canonical_json(&record.body).into(),
+            record.prev_hash.clone().into(),
+            record.hash.as_str().into(),
+        ]);
         head = Some((record.seq, record.hash));
     }
-    let last_checkpoint = last_checkpoint.and_then(|seq| u64::try_from(seq).ok()).unwrap_or(0);
-    Ok(AuditHead { head, last_checkpoint })
-}
-
-/// Sign the head if asked to or if the chain passed a multiple of [`CHECKPOINT_EVERY`] since
-/// the last checkpoint. The commit already happened, so a failure here is logged, not
-/// returned (the caller must not think its commit failed); the next commit tries again.
-async fn checkpoint_after_commit(store: &SqliteStore, audit: &AuditHead, requested: bool) {
-    let (Some(signer), Some((seq, hash))) = (store.signer.as_deref(), audit.head.as_ref()) else {
-        return;
+    batch.insert_rows("INSERT INTO audit (seq, ts, run_id, kind, body, prev_hash, hash)", 7, rows);
+    let last = heads.last_checkpoint;
+    let (Some(signer), Some((seq, hash))) = (store.signer.as_deref(), head.as_ref()) else {
+        return Ok(None);
     };
-    let (seq, last) = (*seq, audit.last_checkpoint);
     let crossed = seq / CHECKPOINT_EVERY > last / CHECKPOINT_EVERY;
-    if seq <= last || !(requested || crossed) {
-        return;
+    if *seq <= last || !(checkpoint_requested || crossed) {
+        return Ok(None);
     }
     let signed_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let checkpoint = signer.sign(seq, hash, signed_at);
-    let stored = sqlx::query(
-        "INSERT OR IGNORE INTO audit_checkpoints (seq, hash, signed_at, public_key, signature) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .bind(seq as i64)
-    .bind(&checkpoint.hash)
-    .bind(checkpoint.signed_at)
-    .bind(&checkpoint.public_key)
-    .bind(&checkpoint.signature)
-    .execute(&store.pool)
-    .await;
-    if let Err(e) = stored {
-        tracing::warn!(seq, error = %e, "audit checkpoint not stored in the database");
+    let checkpoint = signer.sign(*seq, hash, signed_at);
+    batch.push(
+        "INSERT OR IGNORE INTO audit_checkpoints (seq, hash, signed_at, public_key, signature) VALUES (?, ?, ?, ?, ?)",
+        [
+            (*seq as i64).into(),
+            checkpoint.hash.as_str().into(),
+            checkpoint.signed_at.into(),
+            checkpoint.public_key.as_str().into(),
+            checkpoint.signature.as_str().into(),
+        ],
+    );
+    Ok(Some(checkpoint))
+}
+
+/// Seals `events` (and maybe a checkpoint) inside the caller's transaction, on its own: for the
+/// writes that are not a [`commit`].
+async fn append_audit(
+    store: &SqliteStore,
+    conn: &mut SqliteConnection,
+    events: &[AuditEvent],
+    checkpoint_requested: bool,
+) -> Result<PendingCheckpoint, StoreError> {
+    let heads = read_heads(conn, None).await?;
+    let mut batch = Batch::default();
+    let signed = seal_audit(store, &heads, events, checkpoint_requested, &mut batch)?;
+    batch.execute(conn).await?;
+    Ok(signed)
+}
+
+/// Appends a checkpoint signed by a committed transaction to the key's external file. The
+/// commit already happened, so a failure is logged, not returned (the caller must not think
+/// its commit failed); the database copy stands, and `audit verify` reports the gap.
+fn append_external(store: &SqliteStore, signed: PendingCheckpoint) {
+    let (Some(signer), Some(checkpoint)) = (store.signer.as_deref(), signed) else {
         return;
-    }
+    };
     if let Err(e) = signer.append_external(&checkpoint) {
-        tracing::warn!(seq, error = %e, "audit checkpoint not appended to the external file");
+        tracing::warn!(seq = checkpoint.seq, error = %e, "audit checkpoint not appended to the external file");
     }
 }

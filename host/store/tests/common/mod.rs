@@ -72,6 +72,7 @@ pub fn update(run_id: &str, expected_version: i64, status: RunStatus, step: u64)
         counters: Counters { steps: step, ..Counters::default() },
         checkpoint: json!({ "step": step }),
         updated_at: 2_000 + step as i64,
+        messages: Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@ mod approvals_cmd;
 mod audit_cmd;
 mod data;
 mod plugin_cmd;
+mod project_cmd;
 mod render;
 mod run_cmd;
 mod run_render;
@@ -43,9 +44,12 @@ enum Command {
     /// Verify and export the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
-    /// Inspect and call plugins.
+    /// Inspect, call and build plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
+    /// Create a new plugin project.
+    #[command(subcommand)]
+    New(project_cmd::NewCommand),
     /// Check a workflow file and its plugins without running anything.
     Validate(validate_cmd::ValidateArgs),
 }
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
             Command::Approvals(cmd) => approvals_cmd::run(cmd, &data).await,
             Command::Audit(cmd) => audit_cmd::run(cmd, &data).await,
             Command::Plugin(cmd) => plugin_cmd::run(cmd).await,
+            Command::New(cmd) => project_cmd::new(cmd),
             Command::Validate(args) => validate_cmd::run(args).await,
         }
     });

@@ -1,5 +1,6 @@
 //! `tollgate plugin inspect|call`: turns flags into [`Grants`] and [`Limits`], runs the
-//! sandbox, and hands the result to [`crate::render`].
+//! sandbox, and hands the result to [`crate::render`]. (`plugin build` lives in
+//! [`crate::project_cmd`].)
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ pub enum PluginCommand {
     },
     /// Make one sandboxed call and print the output and the call report.
     Call(Box<CallArgs>),
+    /// Build a plugin project (Rust, Python or JavaScript) to a component.
+    Build(crate::project_cmd::BuildArgs),
 }
 
 #[derive(Args)]
@@ -166,6 +169,7 @@ fn fresh_key() -> String {
 
 pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        PluginCommand::Build(args) => crate::project_cmd::build(args),
         PluginCommand::Inspect { path, json, cache } => {
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let inspection =

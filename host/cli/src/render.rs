@@ -43,6 +43,12 @@ pub fn inspection(path: &Path, i: &Inspection) -> String {
             let _ = writeln!(s, "      output {}", serde_json::to_string(o).unwrap_or_default());
         }
     }
+    if let Some(plain) = i.plain.as_ref().filter(|p| !p.unsupported.is_empty()) {
+        let _ = writeln!(s, "  not offered (no JSON mapping)");
+        for u in &plain.unsupported {
+            let _ = writeln!(s, "    {}\n      {}", u.export, u.reason);
+        }
+    }
     s
 }
 

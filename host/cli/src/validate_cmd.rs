@@ -66,8 +66,13 @@ async fn check(lw: &LoadedWorkflow, sandbox: &Sandbox) -> (Diagnostics, Option<s
     let mut manifests: BTreeMap<String, (Manifest, String)> = BTreeMap::new();
     for name in lw.workflow.plugins.keys() {
         match inspect(lw, sandbox, name).await {
-            Ok(i) => {
+            Ok(mut i) => {
                 found.extend(imports_granted(lw, name, &i));
+                if i.plain.is_some() {
+                    // A plain component declares no hosts: its egress is what the operator grants
+                    // (as in the sandbox), so its grants are checked for shape, not narrowing.
+                    i.manifest.hosts = lw.workflow.plugins[name].grants.hosts.clone();
+                }
                 manifests.insert(name.clone(), (i.manifest, i.sha256));
             }
             Err(d) => found.push(d),

@@ -106,3 +106,29 @@ fn unreadable_plugin_and_bad_flags_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("scheme"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn new_plugin_writes_a_project_and_refuses_bad_names_and_existing_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("scorer");
+    let out = tollgate(&["new", "plugin", "scorer", "--lang", "python", "--dir", project.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("tollgate plugin build"), "{}", text(&out.stdout));
+    for file in ["pyproject.toml", "app.py", "test_app.py", "README.md"] {
+        assert!(project.join(file).is_file(), "{file} missing");
+    }
+    let again = tollgate(&["new", "plugin", "scorer", "--lang", "python", "--dir", project.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("already exists and is not empty"), "{}", text(&again.stderr));
+
+    let bad = tollgate(&["new", "plugin", "Scorer", "--lang", "js", "--dir", dir.path().join("x").to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("invalid plugin name `Scorer`"), "{}", text(&bad.stderr));
+    let lang = tollgate(&["new", "plugin", "scorer", "--lang", "cobol"]);
+    assert_eq!(lang.status.code(), Some(2));
+    assert!(text(&lang.stderr).contains("unknown language `cobol`"), "{}", text(&lang.stderr));
+
+    let not_a_project = tollgate(&["plugin", "build", dir.path().to_str().unwrap()]);
+    assert_eq!(not_a_project.status.code(), Some(2));
+    assert!(text(&not_a_project.stderr).contains("not a plugin project"), "{}", text(&not_a_project.stderr));
+}

@@ -1,6 +1,8 @@
 //! One sandboxed call: validate input → fresh store and instance under the plugin's limits →
 //! run with fuel, an epoch deadline and a wall-clock deadline on host waits → classify what
-//! happened into a typed result → validate and redact output → the [`CallReport`].
+//! happened into a typed result → validate and redact output → the [`CallReport`]. A plain
+//! component's call differs only in the middle: arguments converted from the input, one
+//! export called dynamically ([`crate::plain`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +16,8 @@ use crate::bindings::tollgate::plugin::types::Manifest as WitManifest;
 use crate::engine::Sandbox;
 use crate::error::{CallError, ToolError};
 use crate::limits::{Limits, clip_text};
-use crate::plugin::Plugin;
+use crate::plain;
+use crate::plugin::{Kind, Plugin};
 use crate::redact::Redactor;
 use crate::report::CallReport;
 use crate::state::{CallState, PluginScope};
@@ -38,7 +41,7 @@ pub struct CallOutcome {
 /// deadline, so that a guest running code is stopped by the epoch callback (a clean trap, with
 /// fuel accounted), and only a guest blocked in a host wait (HTTP, clocks) is stopped by
 /// dropping its future.
-fn wait_until(deadline: Instant) -> tokio::time::Instant {
+pub(crate) fn wait_until(deadline: Instant) -> tokio::time::Instant {
     tokio::time::Instant::from_std(deadline + std::time::Duration::from_millis(50))
 }
 
@@ -57,7 +60,12 @@ fn new_store(sandbox: &Sandbox, state: CallState, limits: &Limits, deadline: Ins
 }
 
 /// Turns a wasmtime error into the precise [`CallError`].
-fn classify(err: wasmtime::Error, store: &Store<CallState>, limits: &Limits, instantiating: bool) -> CallError {
+pub(crate) fn classify(
+    err: wasmtime::Error,
+    store: &Store<CallState>,
+    limits: &Limits,
+    instantiating: bool,
+) -> CallError {
     let state = store.data();
     if let Some(trap) = err.downcast_ref::<Trap>() {
         match trap {
@@ -199,7 +207,21 @@ impl Plugin {
         }
         let value: serde_json::Value =
             serde_json::from_str(input).map_err(|e| CallError::InputNotJson { message: e.to_string() })?;
-        input_schema.check(&value).map_err(|message| CallError::InvalidInput { message })?;
+        if let Err(message) = input_schema.check(&value) {
+            // The schema decides; for a plain component the conversion says exactly where and
+            // what (`input.items[2].qty: expected u8 (0..=255), got 300`) when it can.
+            let message = match &p.kind {
+                Kind::Plain(exports, _) => plain::explain(exports, tool, &value).unwrap_or(message),
+                Kind::Tollgate(_) => message,
+            };
+            return Err(CallError::InvalidInput { message });
+        }
+        let args = match &p.kind {
+            Kind::Plain(exports, _) => {
+                plain::arguments(exports, tool, &value).map_err(|message| CallError::InvalidInput { message })?
+            }
+            Kind::Tollgate(_) => Vec::new(),
+        };
 
         // Credentials are read now, so rotation takes effect on the next call; every value
         // read is known to the redactor before the guest runs.
@@ -222,17 +244,20 @@ impl Plugin {
             idempotency_key: ctx.idempotency_key.clone(),
         };
 
-        let outcome = match instantiate(&p.pre, &mut store, limits, deadline).await {
-            Err(e) => Err(e),
-            Ok(instance) => {
-                let call = instance.tollgate_plugin_tool().call_call(&mut store, tool, input, &wit_ctx);
-                match tokio::time::timeout_at(wait_until(deadline), call).await {
-                    Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
-                    Ok(Err(e)) => Err(classify(e, &store, limits, false)),
-                    Ok(Ok(Err(tool_error))) => Err(CallError::Tool(tool_error.into())),
-                    Ok(Ok(Ok(output))) => Ok(output),
+        let outcome = match &p.kind {
+            Kind::Plain(exports, _) => plain::call(exports, tool, args, &mut store, limits, deadline).await,
+            Kind::Tollgate(pre) => match instantiate(pre, &mut store, limits, deadline).await {
+                Err(e) => Err(e),
+                Ok(instance) => {
+                    let call = instance.tollgate_plugin_tool().call_call(&mut store, tool, input, &wit_ctx);
+                    match tokio::time::timeout_at(wait_until(deadline), call).await {
+                        Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
+                        Ok(Err(e)) => Err(classify(e, &store, limits, false)),
+                        Ok(Ok(Err(tool_error))) => Err(CallError::Tool(tool_error.into())),
+                        Ok(Ok(Ok(output))) => Ok(output),
+                    }
                 }
-            }
+            },
         };
 
         let state = store.data_mut();

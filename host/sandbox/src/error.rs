@@ -20,6 +20,8 @@ pub enum LoadError {
     Import(#[from] ImportError),
     #[error("component does not export `tollgate:plugin/tool@0.1.0` (is it built against the Tollgate WIT?): {0}")]
     NotAPlugin(String),
+    #[error("plain component cannot be offered as tools: {0}")]
+    PlainComponent(String),
     #[error("manifest() failed: {0}")]
     ManifestCall(Box<CallError>),
     #[error("invalid manifest: {0}")]

@@ -7,6 +7,10 @@
 //!        └─ plugin.call(tool, input, ctx)  fresh Store + instance per call → CallOutcome
 //! ```
 //!
+//! A component that does not export `tollgate:plugin/tool` is a *plain* component: each of its
+//! exported functions becomes a tool, with JSON Schemas derived from its WIT types (see
+//! `plain`), under the same grants, limits and reports.
+//!
 //! Invariants:
 //! - Deny by default: [`Grants::new`] grants nothing; a plugin importing a capability that is
 //!   not granted does not load, and the error names the import.
@@ -27,6 +31,7 @@ pub mod grants;
 pub mod kv;
 pub mod limits;
 mod manifest;
+mod plain;
 mod plugin;
 mod redact;
 pub mod report;
@@ -41,6 +46,7 @@ pub use error::{CallError, LoadError, ToolError};
 pub use grants::{Grants, SecretSource, Upstream};
 pub use limits::Limits;
 pub use manifest::{CredentialSpec, Effects, Manifest, ToolSpec};
+pub use plain::{PlainInfo, PlainTool, UnsupportedFunction};
 pub use plugin::{Inspection, Plugin, sha256_hex};
 pub use redact::Redactor;
 pub use report::{CallReport, EgressRecord, LogRecord};

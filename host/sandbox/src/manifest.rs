@@ -70,7 +70,7 @@ impl Manifest {
     }
 }
 
-fn is_ident(s: &str, extra: &[char], max: usize) -> bool {
+pub(crate) fn is_ident(s: &str, extra: &[char], max: usize) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some('a'..='z'))
         && s.len() <= max
@@ -94,11 +94,11 @@ pub(crate) struct Checked {
 }
 
 /// Bounds on what a (possibly hostile) manifest may make the host parse, compile and keep.
-const MAX_TOOLS: usize = 256;
+pub(crate) const MAX_TOOLS: usize = 256;
 const MAX_HOSTS: usize = 64;
 const MAX_CREDENTIALS: usize = 32;
 const MAX_TEXT: usize = 8 << 10;
-const MAX_SCHEMA: usize = 64 << 10;
+pub(crate) const MAX_SCHEMA: usize = 64 << 10;
 
 fn bounded(what: &str, len: usize, max: usize) -> Result<(), String> {
     if len > max { Err(format!("{what} is {len} long, over the limit of {max}")) } else { Ok(()) }

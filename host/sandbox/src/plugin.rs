@@ -1,5 +1,7 @@
 //! Loading: bytes → compiled component (cache) → import check against grants → manifest
-//! (fetched under limits, validated) → a [`Plugin`] ready for concurrent calls.
+//! (fetched under limits, validated) → a [`Plugin`] ready for concurrent calls. A component
+//! without the Tollgate contract takes the plain path instead: its manifest is synthesized from
+//! its exported functions ([`crate::plain`]) and its egress hosts are the operator's grants.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +21,7 @@ use crate::error::LoadError;
 use crate::grants::Grants;
 use crate::kv::NullKv;
 use crate::manifest::{self, Manifest};
+use crate::plain::{self, PlainExports, PlainInfo};
 use crate::schema::Schema;
 use crate::state::{CallState, PluginScope};
 
@@ -30,7 +33,7 @@ pub struct Plugin {
 
 pub(crate) struct PluginInner {
     pub sandbox: Sandbox,
-    pub pre: PluginPre<CallState>,
+    pub kind: Kind,
     pub manifest: Manifest,
     pub schemas: BTreeMap<String, (Schema, Option<Schema>)>,
     pub digest: String,
@@ -40,6 +43,14 @@ pub(crate) struct PluginInner {
     pub scope: Arc<PluginScope>,
     pub grants: Grants,
     pub cache: CacheOutcome,
+}
+
+/// How a plugin is called.
+pub(crate) enum Kind {
+    /// Exports `tollgate:plugin/tool`: one `call(tool, input, context)` export.
+    Tollgate(PluginPre<CallState>),
+    /// A plain component: one export per tool.
+    Plain(PlainExports, PlainInfo),
 }
 
 impl std::fmt::Debug for Plugin {
@@ -57,6 +68,9 @@ pub struct Inspection {
     pub size: usize,
     pub sha256: String,
     pub cache: CacheOutcome,
+    /// Set for a plain component: the export behind each tool and the functions not offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plain: Option<PlainInfo>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -89,6 +103,7 @@ impl Sandbox {
             size: i.size,
             sha256: i.digest.clone(),
             cache: i.cache,
+            plain: p.plain().cloned(),
         })
     }
 
@@ -117,6 +132,38 @@ impl Sandbox {
         };
         let instance_pre =
             self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))?;
+        let kv_namespace = grants.kv_namespace.clone().unwrap_or_else(|| format!("sha256:{digest}"));
+
+        if !plain::is_tollgate_plugin(&component, engine) {
+            let analysis =
+                plain::analyse(&component, engine, bytes, &capabilities).map_err(LoadError::PlainComponent)?;
+            if enforce && let Some(name) = grants.credentials.keys().next() {
+                return Err(LoadError::InvalidGrants(format!(
+                    "credential `{name}` cannot be granted to a plain component: credential injection needs a \
+                     Tollgate manifest that binds each credential to a host"
+                )));
+            }
+            // A plain component declares no hosts: the operator's grants alone are its egress.
+            let declared = grants.hosts.clone();
+            let scope = Arc::new(build_scope(self, &analysis.manifest, declared, &grants, enforce, kv_namespace)?);
+            let schemas = analysis.manifest.tools.iter().map(|t| t.name.clone()).zip(analysis.schemas).collect();
+            let exports = PlainExports { pre: instance_pre, funcs: analysis.funcs };
+            return Ok(Plugin {
+                inner: Arc::new(PluginInner {
+                    sandbox: self.clone(),
+                    kind: Kind::Plain(exports, analysis.info),
+                    manifest: analysis.manifest,
+                    schemas,
+                    digest,
+                    size: bytes.len(),
+                    imports,
+                    capabilities,
+                    scope,
+                    grants,
+                    cache,
+                }),
+            });
+        }
         let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
 
         // The manifest is fetched like a call: fresh instance, the plugin's limits, no egress.
@@ -130,14 +177,13 @@ impl Sandbox {
             .await
             .map_err(|e| LoadError::ManifestCall(Box::new(e)))?;
         let checked = manifest::check(raw).map_err(LoadError::InvalidManifest)?;
-        let kv_namespace = grants.kv_namespace.clone().unwrap_or_else(|| format!("sha256:{digest}"));
         let scope =
             Arc::new(build_scope(self, &checked.manifest, checked.host_patterns, &grants, enforce, kv_namespace)?);
         let schemas = checked.manifest.tools.iter().map(|t| t.name.clone()).zip(checked.schemas).collect();
         Ok(Plugin {
             inner: Arc::new(PluginInner {
                 sandbox: self.clone(),
-                pre,
+                kind: Kind::Tollgate(pre),
                 manifest: checked.manifest,
                 schemas,
                 digest,
@@ -251,6 +297,13 @@ impl Plugin {
     }
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.inner.cache
+    }
+    /// For a plain component: the export behind each tool and the functions not offered.
+    pub fn plain(&self) -> Option<&PlainInfo> {
+        match &self.inner.kind {
+            Kind::Plain(_, info) => Some(info),
+            Kind::Tollgate(_) => None,
+        }
     }
     pub fn limits(&self) -> &crate::Limits {
         &self.inner.grants.limits

@@ -1,0 +1,86 @@
+//! One call of a plain component's function: JSON input → arguments, a fresh instance in the
+//! call's store, a dynamic `Func::call_async` under the same deadline and classification as a
+//! Tollgate plugin's `call`, and the returned value → JSON text.
+//!
+//! A function returning `result<T, E>` at top level: `ok` is the output (`null` for `_`), `err`
+//! is the tool's own failure, [`ToolError::InvalidInput`] carrying E as JSON (a string E as the
+//! string itself). A plain function cannot say more than that, and for a function of its input
+//! an `err` is a refusal of that input; it is never retried.
+
+use std::time::Instant;
+
+use serde_json::Value;
+use wasmtime::Store;
+use wasmtime::component::Val;
+
+use super::{PlainExports, value};
+use crate::call::{classify, wait_until};
+use crate::error::{CallError, ToolError};
+use crate::limits::{Limits, clip_text};
+use crate::state::CallState;
+
+/// Longest tool-error text, as for Tollgate plugins.
+const MAX_TOOL_ERROR: usize = 8 << 10;
+
+/// Converts `input` for `tool`: the exact check, after the schema. The error names the JSON
+/// path and the expected WIT type.
+pub(crate) fn arguments(exports: &PlainExports, tool: &str, input: &Value) -> Result<Vec<Val>, String> {
+    match exports.funcs.get(tool) {
+        Some(f) => value::arguments(&f.params, input),
+        None => Err(format!("unknown tool `{tool}`")),
+    }
+}
+
+/// When the schema refused `input`: the conversion's precise message, if it refuses too.
+pub(crate) fn explain(exports: &PlainExports, tool: &str, input: &Value) -> Option<String> {
+    arguments(exports, tool, input).err()
+}
+
+/// Instantiates and calls; returns the output as JSON text.
+pub(crate) async fn call(
+    exports: &PlainExports,
+    tool: &str,
+    args: Vec<Val>,
+    store: &mut Store<CallState>,
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<String, CallError> {
+    let Some(f) = exports.funcs.get(tool) else {
+        return Err(CallError::UnknownTool { tool: tool.to_string(), available: String::new() });
+    };
+    let instance = match tokio::time::timeout_at(wait_until(deadline), exports.pre.instantiate_async(&mut *store)).await
+    {
+        Err(_) => return Err(CallError::Timeout { limit: limits.timeout }),
+        Ok(Err(e)) => return Err(classify(e, store, limits, true)),
+        Ok(Ok(instance)) => instance,
+    };
+    // The index was resolved against this component at load, so the lookup cannot miss.
+    let Some(func) = instance.get_func(&mut *store, f.index) else {
+        return Err(CallError::Trap { message: format!("export of tool `{tool}` not found"), backtrace: None });
+    };
+    let mut results = vec![Val::Bool(false); usize::from(f.has_result)];
+    match tokio::time::timeout_at(wait_until(deadline), func.call_async(&mut *store, &args, &mut results)).await {
+        Err(_) => return Err(CallError::Timeout { limit: limits.timeout }),
+        Ok(Err(e)) => return Err(classify(e, store, limits, false)),
+        Ok(Ok(())) => {}
+    }
+    let output = |v: &Val| {
+        value::to_json(v, &mut String::from("output")).map_err(|message| CallError::InvalidOutput { message })
+    };
+    let json = match results.pop() {
+        None => Value::Null,
+        Some(Val::Result(r)) if f.top_result => match r {
+            Ok(v) => v.as_deref().map(output).transpose()?.unwrap_or(Value::Null),
+            Err(e) => {
+                let message = match e.as_deref().map(output).transpose()? {
+                    None => "the function returned err".to_string(),
+                    Some(Value::String(s)) => s,
+                    Some(other) => other.to_string(),
+                };
+                return Err(CallError::Tool(ToolError::InvalidInput { message: clip_text(message, MAX_TOOL_ERROR) }));
+            }
+        },
+        Some(v) => output(&v)?,
+    };
+    Ok(json.to_string())
+}

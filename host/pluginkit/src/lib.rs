@@ -22,6 +22,7 @@ pub mod lang;
 pub mod python;
 pub mod rust;
 pub mod toolchain;
+pub mod wit;
 
 pub use error::BuildError;
 pub use lang::Lang;

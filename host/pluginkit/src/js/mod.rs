@@ -53,17 +53,6 @@ pub(crate) const SDK_FILES: &[(&str, &str)] = &[
     ("package.json", "{\n  \"name\": \"tollgate-sdk\",\n  \"private\": true,\n  \"type\": \"module\"\n}\n"),
 ];
 
-/// WASI 0.2.12 packages, written as the world's `deps/` when the project declares `http`.
-const WASI_WIT: &[(&str, &str)] = &[
-    ("cli", include_str!("../../wit/wasi-0.2.12/cli.wit")),
-    ("clocks", include_str!("../../wit/wasi-0.2.12/clocks.wit")),
-    ("filesystem", include_str!("../../wit/wasi-0.2.12/filesystem.wit")),
-    ("http", include_str!("../../wit/wasi-0.2.12/http.wit")),
-    ("io", include_str!("../../wit/wasi-0.2.12/io.wit")),
-    ("random", include_str!("../../wit/wasi-0.2.12/random.wit")),
-    ("sockets", include_str!("../../wit/wasi-0.2.12/sockets.wit")),
-];
-
 /// The StarlingMonkey features the SDK does not use: each would add WASI imports.
 const STARLINGMONKEY_DISABLED: &[&str] = &["stdio", "random", "clocks", "http", "fetch-event"];
 
@@ -144,7 +133,9 @@ fn prepare_build_dir(dir: &Path, project: &Project) -> Result<PathBuf, BuildErro
         (build_dir.join("entry.js"), project.entry_module()),
     ];
     if project.has(Capability::Http) {
-        files.extend(WASI_WIT.iter().map(|(name, text)| (deps.join(format!("{name}.wit")), (*text).to_owned())));
+        files.extend(
+            crate::wit::WASI_WIT.iter().map(|(name, text)| (deps.join(format!("{name}.wit")), (*text).to_owned())),
+        );
     }
     for (path, text) in files {
         if let Some(parent) = path.parent() {

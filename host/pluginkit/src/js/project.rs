@@ -12,9 +12,7 @@ use serde_json::Value;
 
 use crate::error::BuildError;
 
-/// The WASI version of the vendored `wasi:http` WIT (`host/pluginkit/wit/wasi-0.2.12`), the one
-/// the host's wasmtime-wasi-http links.
-pub const WASI_VERSION: &str = "0.2.12";
+pub use crate::wit::{Capability, WASI_VERSION};
 
 /// The world the kit generates for every project.
 pub const WORLD: &str = "tollgate-js";
@@ -25,27 +23,6 @@ pub const DEFAULT_MAIN: &str = "src/plugin.js";
 /// Where the kit writes the SDK, and what package.json must map `#tollgate` to (`imports`), so
 /// that the project's tests under plain node and the bundle resolve the same files.
 pub const SDK_IMPORT: &str = "./.tollgate/sdk/index.js";
-
-/// A capability a project may declare in `"tollgate": {"capabilities": [...]}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Capability {
-    Http,
-    Kv,
-    Log,
-    Secrets,
-}
-
-impl Capability {
-    fn parse(name: &str) -> Option<Capability> {
-        match name {
-            "http" => Some(Capability::Http),
-            "kv" => Some(Capability::Kv),
-            "log" => Some(Capability::Log),
-            "secrets" => Some(Capability::Secrets),
-            _ => None,
-        }
-    }
-}
 
 /// The JavaScript engine a component embeds (`"tollgate": {"engine": ...}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -47,17 +47,6 @@ pub(crate) const SDK_FILES: &[(&str, &str)] = &[
     ("secrets.py", include_str!("../../../../plugins/sdk-python/tollgate/secrets.py")),
 ];
 
-/// WASI 0.2.12 packages, written as the world's `deps/` when the project declares `http`.
-const WASI_WIT: &[(&str, &str)] = &[
-    ("cli", include_str!("../../wit/wasi-0.2.12/cli.wit")),
-    ("clocks", include_str!("../../wit/wasi-0.2.12/clocks.wit")),
-    ("filesystem", include_str!("../../wit/wasi-0.2.12/filesystem.wit")),
-    ("http", include_str!("../../wit/wasi-0.2.12/http.wit")),
-    ("io", include_str!("../../wit/wasi-0.2.12/io.wit")),
-    ("random", include_str!("../../wit/wasi-0.2.12/random.wit")),
-    ("sockets", include_str!("../../wit/wasi-0.2.12/sockets.wit")),
-];
-
 /// The generated module componentize-py builds: it imports the app module and exports its
 /// plugin. Its name cannot clash with the world module (`wit_world`) or the SDK.
 const ENTRY_MODULE: &str = "_tollgate_entry";
@@ -161,7 +150,7 @@ fn write_world(work: &Path, project: &Project) -> Result<PathBuf, BuildError> {
     write(&wit.join("world.wit"), &project.world(package))?;
     write(&wit.join("deps").join("tollgate-plugin").join("plugin.wit"), crate::PLUGIN_WIT)?;
     if project.uses(Capability::Http) {
-        for (name, text) in WASI_WIT {
+        for (name, text) in crate::wit::WASI_WIT {
             write(&wit.join("deps").join(name).join(format!("{name}.wit")), text)?;
         }
     }

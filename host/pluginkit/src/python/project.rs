@@ -9,30 +9,7 @@ use std::path::Path;
 
 use crate::error::BuildError;
 
-/// The WASI version of the vendored `wasi:http` WIT (`host/pluginkit/wit/wasi-0.2.12`), the one
-/// the host's wasmtime-wasi-http links.
-pub const WASI_VERSION: &str = "0.2.12";
-
-/// A capability a project may declare in `[tool.tollgate] capabilities`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Capability {
-    Http,
-    Kv,
-    Log,
-    Secrets,
-}
-
-impl Capability {
-    fn parse(name: &str) -> Option<Capability> {
-        match name {
-            "http" => Some(Capability::Http),
-            "kv" => Some(Capability::Kv),
-            "log" => Some(Capability::Log),
-            "secrets" => Some(Capability::Secrets),
-            _ => None,
-        }
-    }
-}
+pub use crate::wit::{Capability, WASI_VERSION};
 
 /// What the build needs from `pyproject.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]

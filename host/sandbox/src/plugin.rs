@@ -134,7 +134,23 @@ impl Sandbox {
             self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))?;
         let kv_namespace = grants.kv_namespace.clone().unwrap_or_else(|| format!("sha256:{digest}"));
 
-        if !plain::is_tollgate_plugin(&component, engine) {
+        // What differs between the two kinds: how the manifest is obtained and which hosts
+        // count as declared. Everything after is shared.
+        let (kind, manifest, schemas, declared) = if plain::is_tollgate_plugin(&component, engine) {
+            let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
+            // The manifest is fetched like a call: fresh instance, the plugin's limits, no egress.
+            let probe_scope = Arc::new(PluginScope {
+                kv_namespace: String::new(),
+                kv: Arc::new(NullKv),
+                secrets: BTreeMap::new(),
+                egress: Arc::new(EgressPolicy::default()),
+            });
+            let raw = crate::call::fetch_manifest(self, &pre, probe_scope, &grants.limits)
+                .await
+                .map_err(|e| LoadError::ManifestCall(Box::new(e)))?;
+            let checked = manifest::check(raw).map_err(LoadError::InvalidManifest)?;
+            (Kind::Tollgate(pre), checked.manifest, checked.schemas, checked.host_patterns)
+        } else {
             let analysis =
                 plain::analyse(&component, engine, bytes, &capabilities).map_err(LoadError::PlainComponent)?;
             if enforce && let Some(name) = grants.credentials.keys().next() {
@@ -143,48 +159,17 @@ impl Sandbox {
                      Tollgate manifest that binds each credential to a host"
                 )));
             }
-            // A plain component declares no hosts: the operator's grants alone are its egress.
-            let declared = grants.hosts.clone();
-            let scope = Arc::new(build_scope(self, &analysis.manifest, declared, &grants, enforce, kv_namespace)?);
-            let schemas = analysis.manifest.tools.iter().map(|t| t.name.clone()).zip(analysis.schemas).collect();
             let exports = PlainExports { pre: instance_pre, funcs: analysis.funcs };
-            return Ok(Plugin {
-                inner: Arc::new(PluginInner {
-                    sandbox: self.clone(),
-                    kind: Kind::Plain(exports, analysis.info),
-                    manifest: analysis.manifest,
-                    schemas,
-                    digest,
-                    size: bytes.len(),
-                    imports,
-                    capabilities,
-                    scope,
-                    grants,
-                    cache,
-                }),
-            });
-        }
-        let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
-
-        // The manifest is fetched like a call: fresh instance, the plugin's limits, no egress.
-        let probe_scope = Arc::new(PluginScope {
-            kv_namespace: String::new(),
-            kv: Arc::new(NullKv),
-            secrets: BTreeMap::new(),
-            egress: Arc::new(EgressPolicy::default()),
-        });
-        let raw = crate::call::fetch_manifest(self, &pre, probe_scope, &grants.limits)
-            .await
-            .map_err(|e| LoadError::ManifestCall(Box::new(e)))?;
-        let checked = manifest::check(raw).map_err(LoadError::InvalidManifest)?;
-        let scope =
-            Arc::new(build_scope(self, &checked.manifest, checked.host_patterns, &grants, enforce, kv_namespace)?);
-        let schemas = checked.manifest.tools.iter().map(|t| t.name.clone()).zip(checked.schemas).collect();
+            // A plain component declares no hosts: the operator's grants alone are its egress.
+            (Kind::Plain(exports, analysis.info), analysis.manifest, analysis.schemas, grants.hosts.clone())
+        };
+        let scope = Arc::new(build_scope(self, &manifest, declared, &grants, enforce, kv_namespace)?);
+        let schemas = manifest.tools.iter().map(|t| t.name.clone()).zip(schemas).collect();
         Ok(Plugin {
             inner: Arc::new(PluginInner {
                 sandbox: self.clone(),
-                kind: Kind::Tollgate(pre),
-                manifest: checked.manifest,
+                kind,
+                manifest,
                 schemas,
                 digest,
                 size: bytes.len(),

@@ -50,17 +50,23 @@ impl Runtime {
         }
         let tools = self.catalogue.tools_matching(&agent.tools);
         let handoffs = self.handoff_tools(&agent.handoffs);
-        let request = ModelRequest {
+        let provider = self.provider(&agent_name)?;
+        let remaining = self.remaining(state);
+        // The conversation is lent to the request, not copied (it grows with the run), and is
+        // back in the state before anything else can look at it.
+        let mut request = ModelRequest {
             agent: agent_name.clone(),
             turn_index,
             system: agent.instructions.clone(),
-            messages: state.conversations.get(&agent_name).cloned().unwrap_or_default(),
+            messages: state.conversations.remove(&agent_name).unwrap_or_default(),
             tools: self.catalogue.model_tools(&tools, &handoffs),
             max_output_tokens: self.workflow.workflow.run.max_output_tokens.min(u32::MAX as u64) as u32,
         };
-        let provider = self.provider(&agent_name)?;
-        let remaining = self.remaining(state);
-        let turn = match tokio::time::timeout(remaining, provider.complete(&request)).await {
+        let answer = tokio::time::timeout(remaining, provider.complete(&request)).await;
+        if state.threads.contains_key(&agent_name) {
+            state.conversations.insert(agent_name.clone(), std::mem::take(&mut request.messages));
+        }
+        let turn = match answer {
             Ok(Ok(turn)) => turn,
             Ok(Err(e)) => {
                 let status =
@@ -90,8 +96,28 @@ impl Runtime {
 
         let handoff_names: Vec<String> = agent.handoffs.clone();
         for attempt in 1..=GATE_ATTEMPTS {
+            // The attempt works on a copy, so a retry starts from the state before the turn.
+            // The conversations are moved, not copied (they grow with the run): the attempt
+            // only appends the turn to this agent's, which `undo` cuts off again.
+            let conversations = std::mem::take(&mut state.conversations);
             let mut next = state.clone();
-            let commit = self.turn_commit(run, &mut next, &agent_name, &turn, &tools, &handoff_names, started).await?;
+            next.conversations = conversations;
+            let length_before = next.conversations.get(&agent_name).map(Vec::len);
+            let undo = |state: &mut RunState, next: &mut RunState| {
+                state.conversations = std::mem::take(&mut next.conversations);
+                match length_before {
+                    Some(length) => state.conversations.get_mut(&agent_name).map(|c| c.truncate(length)),
+                    None => state.conversations.remove(&agent_name).map(drop),
+                };
+            };
+            let commit =
+                match self.turn_commit(run, &mut next, &agent_name, &turn, &tools, &handoff_names, started).await {
+                    Ok(commit) => commit,
+                    Err(e) => {
+                        undo(state, &mut next);
+                        return Err(e);
+                    }
+                };
             let parked: Vec<ApprovalRecord> = commit.new_approvals.clone();
             let gates: Vec<Value> =
                 commit.audit.iter().filter(|a| a.kind == "gate.decision").map(|a| a.body.clone()).collect();
@@ -129,8 +155,14 @@ impl Runtime {
                     }
                     return Ok(Pass::Continue);
                 }
-                Err(RuntimeError::Store(StoreError::CapExceeded { .. })) if attempt < GATE_ATTEMPTS => continue,
-                Err(e) => return Err(e),
+                Err(RuntimeError::Store(StoreError::CapExceeded { .. })) if attempt < GATE_ATTEMPTS => {
+                    undo(state, &mut next);
+                    continue;
+                }
+                Err(e) => {
+                    undo(state, &mut next);
+                    return Err(e);
+                }
             }
         }
         Err(RuntimeError::State("cap charges kept conflicting with other runs".into()))

@@ -4,10 +4,11 @@
 
 mod common;
 
+use common::racing::RacingStore;
 use common::{Harness, Recorder, requests_to, result_of, start, tool_results};
 use serde_json::{Value, json};
 use tollgate_runtime::Event;
-use tollgate_store::{RunStatus, ToolCallStatus};
+use tollgate_store::{RunStatus, Store, ToolCallStatus};
 
 /// A workflow with one agent, `ops`, allowed ads, email, crm notes and echo, and `policy`.
 fn workflow(policy: &str) -> String {
@@ -270,6 +271,48 @@ per = "1h"
         assert!(is_error && content.contains("rate limit policy.rate_limits[0]: 2 used"), "{content}");
     }
     assert!(!result_of(&state, "ops", "call_ops_0_3").1);
+}
+
+/// Another process takes the last of a rate limit between the gate's read and the turn's commit:
+/// the commit fails, the turn is gated again from the state before it, and the call is refused.
+/// The model's turn is in its conversation once, not once per attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_taken_by_a_rival_between_gate_and_commit_is_gated_again() {
+    let h = Harness::new().await;
+    let policy = r#"
+[[policy.rate_limits]]
+tool = "echo.add"
+max = 1
+per = "1h"
+"#;
+    let turns = script(&[vec![("echo__add", json!({"a": 1, "b": 1}))]]);
+    h.runtime(&workflow(policy), &turns).await;
+    let racing = std::sync::Arc::new(RacingStore { inner: h.store.clone(), raced: Default::default() });
+    let runtime = h.open_on(racing.clone()).await;
+    let (id, outcome) = start(&runtime, &Recorder::default()).await;
+    assert_eq!(outcome.status, RunStatus::Completed, "{outcome:?}");
+    assert!(racing.raced.load(std::sync::atomic::Ordering::SeqCst), "the rival never charged");
+
+    let state = h.state(&id).await;
+    assert_eq!(
+        result_of(&state, "ops", "call_ops_0_0").0,
+        "Refused by Tollgate's gate (caps): rate limit policy.rate_limits[0]: 1 used in the last 1h + 1 > 1"
+    );
+    // Goal, the turn, its refusal, the answer: each once, in memory and in the rows.
+    let roles: Vec<&str> = state.conversations["ops"]
+        .iter()
+        .map(|m| match m {
+            tollgate_models::Message::User { .. } => "user",
+            tollgate_models::Message::Assistant { .. } => "assistant",
+            tollgate_models::Message::ToolResult { .. } => "tool",
+        })
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "tool", "assistant"]);
+    assert_eq!(h.store.messages(&id, "ops", 0).await.unwrap().len(), 4);
+    let rows = h.rows(&id).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, ToolCallStatus::Denied);
+    assert_eq!(h.run(&id).await.counters.tool_calls, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

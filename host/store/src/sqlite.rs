@@ -14,6 +14,7 @@
 mod batch;
 mod rows;
 mod write;
+mod writer;
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -42,11 +43,14 @@ const MIGRATIONS: &[(i64, &str)] =
 /// The embedded store: one SQLite file (plus its `-wal` and `-shm`).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Reads, kv, migrations.
     pool: SqlitePool,
-    /// One connection with `synchronous=NORMAL`, for [`Durability::Deferred`] commits: its
+    /// The connection commits write through (`synchronous=FULL`).
+    writer: Arc<writer::Writer>,
+    /// The connection with `synchronous=NORMAL`, for [`Durability::Deferred`] commits: its
     /// commits reach the WAL but are fsynced by the next `Immediate` commit (one WAL file, so
     /// that fsync covers every frame before it).
-    deferred: SqlitePool,
+    deferred: Arc<writer::Writer>,
     signer: Option<Arc<Signer>>,
     path: PathBuf,
 }
@@ -86,6 +90,9 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            // The liveness ping sqlx sends on every acquire is a round trip to the connection's
+            // worker thread that, for an embedded database, can only find the thread alive.
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(|e| open_error(e.to_string()))?;
@@ -93,12 +100,17 @@ impl SqliteStore {
             StoreError::Database(message) => open_error(format!("migration failed: {message}")),
             other => open_error(other.to_string()),
         })?;
-        let deferred = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+        let writer = writer::Writer::open(&options).await.map_err(|e| open_error(e.to_string()))?;
+        let deferred = writer::Writer::open(&options.synchronous(SqliteSynchronous::Normal))
             .await
             .map_err(|e| open_error(e.to_string()))?;
-        Ok(SqliteStore { pool, deferred, signer: signer.map(Arc::new), path: db_path.to_path_buf() })
+        Ok(SqliteStore {
+            pool,
+            writer: Arc::new(writer),
+            deferred: Arc::new(deferred),
+            signer: signer.map(Arc::new),
+            path: db_path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -113,6 +125,7 @@ impl SqliteStore {
     /// this handle stop working too.
     pub async fn close(&self) {
         self.deferred.close().await;
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

@@ -169,6 +169,40 @@ async fn a_failing_part_leaves_nothing_written() {
     verify_store(&store, Some(&key_path(dir.path()))).await.unwrap();
 }
 
+/// A commit whose future is dropped after it sent `BEGIN IMMEDIATE` (a cancelled step) must write
+/// nothing and must not keep the write lock: another handle, as another process would, commits
+/// at once instead of waiting out the busy timeout (10 s).
+#[tokio::test]
+async fn a_cancelled_commit_writes_nothing_and_releases_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store.create_run(&run("r1", 1_000), &[event("r1", "run.started", 1_000, json!({}))]).await.unwrap();
+    store.create_run(&run("r2", 1_000), &[event("r2", "run.started", 1_000, json!({}))]).await.unwrap();
+    let audit_before = audit_count(&store).await;
+
+    // Someone else holds the write lock, so the commit's BEGIN waits in SQLite: one poll sends
+    // it, then the commit is dropped.
+    let mut holder = raw(dir.path()).await;
+    sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let cancelled = tokio::time::timeout(std::time::Duration::ZERO, store.commit(turn_commit("r1", 1))).await;
+    assert!(cancelled.is_err(), "the commit cannot finish while another connection holds the lock");
+    // Let the waiting BEGIN take the lock (SQLite's busy handler retries at least every 100 ms).
+    sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let other = async { open(dir.path()).await.commit(turn_commit("r1", 1)).await };
+    tokio::time::timeout(std::time::Duration::from_secs(5), other)
+        .await
+        .expect("the cancelled commit still holds the write lock")
+        .expect("the cancelled commit wrote to r1");
+    assert_eq!(audit_count(&store).await, audit_before + 2);
+    // The cancelled handle's own connection works for its next commit.
+    store.commit(turn_commit("r2", 1)).await.unwrap();
+    assert_eq!(store.run("r2").await.unwrap().unwrap().version, 2);
+    let report = verify_store(&store, Some(&key_path(dir.path()))).await.unwrap();
+    assert_eq!(report.records as usize, audit_before + 4);
+}
+
 #[tokio::test]
 async fn two_handles_on_one_file_cannot_both_advance_a_run() {
     let dir = tempfile::tempdir().unwrap();

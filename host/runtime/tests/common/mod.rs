@@ -6,6 +6,8 @@
 //! Each test binary uses part of it.
 #![allow(dead_code)]
 
+pub mod racing;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -114,6 +116,11 @@ impl Harness {
     /// Opens a runtime on the workflow as it is on disk now (plugins are read again), with the
     /// three vendor hosts sent to the stand-ins. Like a new `tollgate runs resume` process.
     pub async fn open(&self) -> Runtime {
+        self.open_on(self.dyn_store()).await
+    }
+
+    /// [`Harness::open`] on another store (a wrapper around [`Harness::store`]).
+    pub async fn open_on(&self, store: Arc<dyn Store>) -> Runtime {
         let loaded = tollgate_workflow::load(&self.workflow_path).unwrap_or_else(|d| panic!("workflow: {d}"));
         let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runtime-tests-cache");
         let config = SandboxConfig { cache_dir: Some(cache), pooling: false, ..SandboxConfig::default() };
@@ -126,7 +133,7 @@ impl Harness {
         ] {
             options.upstreams.insert(host.into(), standin.base_url());
         }
-        Runtime::open(self.dyn_store(), &sandbox, loaded, options).await.unwrap()
+        Runtime::open(store, &sandbox, loaded, options).await.unwrap()
     }
 
     pub async fn run(&self, id: &str) -> RunRecord {

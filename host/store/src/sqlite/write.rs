@@ -1,8 +1,9 @@
 //! Write transactions: `create_run`, `commit`, `expire_approvals`, and the audit checkpoint
 //! signed after them.
 //!
-//! Each is one `BEGIN IMMEDIATE` transaction; any error returns before `COMMIT` and dropping
-//! the transaction rolls it back, so a failed commit writes nothing at all.
+//! Each is one [`WriteTx`] (`BEGIN IMMEDIATE`, see [`super::writer`]): checks first, under the
+//! write lock, then every write in one [`Batch`] sent with the `COMMIT`. Any error rolls the
+//! transaction back, so a failed commit writes nothing at all.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,6 +12,7 @@ use sqlx::SqliteConnection;
 
 use super::batch::Batch;
 use super::rows::{self, approval_columns};
+use super::writer::{Heads, WriteTx};
 use super::{SqliteStore, db_error};
 use crate::audit::{canonical_json, seal};
 use crate::{
@@ -29,44 +31,68 @@ fn json_text(value: &Value) -> String {
 }
 
 pub(super) async fn create_run(store: &SqliteStore, run: &RunRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
     let counters = serde_json::to_string(&run.counters).map_err(|e| StoreError::Database(e.to_string()))?;
-    sqlx::query(
+    let (tx, heads) = store.writer.begin(None).await?;
+    let mut batch = Batch::default();
+    batch.push(
         "INSERT INTO runs (id, workflow_name, workflow_version, workflow_path, workflow_digest, goal, status, \
          status_detail, created_at, updated_at, deadline_at, counters, options, checkpoint, version) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1)",
-    )
-    .bind(&run.id)
-    .bind(&run.workflow_name)
-    .bind(&run.workflow_version)
-    .bind(&run.workflow_path)
-    .bind(&run.workflow_digest)
-    .bind(&run.goal)
-    .bind(run.status.as_str())
-    .bind(run.status_detail.as_deref())
-    .bind(run.created_at)
-    .bind(run.updated_at)
-    .bind(run.deadline_at)
-    .bind(counters)
-    .bind(json_text(&run.options))
-    .bind(json_text(&run.checkpoint))
-    .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
-    let signed = append_audit(store, &mut tx, audit, false).await?;
-    tx.commit().await.map_err(db_error)?;
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        [
+            run.id.as_str().into(),
+            run.workflow_name.as_str().into(),
+            run.workflow_version.as_str().into(),
+            run.workflow_path.as_str().into(),
+            run.workflow_digest.as_str().into(),
+            run.goal.as_str().into(),
+            run.status.as_str().into(),
+            run.status_detail.clone().into(),
+            run.created_at.into(),
+            run.updated_at.into(),
+            run.deadline_at.into(),
+            counters.into(),
+            json_text(&run.options).into(),
+            json_text(&run.checkpoint).into(),
+        ],
+    );
+    let signed = match seal_audit(store, &heads, audit, false, &mut batch) {
+        Ok(signed) => signed,
+        Err(e) => {
+            tx.rollback().await;
+            return Err(e);
+        }
+    };
+    tx.commit(batch).await?;
     append_external(store, signed);
     Ok(())
 }
 
 pub(super) async fn commit(store: &SqliteStore, commit: Commit) -> Result<(), StoreError> {
-    let pool = match commit.durability {
-        Durability::Immediate => &store.pool,
+    let writer = match commit.durability {
+        Durability::Immediate => &store.writer,
         Durability::Deferred => &store.deferred,
     };
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
-    // One read for what the writes depend on: the run's version and the audit chain's head.
-    let heads = read_heads(&mut tx, commit.run.as_ref().map(|r| r.id.as_str())).await?;
+    let (mut tx, heads) = writer.begin(commit.run.as_ref().map(|r| r.id.as_str())).await?;
+    let (batch, signed) = match checked_batch(store, &mut tx, &heads, &commit).await {
+        Ok(writes) => writes,
+        Err(e) => {
+            tx.rollback().await;
+            return Err(e);
+        }
+    };
+    tx.commit(batch).await?;
+    append_external(store, signed);
+    Ok(())
+}
+
+/// Checks what `commit` depends on (the run's version, approval states, cap headroom) under the
+/// write lock, and returns its writes.
+async fn checked_batch(
+    store: &SqliteStore,
+    tx: &mut WriteTx,
+    heads: &Heads,
+    commit: &Commit,
+) -> Result<(Batch, PendingCheckpoint), StoreError> {
     if let Some(run) = &commit.run {
         match heads.run_version {
             None => return Err(StoreError::NotFound { what: "run", id: run.id.clone() }),
@@ -76,12 +102,12 @@ pub(super) async fn commit(store: &SqliteStore, commit: Commit) -> Result<(), St
             Some(_) => {}
         }
     }
-    // Transitions and charges check the database before writing: rare, one statement each.
+    // Transitions and charges check the database before writing: rare, one round trip each.
     for transition in &commit.approval_transitions {
-        transition_approval(&mut tx, transition).await?;
+        transition_approval(tx.conn(), transition).await?;
     }
     for charge in &commit.cap_charges {
-        charge_cap(&mut tx, charge).await?;
+        charge_cap(tx.conn(), charge).await?;
     }
     let mut batch = Batch::default();
     if let Some(run) = &commit.run {
@@ -96,11 +122,8 @@ pub(super) async fn commit(store: &SqliteStore, commit: Commit) -> Result<(), St
     for call in &commit.tool_calls {
         upsert_tool_call(&mut batch, call);
     }
-    let signed = seal_audit(store, &heads, &commit.audit, commit.checkpoint_audit, &mut batch)?;
-    batch.execute(&mut tx).await?;
-    tx.commit().await.map_err(db_error)?;
-    append_external(store, signed);
-    Ok(())
+    let signed = seal_audit(store, heads, &commit.audit, commit.checkpoint_audit, &mut batch)?;
+    Ok((batch, signed))
 }
 
 pub(super) async fn expire_approvals(store: &SqliteStore, now: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
@@ -114,19 +137,42 @@ pub(super) async fn expire_approvals(store: &SqliteStore, now: i64) -> Result<Ve
     if any_due.is_none() {
         return Ok(Vec::new());
     }
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+    let (mut tx, heads) = store.writer.begin(None).await?;
+    match expire_due(store, &mut tx, &heads, now).await {
+        Ok((expired, batch, signed)) => {
+            tx.commit(batch).await?;
+            append_external(store, signed);
+            Ok(expired)
+        }
+        Err(e) => {
+            tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// Finds the approvals due at `now` under the write lock, and returns them with the writes that
+/// expire them and escalate their runs.
+async fn expire_due(
+    store: &SqliteStore,
+    tx: &mut WriteTx,
+    heads: &Heads,
+    now: i64,
+) -> Result<(Vec<ApprovalRecord>, Batch, PendingCheckpoint), StoreError> {
     let due = sqlx::query(concat!(
         "SELECT ",
         approval_columns!(),
         " FROM approvals WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at, rowid"
     ))
     .bind(now)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *tx.conn())
     .await
     .map_err(db_error)?;
     let mut expired = due.iter().map(rows::approval).collect::<Result<Vec<_>, _>>()?;
+    let mut batch = Batch::default();
     if expired.is_empty() {
-        return Ok(expired);
+        // Another process expired them first.
+        return Ok((expired, batch, None));
     }
     // Group by run, in order of each run's first expired approval.
     let mut run_ids: Vec<String> = Vec::new();
@@ -139,12 +185,10 @@ pub(super) async fn expire_approvals(store: &SqliteStore, now: i64) -> Result<Ve
     for run_id in &run_ids {
         let mut ids = Vec::new();
         for approval in expired.iter_mut().filter(|a| &a.run_id == run_id) {
-            sqlx::query("UPDATE approvals SET status = 'expired', decided_at = ?2 WHERE id = ?1")
-                .bind(&approval.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            batch.push(
+                "UPDATE approvals SET status = 'expired', decided_at = ? WHERE id = ?",
+                [now.into(), approval.id.as_str().into()],
+            );
             approval.status = ApprovalStatus::Expired;
             approval.decided_at = Some(now);
             ids.push(approval.id.clone());
@@ -164,23 +208,18 @@ pub(super) async fn expire_approvals(store: &SqliteStore, now: i64) -> Result<Ve
         }
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = ?1")
             .bind(run_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *tx.conn())
             .await
             .map_err(db_error)?;
         let status = status.as_deref().and_then(RunStatus::parse);
         // A run that ended (or is already escalated) keeps its status; its approvals still expire.
         if status.is_some_and(|s| !s.is_terminal() && s != RunStatus::Escalated) {
             let detail = format!("approval {} expired before anyone decided", ids.join(", "));
-            sqlx::query(
-                "UPDATE runs SET status = 'escalated', status_detail = ?2, updated_at = ?3, version = version + 1 \
-                 WHERE id = ?1",
-            )
-            .bind(run_id)
-            .bind(&detail)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            batch.push(
+                "UPDATE runs SET status = 'escalated', status_detail = ?, updated_at = ?, version = version + 1 \
+                 WHERE id = ?",
+                [detail.into(), now.into(), run_id.as_str().into()],
+            );
             events.push(AuditEvent {
                 ts: now,
                 run_id: Some(run_id.clone()),
@@ -189,10 +228,8 @@ pub(super) async fn expire_approvals(store: &SqliteStore, now: i64) -> Result<Ve
             });
         }
     }
-    let signed = append_audit(store, &mut tx, &events, true).await?;
-    tx.commit().await.map_err(db_error)?;
-    append_external(store, signed);
-    Ok(expired)
+    let signed = seal_audit(store, heads, &events, true, &mut batch)?;
+    Ok((expired, batch, signed))
 }
 
 /// The run's new state and its new messages. The version was checked by the commit's read,
@@ -363,37 +400,6 @@ fn upsert_tool_call(batch: &mut Batch, call: &ToolCallRecord) {
     );
 }
 
-/// What a commit's writes depend on, read in one statement under the write lock.
-struct Heads {
-    /// The run's version, when the commit updates a run (`None`: no such run).
-    run_version: Option<i64>,
-    /// `(seq, hash)` of the newest audit record (`None`: empty chain).
-    audit: Option<(u64, String)>,
-    /// Newest signed checkpoint's seq (0: none).
-    last_checkpoint: u64,
-}
-
-async fn read_heads(conn: &mut SqliteConnection, run_id: Option<&str>) -> Result<Heads, StoreError> {
-    let (run_version, seq, hash, last): (Option<i64>, Option<i64>, Option<String>, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT version FROM runs WHERE id = ?1), \
-         (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1), \
-         (SELECT MAX(seq) FROM audit_checkpoints)",
-    )
-    .bind(run_id)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    let audit = match (seq, hash) {
-        (Some(seq), Some(hash)) => Some((
-            u64::try_from(seq)
-                .map_err(|_| StoreError::Corrupt { what: "audit record", message: format!("seq {seq} is negative") })?,
-            hash,
-        )),
-        _ => None,
-    };
-    Ok(Heads { run_version, audit, last_checkpoint: last.and_then(|s| u64::try_from(s).ok()).unwrap_or(0) })
-}
-
 /// Seals `events` after the head in `heads` into `batch`, and signs a checkpoint of the new head
 /// (also into `batch`) if asked to or if the chain passed a multiple of [`CHECKPOINT_EVERY`]
 /// since the last checkpoint. The caller's transaction holds the write lock, so the head
@@ -443,21 +449,6 @@ fn seal_audit(
         ],
     );
     Ok(Some(checkpoint))
-}
-
-/// Seals `events` (and maybe a checkpoint) inside the caller's transaction, on its own: for the
-/// writes that are not a [`commit`].
-async fn append_audit(
-    store: &SqliteStore,
-    conn: &mut SqliteConnection,
-    events: &[AuditEvent],
-    checkpoint_requested: bool,
-) -> Result<PendingCheckpoint, StoreError> {
-    let heads = read_heads(conn, None).await?;
-    let mut batch = Batch::default();
-    let signed = seal_audit(store, &heads, events, checkpoint_requested, &mut batch)?;
-    batch.execute(conn).await?;
-    Ok(signed)
 }
 
 /// Appends a checkpoint signed by a committed transaction to the key's external file. The

@@ -1,0 +1,84 @@
+//! A store that plays a second process racing the runtime for a cap: just before the first
+//! commit that charges a cap, it commits the same charge itself, so the runtime's commit, gated
+//! on usage read a moment earlier, fails with `CapExceeded` as it would against a real rival.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::Value;
+use tollgate_store::{
+    ApprovalFilter, ApprovalRecord, AuditCheckpoint, AuditEvent, Commit, RunFilter, RunRecord, RunSummary,
+    SealedRecord, SqliteStore, StepRecord, Store, StoreFuture, ToolCallRecord,
+};
+
+pub struct RacingStore {
+    pub inner: Arc<SqliteStore>,
+    /// Set once the rival charge is in.
+    pub raced: AtomicBool,
+}
+
+impl Store for RacingStore {
+    fn commit<'a>(&'a self, commit: Commit) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if !commit.cap_charges.is_empty() && !self.raced.swap(true, Ordering::SeqCst) {
+                let rival = Commit { cap_charges: commit.cap_charges.clone(), ..Commit::default() };
+                self.inner.commit(rival).await?;
+            }
+            self.inner.commit(commit).await
+        })
+    }
+    fn create_run<'a>(&'a self, run: &'a RunRecord, audit: &'a [AuditEvent]) -> StoreFuture<'a, ()> {
+        self.inner.create_run(run, audit)
+    }
+    fn run<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<RunRecord>> {
+        self.inner.run(id)
+    }
+    fn runs<'a>(&'a self, filter: &'a RunFilter) -> StoreFuture<'a, Vec<RunSummary>> {
+        self.inner.runs(filter)
+    }
+    fn steps<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<StepRecord>> {
+        self.inner.steps(run_id)
+    }
+    fn tool_calls<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<ToolCallRecord>> {
+        self.inner.tool_calls(run_id)
+    }
+    fn step_tool_calls<'a>(&'a self, run_id: &'a str, step: u32) -> StoreFuture<'a, Vec<ToolCallRecord>> {
+        self.inner.step_tool_calls(run_id, step)
+    }
+    fn messages<'a>(&'a self, run_id: &'a str, agent: &'a str, from_seq: u64) -> StoreFuture<'a, Vec<Value>> {
+        self.inner.messages(run_id, agent, from_seq)
+    }
+    fn approval<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApprovalRecord>> {
+        self.inner.approval(id)
+    }
+    fn approvals<'a>(&'a self, filter: &'a ApprovalFilter) -> StoreFuture<'a, Vec<ApprovalRecord>> {
+        self.inner.approvals(filter)
+    }
+    fn expire_approvals(&self, now: i64) -> StoreFuture<'_, Vec<ApprovalRecord>> {
+        self.inner.expire_approvals(now)
+    }
+    fn cap_usage<'a>(&'a self, scope: &'a str, now: i64, window_ms: Option<i64>) -> StoreFuture<'a, i64> {
+        self.inner.cap_usage(scope, now, window_ms)
+    }
+    fn audit_records(&self, from: u64, limit: u32) -> StoreFuture<'_, Vec<SealedRecord>> {
+        self.inner.audit_records(from, limit)
+    }
+    fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<AuditCheckpoint>> {
+        self.inner.audit_checkpoints()
+    }
+    fn kv_get<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.inner.kv_get(namespace, key)
+    }
+    fn kv_set<'a>(&'a self, namespace: &'a str, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()> {
+        self.inner.kv_set(namespace, key, value)
+    }
+    fn kv_delete<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
+        self.inner.kv_delete(namespace, key)
+    }
+    fn kv_list<'a>(&'a self, namespace: &'a str, prefix: &'a str, limit: u32) -> StoreFuture<'a, Vec<String>> {
+        self.inner.kv_list(namespace, prefix, limit)
+    }
+    fn kv_count<'a>(&'a self, namespace: &'a str) -> StoreFuture<'a, u64> {
+        self.inner.kv_count(namespace)
+    }
+}

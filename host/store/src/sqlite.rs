@@ -45,12 +45,10 @@ const MIGRATIONS: &[(i64, &str)] =
 pub struct SqliteStore {
     /// Reads, kv, migrations.
     pool: SqlitePool,
-    /// The connection commits write through (`synchronous=FULL`).
+    /// The connection every write transaction goes through. [`Durability::Deferred`] commits
+    /// reach the WAL but are fsynced by the next `Immediate` commit (one WAL file, so that
+    /// fsync covers every frame before it).
     writer: Arc<writer::Writer>,
-    /// The connection with `synchronous=NORMAL`, for [`Durability::Deferred`] commits: its
-    /// commits reach the WAL but are fsynced by the next `Immediate` commit (one WAL file, so
-    /// that fsync covers every frame before it).
-    deferred: Arc<writer::Writer>,
     signer: Option<Arc<Signer>>,
     path: PathBuf,
 }
@@ -101,16 +99,7 @@ impl SqliteStore {
             other => open_error(other.to_string()),
         })?;
         let writer = writer::Writer::open(&options).await.map_err(|e| open_error(e.to_string()))?;
-        let deferred = writer::Writer::open(&options.synchronous(SqliteSynchronous::Normal))
-            .await
-            .map_err(|e| open_error(e.to_string()))?;
-        Ok(SqliteStore {
-            pool,
-            writer: Arc::new(writer),
-            deferred: Arc::new(deferred),
-            signer: signer.map(Arc::new),
-            path: db_path.to_path_buf(),
-        })
+        Ok(SqliteStore { pool, writer: Arc::new(writer), signer: signer.map(Arc::new), path: db_path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
@@ -124,7 +113,6 @@ impl SqliteStore {
     /// Close every connection (SQLite then folds the WAL back into the file). Other clones of
     /// this handle stop working too.
     pub async fn close(&self) {
-        self.deferred.close().await;
         self.writer.close().await;
         self.pool.close().await;
     }

@@ -32,7 +32,7 @@ fn json_text(value: &Value) -> String {
 
 pub(super) async fn create_run(store: &SqliteStore, run: &RunRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
     let counters = serde_json::to_string(&run.counters).map_err(|e| StoreError::Database(e.to_string()))?;
-    let (tx, heads) = store.writer.begin(None).await?;
+    let (tx, heads) = store.writer.begin(Durability::Immediate, None).await?;
     let mut batch = Batch::default();
     batch.push(
         "INSERT INTO runs (id, workflow_name, workflow_version, workflow_path, workflow_digest, goal, status, \
@@ -68,11 +68,8 @@ pub(super) async fn create_run(store: &SqliteStore, run: &RunRecord, audit: &[Au
 }
 
 pub(super) async fn commit(store: &SqliteStore, commit: Commit) -> Result<(), StoreError> {
-    let writer = match commit.durability {
-        Durability::Immediate => &store.writer,
-        Durability::Deferred => &store.deferred,
-    };
-    let (mut tx, heads) = writer.begin(commit.run.as_ref().map(|r| r.id.as_str())).await?;
+    let run_id = commit.run.as_ref().map(|r| r.id.as_str());
+    let (mut tx, heads) = store.writer.begin(commit.durability, run_id).await?;
     let (batch, signed) = match checked_batch(store, &mut tx, &heads, &commit).await {
         Ok(writes) => writes,
         Err(e) => {
@@ -137,7 +134,7 @@ pub(super) async fn expire_approvals(store: &SqliteStore, now: i64) -> Result<Ve
     if any_due.is_none() {
         return Ok(Vec::new());
     }
-    let (mut tx, heads) = store.writer.begin(None).await?;
+    let (mut tx, heads) = store.writer.begin(Durability::Immediate, None).await?;
     match expire_due(store, &mut tx, &heads, now).await {
         Ok((expired, batch, signed)) => {
             tx.commit(batch).await?;

@@ -3,10 +3,14 @@
 //! A commit sits on every step's critical path. Through sqlx's pool, every statement is a round
 //! trip to the connection's worker thread, and the pool adds a liveness ping on each acquire and
 //! release (for SQLite it only checks that the worker thread is alive). So commits go through
-//! dedicated connections, one per [`Durability`](crate::Durability), each behind an async mutex:
-//! SQLite admits one writer at a time anyway, and waiting on the mutex beats polling the busy
-//! handler. A transaction is two round trips: `BEGIN IMMEDIATE` together with the one read its
-//! writes depend on ([`Heads`]), then the writes together with `COMMIT` ([`WriteTx::commit`]).
+//! one dedicated connection behind an async mutex: SQLite admits one writer at a time anyway,
+//! and waiting on the mutex beats polling the busy handler. A transaction is two round trips:
+//! `BEGIN IMMEDIATE` together with the one read its writes depend on ([`Heads`]), then the
+//! writes together with `COMMIT` ([`WriteTx::commit`]).
+//!
+//! Both [`Durability`] levels use the same connection, setting `synchronous` in the first round
+//! trip: a connection whose page cache another connection's commit made stale must read the
+//! changed pages again, which made a second writer connection cost as much as an fsync.
 //!
 //! The transaction statements are sent as SQL, not through sqlx's `Transaction`, so sqlx does
 //! not know one is open. A `WriteTx` dropped half-way (its future cancelled) rolls back itself:
@@ -23,7 +27,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::batch::Batch;
 use super::db_error;
-use crate::StoreError;
+use crate::{Durability, StoreError};
 
 /// One dedicated write connection.
 pub(super) struct Writer {
@@ -56,10 +60,20 @@ pub(super) struct Heads {
 /// Run version, audit head seq and hash, newest checkpoint seq.
 type HeadsRow = (Option<i64>, Option<i64>, Option<String>, Option<i64>);
 
-const BEGIN_AND_READ_HEADS: &str = "BEGIN IMMEDIATE; \
-     SELECT (SELECT version FROM runs WHERE id = ?), \
-     (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1), \
-     (SELECT MAX(seq) FROM audit_checkpoints)";
+/// Opens the transaction and reads the heads; `synchronous` first (it cannot change inside a
+/// transaction). `FULL`: the commit is fsynced before it returns. `NORMAL` (in WAL mode): it
+/// reaches the WAL and is fsynced by the next `FULL` commit.
+macro_rules! begin_and_read_heads {
+    ($synchronous:literal) => {
+        concat!(
+            "PRAGMA synchronous = ",
+            $synchronous,
+            "; BEGIN IMMEDIATE; SELECT (SELECT version FROM runs WHERE id = ?), ",
+            "(SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1), ",
+            "(SELECT MAX(seq) FROM audit_checkpoints)"
+        )
+    };
+}
 
 impl Writer {
     pub(super) async fn open(options: &SqliteConnectOptions) -> Result<Writer, sqlx::Error> {
@@ -67,9 +81,13 @@ impl Writer {
         Ok(Writer { conn: Arc::new(Mutex::new(Some(WriterConn { conn, dirty: false }))) })
     }
 
-    /// Waits for the connection, then opens a write transaction and reads the [`Heads`] (for
-    /// `run_id`'s version, if given) in one round trip.
-    pub(super) async fn begin(&self, run_id: Option<&str>) -> Result<(WriteTx, Heads), StoreError> {
+    /// Waits for the connection, then opens a write transaction committing with `durability`
+    /// and reads the [`Heads`] (for `run_id`'s version, if given) in one round trip.
+    pub(super) async fn begin(
+        &self,
+        durability: Durability,
+        run_id: Option<&str>,
+    ) -> Result<(WriteTx, Heads), StoreError> {
         let mut guard = self.conn.clone().lock_owned().await;
         let writer = guard.as_mut().ok_or_else(|| StoreError::Database("the store is closed".into()))?;
         if writer.dirty {
@@ -79,7 +97,11 @@ impl Writer {
         writer.dirty = true;
         // From here a drop of this future (while BEGIN waits for the lock, say) rolls back.
         let mut tx = WriteTx { guard: Some(guard) };
-        let row: Result<HeadsRow, _> = sqlx::query_as(BEGIN_AND_READ_HEADS).bind(run_id).fetch_one(tx.conn()).await;
+        let sql = match durability {
+            Durability::Immediate => begin_and_read_heads!("FULL"),
+            Durability::Deferred => begin_and_read_heads!("NORMAL"),
+        };
+        let row: Result<HeadsRow, _> = sqlx::query_as(sql).bind(run_id).fetch_one(tx.conn()).await;
         let (run_version, seq, hash, last) = match row {
             Ok(row) => row,
             Err(e) => {

@@ -65,6 +65,12 @@ pub fn report(r: &CallReport) -> String {
         r.fuel_limit,
         format_bytes(r.peak_memory_bytes)
     );
+    if r.memory_refused {
+        let _ = writeln!(s, "   memory limit refused a grow");
+    }
+    if let Some(own) = &r.guest_error {
+        let _ = writeln!(s, "   the guest's own error: {own}");
+    }
     for e in &r.egress {
         let result = match (&e.status, &e.denied, &e.error) {
             (Some(st), _, _) => format!("→ {st}"),

@@ -1,5 +1,6 @@
-//! Python plugins end to end: the example (`plugins/examples/lead-score-py`) and a
-//! `tollgate new plugin --lang python` project are built once per test binary with the real
+//! Python plugins end to end: the example (`plugins/examples/lead-score-py`), a
+//! `tollgate new plugin --lang python` project and the `tests/fixtures/py-caps` project (kv,
+//! secrets, memory) are built once per test binary with the real
 //! pinned toolchain through `tollgate_pluginkit::build`, then loaded and called in the real
 //! sandbox. Network: only the HubSpot stand-in on 127.0.0.1 this binary starts (and PyPI, once,
 //! to install the pinned componentize-py into the toolchain cache under the target dir).
@@ -77,6 +78,7 @@ async fn build(dir: PathBuf) -> Built {
 
 static EXAMPLE: OnceCell<Built> = OnceCell::const_new();
 static TEMPLATE: OnceCell<Built> = OnceCell::const_new();
+static CAPS: OnceCell<Built> = OnceCell::const_new();
 
 /// The example, copied out of the source tree (a build writes `.tollgate/` and `target/`).
 async fn example() -> &'static Built {
@@ -362,4 +364,133 @@ async fn a_broken_project_fails_the_build_with_the_reason() {
         Err(BuildError::Build { log, .. }) => assert!(log.contains("tool name `Greet` must match"), "{log}"),
         other => panic!("want a build error, got {other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// kv, secrets and memory inside a Python component: `tests/fixtures/py-caps`.
+
+async fn caps() -> &'static Built {
+    CAPS.get_or_init(|| async {
+        let dir = scratch("py-caps");
+        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/py-caps");
+        for file in ["pyproject.toml", "app.py"] {
+            std::fs::copy(source.join(file), dir.join(file)).unwrap();
+        }
+        build(dir).await
+    })
+    .await
+}
+
+const SIGNING_KEY: &str = "hmac-key-Zq81-never-printed";
+
+/// kv in `namespace`, and the secret `signing-key` (a file in `dir`): all the fixture imports.
+fn caps_grants(dir: &Path, namespace: &str) -> Grants {
+    let key = dir.join("signing-key");
+    std::fs::write(&key, SIGNING_KEY).unwrap();
+    Grants::new().kv(true).kv_namespace(namespace).secret("signing-key", SecretSource::File(key))
+}
+
+/// HMAC-SHA256 (RFC 2104) as lowercase hex.
+fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > block.len() {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|k| k ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    hex::encode(Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize())
+}
+
+#[test]
+fn the_hmac_helper_matches_rfc_4231() {
+    assert_eq!(
+        hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_persists_across_calls_within_the_plugins_scope() {
+    let built = caps().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let sandbox = sandbox();
+    let plugin = sandbox.load_file(&built.component, caps_grants(tmp.path(), "team-a")).await.unwrap();
+    assert_eq!(plugin.capabilities(), [Capability::Kv, Capability::Secrets]);
+    assert!(!plugin.imports().iter().any(|i| i.name.starts_with("wasi:http")), "{:?}", plugin.imports());
+
+    let first = call(&plugin, "remember", json!({"key": "plan", "value": "ship friday"})).await;
+    assert_eq!(first.result.unwrap(), json!({"previous": null}));
+    assert_eq!(first.report.kv_ops, 2, "a get and a set");
+    // Each call is a fresh instance: the note lives in the host's store, not in the guest.
+    let recalled = call(&plugin, "recall", json!({"key": "plan"})).await;
+    assert_eq!(recalled.result.unwrap(), json!({"value": "ship friday", "keys": ["plan"]}));
+    let again = call(&plugin, "remember", json!({"key": "plan", "value": "ship monday"})).await.result.unwrap();
+    assert_eq!(again, json!({"previous": "ship friday"}));
+    assert_eq!(call(&plugin, "recall", json!({"key": "nothing"})).await.result.unwrap()["value"], Value::Null);
+
+    // The same component under another operator-chosen namespace sees none of it.
+    let other = sandbox.load_file(&built.component, caps_grants(tmp.path(), "team-b")).await.unwrap();
+    assert_eq!(
+        call(&other, "recall", json!({"key": "plan"})).await.result.unwrap(),
+        json!({"value": null, "keys": []})
+    );
+    // kv is a declared capability: without the grant the component does not load.
+    let no_kv = Grants::new().secret("signing-key", SecretSource::Env("UNUSED".into()));
+    let err = sandbox.load_file(&built.component, no_kv).await.unwrap_err();
+    assert!(err.to_string().contains("tollgate:plugin/kv"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_secret_is_usable_an_ungranted_one_denied_and_neither_leaves() {
+    let built = caps().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let plugin = load(built, caps_grants(tmp.path(), "signing")).await;
+    let message = "pay 100 EUR to acme";
+    let signed = call(&plugin, "sign", json!({"message": message})).await;
+    let seen = format!("{:?} {}", signed.result, serde_json::to_string(&signed.report).unwrap());
+    let out = signed.result.unwrap();
+    assert_eq!(out["hmac"], json!(hmac_sha256_hex(SIGNING_KEY.as_bytes(), message.as_bytes())), "{out}");
+    assert_eq!(out["key_length"], json!(SIGNING_KEY.len()));
+    assert_eq!(signed.report.secrets_read, ["signing-key"]);
+    assert!(!seen.contains(SIGNING_KEY), "{seen}");
+
+    let denied = call(&plugin, "sign", json!({"message": message, "key_name": "root-password"})).await;
+    match &denied.result {
+        Err(CallError::Tool(ToolError::Denied { message })) => {
+            assert!(message.contains("secret `root-password` is not granted"), "{message}")
+        }
+        other => panic!("want the typed denial, got {other:?}"),
+    }
+    assert_eq!(denied.report.outcome, "tool-denied");
+    assert_eq!(denied.report.secrets_read, ["root-password"], "the attempt is audited");
+    let seen = format!("{:?} {}", denied.result, serde_json::to_string(&denied.report).unwrap());
+    assert!(!seen.contains(SIGNING_KEY), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_memory_error_is_reported_as_the_memory_limit() {
+    let built = caps().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let limits = Limits { memory_bytes: 64 << 20, ..Limits::default() };
+    let plugin = load(built, caps_grants(tmp.path(), "hog").limits(limits)).await;
+    // CPython's allocator gets -1 from `memory.grow`, raises MemoryError, the tool catches it
+    // and raises its own internal error: the host reports the limit and keeps those words.
+    let o = call(&plugin, "hog", json!({"mib": 512})).await;
+    assert_eq!(o.result, Err(CallError::MemoryLimit { limit: 64 << 20 }));
+    assert_eq!(o.report.outcome, "memory-limit");
+    assert!(o.report.memory_refused);
+    assert_eq!(o.report.guest_error.as_deref(), Some("internal plugin error: out of memory allocating 512 MiB"));
+
+    // The guest that recovers returns its output; the report still says it ran short.
+    let o = call(&plugin, "hog", json!({"mib": 512, "recover": true})).await;
+    assert_eq!(o.result.unwrap(), json!({"allocated": 0, "recovered": true}));
+    assert!(o.report.memory_refused && o.report.guest_error.is_none());
+
+    // Within the limit: no refusal, and the next call is unaffected.
+    let o = call(&plugin, "hog", json!({"mib": 4})).await;
+    assert_eq!(o.result.unwrap(), json!({"allocated": 4 << 20, "recovered": false}));
+    assert!(!o.report.memory_refused);
 }

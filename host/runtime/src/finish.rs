@@ -339,7 +339,8 @@ impl Runtime {
             "step": row.step, "index": row.index, "tool": row.tool, "plugin_digest": report.digest,
             "idempotency_key": row.idempotency_key, "input": row.input, "outcome": report.outcome,
             "error": report.error, "output_sha256": output_digest, "fuel_used": report.fuel_used,
-            "duration_us": report.duration_us, "peak_memory_bytes": report.peak_memory_bytes, "egress": report.egress,
+            "duration_us": report.duration_us, "peak_memory_bytes": report.peak_memory_bytes,
+            "memory_refused": report.memory_refused, "guest_error": report.guest_error, "egress": report.egress,
         });
         row.status = ToolCallStatus::Done;
         row.result = Some(result);

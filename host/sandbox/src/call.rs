@@ -265,7 +265,7 @@ impl Plugin {
             redactor.add(&name, &value);
         }
         fill_report(report, &mut store, limits, redactor);
-        let output = outcome?;
+        let output = attribute(outcome, report, limits, matches!(p.kind, Kind::Plain(..)), redactor)?;
         if output.len() > limits.output_bytes {
             return Err(CallError::OutputTooLarge { size: output.len(), limit: limits.output_bytes });
         }
@@ -280,10 +280,43 @@ impl Plugin {
     }
 }
 
+/// Puts what the host knows above the guest's own account of a failure.
+///
+/// A guest whose `memory.grow` the limiter refused often catches the failure (CPython's
+/// `MemoryError`, a JS engine's "out of memory", Rust's `try_reserve`) and returns a tool error
+/// of its own, typically `internal`: the limit is the precise cause, so it is the result, and
+/// the guest's words go to the report. A guest that recovered and returned output keeps it
+/// (the report still says a grow was refused).
+///
+/// A plain component's `err` after the gate denied one of its requests is that denial: a
+/// plain function has no way to say "denied" itself, and `invalid-input` would tell the model
+/// to change its input.
+fn attribute(
+    outcome: Result<String, CallError>,
+    report: &mut CallReport,
+    limits: &Limits,
+    plain: bool,
+    redactor: &Redactor,
+) -> Result<String, CallError> {
+    match outcome {
+        Err(CallError::Tool(own)) if report.memory_refused => {
+            report.guest_error = Some(redactor.text(&own.to_string()));
+            Err(CallError::MemoryLimit { limit: limits.memory_bytes })
+        }
+        Err(CallError::Tool(ToolError::InvalidInput { message }))
+            if plain && report.egress.iter().any(|r| r.denied.is_some()) =>
+        {
+            Err(CallError::Tool(ToolError::Denied { message }))
+        }
+        other => other,
+    }
+}
+
 fn fill_report(report: &mut CallReport, store: &mut Store<CallState>, limits: &Limits, redactor: &Redactor) {
     report.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
     let state = store.data_mut();
     report.peak_memory_bytes = state.limiter.peak;
+    report.memory_refused = state.limiter.refused;
     report.egress = state.egress.log.take();
     report.egress_dropped = state.egress.dropped;
     for r in &mut report.egress {

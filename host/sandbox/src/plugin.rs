@@ -160,8 +160,9 @@ impl Sandbox {
                 )));
             }
             let exports = PlainExports { pre: instance_pre, funcs: analysis.funcs };
-            // A plain component declares no hosts: the operator's grants alone are its egress.
-            (Kind::Plain(exports, analysis.info), analysis.manifest, analysis.schemas, grants.hosts.clone())
+            // A plain component declares no hosts: it counts as declaring every host, so the
+            // operator's grants alone are its egress and a denial names the missing grant.
+            (Kind::Plain(exports, analysis.info), analysis.manifest, analysis.schemas, any_host())
         };
         let scope = Arc::new(build_scope(self, &manifest, declared, &grants, enforce, kv_namespace)?);
         let schemas = manifest.tools.iter().map(|t| t.name.clone()).zip(schemas).collect();
@@ -181,6 +182,11 @@ impl Sandbox {
             }),
         })
     }
+}
+
+/// Any host, any port, either scheme: what a plain component's egress counts as declared.
+fn any_host() -> Vec<HostPattern> {
+    ["http://*:*", "https://*:*"].into_iter().filter_map(|p| HostPattern::parse(p).ok()).collect()
 }
 
 fn import_names(component: &Component, engine: &wasmtime::Engine) -> Vec<String> {

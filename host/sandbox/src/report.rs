@@ -60,6 +60,14 @@ pub struct CallReport {
     pub fuel_used: u64,
     pub fuel_limit: u64,
     pub peak_memory_bytes: usize,
+    /// The memory limit refused a `memory.grow` during the call. Set even when the guest
+    /// recovered (caught its allocation failure) and the call succeeded: it ran short.
+    pub memory_refused: bool,
+    /// The guest's own error, when the host reported a more precise cause in its place: a
+    /// guest that caught a refused `memory.grow` and returned a tool error (`MemoryError`,
+    /// "out of memory") gets [`crate::CallError::MemoryLimit`], and its words are kept here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_error: Option<String>,
     pub egress: Vec<EgressRecord>,
     /// Outbound attempts past the per-call cap: refused, counted, not recorded one by one.
     pub egress_dropped: usize,

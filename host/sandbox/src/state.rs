@@ -29,7 +29,8 @@ const MAX_SECRET_NAME: usize = 128;
 const MAX_SECRET_READS: usize = 64;
 
 /// Linear-memory limiter that also records the peak and whether a grow was refused (so a
-/// resulting trap can be reported as a memory limit rather than a generic trap).
+/// resulting trap, or a tool error from a guest that caught its allocation failure, can be
+/// reported as a memory limit rather than a generic trap or the guest's vague error).
 pub(crate) struct MemoryLimiter {
     inner: StoreLimits,
     current: usize,

@@ -45,9 +45,79 @@ async fn memory_bomb_hits_the_memory_limit() {
     let o = common::call(&p, "alloc", json!({"mib": 256})).await;
     assert_eq!(o.result, Err(CallError::MemoryLimit { limit: 32 << 20 }));
     assert!(o.report.peak_memory_bytes <= 32 << 20, "peak {}", o.report.peak_memory_bytes);
+    assert!(o.report.memory_refused);
     let small = common::call(&p, "alloc", json!({"mib": 4})).await;
     assert!(small.result.is_ok(), "{:?}", small.result);
     assert!(small.report.peak_memory_bytes >= 4 << 20);
+    assert!(!small.report.memory_refused);
+}
+
+#[tokio::test]
+async fn a_caught_allocation_failure_is_still_the_memory_limit() {
+    // `fallible`: the guest catches the failed allocation (`try_reserve`) and returns its own
+    // `internal` error. The host knows the cause better.
+    let p = misbehave(Limits { memory_bytes: 32 << 20, ..limits() }).await;
+    let o = common::call(&p, "alloc", json!({"mib": 256, "fallible": true})).await;
+    assert_eq!(o.result, Err(CallError::MemoryLimit { limit: 32 << 20 }));
+    assert_eq!(o.report.outcome, "memory-limit");
+    assert!(o.report.memory_refused);
+    let own = o.report.guest_error.as_deref().unwrap_or_default();
+    assert!(own.starts_with("internal plugin error: could not allocate 256 MiB"), "{own}");
+    let stored = serde_json::to_value(&o.report).unwrap();
+    assert_eq!((&stored["memory_refused"], &stored["guest_error"]), (&json!(true), &json!(own)));
+
+    // Within the limit the same path succeeds, and a tool error is the guest's own again.
+    let small = common::call(&p, "alloc", json!({"mib": 4, "fallible": true})).await;
+    assert_eq!(small.result.unwrap(), json!({"mib": 4}));
+    assert!(!small.report.memory_refused && small.report.guest_error.is_none());
+    let stored = serde_json::to_value(&small.report).unwrap();
+    assert_eq!(stored["memory_refused"], json!(false));
+    assert!(stored.get("guest_error").is_none(), "{stored}");
+    let o = common::call(&p, "secret", json!({"name": "not-granted"})).await;
+    assert!(matches!(o.result, Err(CallError::Tool(ToolError::Denied { .. }))), "{:?}", o.result);
+    assert!(!o.report.memory_refused && o.report.guest_error.is_none());
+}
+
+/// A plain component with its own memory (one page): `grow` returns `memory.grow`'s result
+/// (-1 when refused) and carries on; `try-grow` returns `err` when the grow is refused.
+fn grower() -> Vec<u8> {
+    wat::parse_str(
+        r#"(component
+            (core module $m
+                (memory (export "mem") 1)
+                (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+                (func (export "try-grow") (param i32) (result i32)
+                    (if (i32.eq (memory.grow (local.get 0)) (i32.const -1))
+                        (then (i32.store (i32.const 0) (i32.const 1)))
+                        (else (i32.store (i32.const 0) (i32.const 0))
+                              (i32.store (i32.const 4) (memory.size))))
+                    (i32.const 0)))
+            (core instance $i (instantiate $m))
+            (func (export "grow") (param "pages" u32) (result s32) (canon lift (core func $i "grow")))
+            (func (export "try-grow") (param "pages" u32) (result (result u32))
+                (canon lift (core func $i "try-grow") (memory (core memory $i "mem")))))"#,
+    )
+    .expect("valid WAT")
+}
+
+#[tokio::test]
+async fn a_guest_that_recovers_from_a_refused_grow_succeeds_and_the_report_says_so() {
+    let grants = tollgate_sandbox::Grants::new().limits(Limits { memory_bytes: 4 << 20, ..limits() });
+    let p = common::sandbox().load(&grower(), grants).await.unwrap();
+    // 128 pages = 8 MiB: over the 4 MiB limit. The guest sees -1 and returns it.
+    let o = common::call(&p, "grow", json!({"pages": 128})).await;
+    assert_eq!(o.result.unwrap(), json!(-1));
+    assert_eq!(o.report.outcome, "ok");
+    assert!(o.report.memory_refused && o.report.guest_error.is_none());
+    let ok = common::call(&p, "grow", json!({"pages": 16})).await;
+    assert_eq!(ok.result.unwrap(), json!(1), "the old size in pages");
+    assert!(!ok.report.memory_refused);
+
+    // A plain function's `err` after a refused grow: the memory limit, the err kept.
+    let o = common::call(&p, "try_grow", json!({"pages": 128})).await;
+    assert_eq!(o.result, Err(CallError::MemoryLimit { limit: 4 << 20 }));
+    assert_eq!(o.report.guest_error.as_deref(), Some("invalid input: the function returned err"));
+    assert_eq!(common::call(&p, "try_grow", json!({"pages": 16})).await.result.unwrap(), json!(17));
 }
 
 #[tokio::test]

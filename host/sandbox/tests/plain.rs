@@ -1,7 +1,8 @@
 //! Plain components as tools: the `plain` fixture (a component that knows nothing of Tollgate)
 //! is inspected, called with every supported WIT type, refused bad input with exact paths, and
 //! held to the same limits as a plugin. Small components written in WAT cover naming clashes,
-//! the component name, nothing callable, and the http capability.
+//! the component name, nothing callable, and the http capability; `plain-http` makes real
+//! requests through the egress gate.
 
 mod common;
 
@@ -396,4 +397,66 @@ async fn http_importing_components_need_a_grant_and_write() {
     assert_eq!(p.capabilities(), [Capability::Http]);
     assert!(p.manifest().hosts.is_empty());
     assert_eq!(p.call("fetch", "{}", &common::ctx("k")).await.result.unwrap(), json!(7));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound HTTP from a plain component: `plain-http` (wasi:http through the `wasip2` crate)
+// against a loopback server this test starts. The operator's host grants are its whole policy.
+
+#[tokio::test]
+async fn a_plain_component_reaches_a_granted_host_through_the_gate() {
+    let server = common::TestServer::start().await;
+    let origin = format!("http://127.0.0.1:{}", server.port());
+    let p = common::load(&common::sandbox(), "plain-http", Grants::new().allow_host(&origin).unwrap()).await;
+    assert_eq!(p.capabilities(), [Capability::Http]);
+    let fetch = p.manifest().tool("fetch_status").unwrap();
+    assert_eq!(fetch.effects.names(), ["read", "write"]);
+
+    let o = tokio::time::timeout(
+        Duration::from_secs(20),
+        common::call(&p, "fetch_status", json!({"url": format!("{origin}/ok")})),
+    )
+    .await
+    .expect("the call ends");
+    assert_eq!(o.result.unwrap(), json!(200));
+    let hits = server.hits();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!((hits[0].method.as_str(), hits[0].path.as_str()), ("GET", "/ok"));
+    let egress = &o.report.egress;
+    assert_eq!(egress.len(), 1, "{egress:?}");
+    assert_eq!(
+        (egress[0].host.as_str(), egress[0].status, egress[0].denied.as_deref()),
+        ("127.0.0.1", Some(200), None)
+    );
+}
+
+#[tokio::test]
+async fn a_plain_component_is_denied_a_host_not_granted_and_nothing_is_sent() {
+    let server = common::TestServer::start().await;
+    // http is granted (or the component would not load), but not for this server.
+    let grants = Grants::new().allow_host("http://api.example.test").unwrap();
+    let p = common::load(&common::sandbox(), "plain-http", grants).await;
+    let url = format!("http://127.0.0.1:{}/ok", server.port());
+    let o = tokio::time::timeout(Duration::from_secs(20), common::call(&p, "fetch_status", json!({"url": url})))
+        .await
+        .expect("the call ends");
+    // The function's `err` (the wasi:http error code), reported as the gate's denial.
+    match &o.result {
+        Err(CallError::Tool(ToolError::Denied { message })) => {
+            assert_eq!(message, "ErrorCode::HttpRequestDenied")
+        }
+        other => panic!("want the typed denial, got {other:?}"),
+    }
+    assert_eq!(o.report.outcome, "tool-denied");
+    let denied = o.report.egress.first().and_then(|e| e.denied.as_deref()).unwrap_or_default();
+    assert!(denied.contains("not granted by the operator"), "{:?}", o.report.egress);
+    assert_eq!(server.hits().len(), 0, "the server received a request");
+
+    // A plain `err` with no denial behind it stays the function's own refusal of its input.
+    let o = common::call(&p, "fetch_status", json!({"url": "ftp://api.example.test/"})).await;
+    assert_eq!(
+        o.result,
+        Err(CallError::Tool(ToolError::InvalidInput { message: r#"unsupported scheme "ftp""#.into() }))
+    );
+    assert!(o.report.egress.is_empty());
 }

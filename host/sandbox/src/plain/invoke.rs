@@ -5,7 +5,10 @@
 //! A function returning `result<T, E>` at top level: `ok` is the output (`null` for `_`), `err`
 //! is the tool's own failure, [`ToolError::InvalidInput`] carrying E as JSON (a string E as the
 //! string itself). A plain function cannot say more than that, and for a function of its input
-//! an `err` is a refusal of that input; it is never retried.
+//! an `err` is a refusal of that input; it is never retried. The host knows two causes better
+//! and reports them instead (`call::attribute`): an `err` after the egress gate denied one of
+//! the call's requests is [`ToolError::Denied`], and any failure after the memory limit refused
+//! a `memory.grow` is [`CallError::MemoryLimit`].
 
 use std::time::Instant;
 

@@ -4,16 +4,19 @@
 //! template of each language (Rust; Python with componentize-py; JavaScript with StarlingMonkey,
 //! the default engine, and with QuickJS) through `tollgate_pluginkit::build`, then measures for
 //! each component: its size; the compile time with no cache; the load time from the compilation
-//! cache in a fresh `Sandbox` (a restarted host); the first call after that load; and the p50 /
-//! p90 of a trivial call, each on a fresh instance (what every call gets). Rounds of calls are
-//! interleaved across languages so load drift hits all of them alike. Prints numbers; asserts
-//! only that every call succeeds. See BENCHMARKS.md.
+//! cache in a fresh `Sandbox` (a restarted host); the first call after that load; the p50 /
+//! p90 of a trivial call, each on a fresh instance (the default); and the p50 of the same call
+//! on a warm instance (`instances = "per-run"`: a `WarmInstances` set, calls in sequence, so
+//! each reuses the instance the previous one left). Rounds of calls are interleaved across
+//! languages, and fresh and warm alternate within each round, so load drift hits all of them
+//! alike. Prints numbers; asserts only that every call succeeds and that warm calls reused an
+//! instance. See BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tollgate_pluginkit::{BuildOptions, Lang};
-use tollgate_sandbox::{CallContext, Grants, Plugin, Sandbox, SandboxConfig};
+use tollgate_sandbox::{CallContext, CallOutcome, Grants, Plugin, Sandbox, SandboxConfig, WarmInstances};
 
 const ROUNDS: usize = 10;
 const CALLS_PER_ROUND: usize = 40;
@@ -66,12 +69,26 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
+fn checked(out: CallOutcome, s: &Subject) -> CallOutcome {
+    if let Err(e) = &out.result {
+        panic!("{}: {e}", s.label);
+    }
+    out
+}
+
 async fn call(plugin: &Plugin, s: &Subject) -> (Duration, u64) {
     let started = Instant::now();
     let out = plugin.call(s.tool, s.input, &ctx()).await;
     let took = started.elapsed();
-    out.result.unwrap_or_else(|e| panic!("{}: {e}", s.label));
-    (took, out.report.fuel_used)
+    (took, checked(out, s).report.fuel_used)
+}
+
+async fn warm_call(warm: &WarmInstances, s: &Subject) -> Duration {
+    let started = Instant::now();
+    let out = warm.call(s.tool, s.input, &ctx()).await;
+    let took = started.elapsed();
+    assert!(checked(out, s).report.reused_instance, "{}: a warm call instantiated", s.label);
+    took
 }
 
 fn main() {
@@ -125,7 +142,15 @@ fn main() {
             rows.push((bytes.len(), compile, cache_load, first));
             loaded.push((restarted, plugin));
         }
+        // One warm set per language, primed so that every measured warm call reuses.
+        let mut warm = Vec::new();
+        for (i, s) in subjects.iter().enumerate() {
+            let set = loaded[i].1.warm_instances();
+            checked(set.call(s.tool, s.input, &ctx()).await, s);
+            warm.push(set);
+        }
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
+        let mut warm_samples: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
         let mut fuel = vec![0u64; subjects.len()];
         for _ in 0..ROUNDS {
             for (i, s) in subjects.iter().enumerate() {
@@ -133,19 +158,21 @@ fn main() {
                     let (took, f) = call(&loaded[i].1, s).await;
                     samples[i].push(ms(took));
                     fuel[i] = f;
+                    warm_samples[i].push(ms(warm_call(&warm[i], s).await));
                 }
             }
         }
         println!(
-            "\n| plugin | component | compile (no cache) | load from cache | first call after restart | call p50 (fresh instance) | call p90 | first / p50 | fuel per call |"
+            "\n| plugin | component | compile (no cache) | load from cache | first call after restart | call p50 (fresh instance) | call p90 | first / p50 | call p50 (warm instance) | fresh / warm | fuel per call |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (i, s) in subjects.iter().enumerate() {
             let (size, compile, cache_load, first) = rows[i];
             let p50 = quantile(&mut samples[i], 0.5);
             let p90 = quantile(&mut samples[i], 0.9);
+            let warm_p50 = quantile(&mut warm_samples[i], 0.5);
             println!(
-                "| {} | {:.1} MiB | {:.0} ms | {:.2} ms | {:.2} ms | {:.3} ms | {:.3} ms | {:.1}× | {} |",
+                "| {} | {:.1} MiB | {:.0} ms | {:.2} ms | {:.2} ms | {:.3} ms | {:.3} ms | {:.1}× | {:.3} ms | {:.1}× | {} |",
                 s.label,
                 size as f64 / (1 << 20) as f64,
                 ms(compile),
@@ -154,9 +181,12 @@ fn main() {
                 p50,
                 p90,
                 ms(first) / p50,
+                warm_p50,
+                p50 / warm_p50,
                 fuel[i],
             );
         }
-        println!("\n{} calls per plugin ({ROUNDS} interleaved rounds of {CALLS_PER_ROUND}).", ROUNDS * CALLS_PER_ROUND);
+        let n = ROUNDS * CALLS_PER_ROUND;
+        println!("\n{n} fresh and {n} warm calls per plugin ({ROUNDS} interleaved rounds of {CALLS_PER_ROUND} each).");
     });
 }

@@ -52,6 +52,7 @@ impl Runtime {
             return self.outcome(&run).await;
         }
         let mut state = RunState::load(&*self.store, &run).await?;
+        let _warm = self.warm.advancing(run_id);
         loop {
             let started = Instant::now();
             let pass = if let Some(pending) = state.pending.clone() {

@@ -15,6 +15,7 @@ use tollgate_store::{
     ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, Commit, Counters, RunRecord,
     RunStatus, ToolCallRecord, ToolCallStatus,
 };
+use tollgate_workflow::InstanceMode;
 
 use crate::advance::Pass;
 use crate::approvals::binding_hash;
@@ -317,7 +318,13 @@ impl Runtime {
         };
         let input = serde_json::to_string(&row.input).unwrap_or_default();
         crate::crashtest::pause_point("call_started");
-        let outcome = plugin.call(&tool, &input, &ctx).await;
+        let plugin_name = row.tool.split_once('.').map_or("", |(p, _)| p);
+        let outcome = match self.workflow.workflow.plugins.get(plugin_name).map(|p| p.instances) {
+            Some(InstanceMode::PerRun) => {
+                self.warm.get(&row.run_id, plugin_name, plugin).call(&tool, &input, &ctx).await
+            }
+            _ => plugin.call(&tool, &input, &ctx).await,
+        };
         crate::crashtest::pause_point("call_finished");
         let report = &outcome.report;
         let (result, output_digest, output) = match &outcome.result {
@@ -340,7 +347,8 @@ impl Runtime {
             "idempotency_key": row.idempotency_key, "input": row.input, "outcome": report.outcome,
             "error": report.error, "output_sha256": output_digest, "fuel_used": report.fuel_used,
             "duration_us": report.duration_us, "peak_memory_bytes": report.peak_memory_bytes,
-            "memory_refused": report.memory_refused, "guest_error": report.guest_error, "egress": report.egress,
+            "memory_refused": report.memory_refused, "guest_error": report.guest_error,
+            "instance": if report.reused_instance { "reused" } else { "fresh" }, "egress": report.egress,
         });
         row.status = ToolCallStatus::Done;
         row.result = Some(result);

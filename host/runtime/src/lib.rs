@@ -16,7 +16,10 @@
 //! - A tool call runs only from a committed `allowed` row, with the idempotency key
 //!   `run:step:index`; after a crash, only rows without a recorded result run again.
 //! - An approval authorises one plugin build, tool and input (its binding hash), once.
-//! - The runtime never holds state a crash could lose: every pass reloads the run from the store.
+//! - The runtime never holds state a crash could lose: the loop's in-memory run and state only
+//!   ever take changes a commit has written (a failed commit ends `advance`).
+//! - Plugin instances are shared only by the calls of one run, only for plugins marked
+//!   `instances = "per-run"`, and only while `advance` works on that run (warm.rs).
 
 mod advance;
 pub mod approvals;
@@ -33,6 +36,7 @@ mod options;
 mod runtime;
 mod state;
 mod step;
+mod warm;
 
 pub use advance::RunOutcome;
 pub use catalogue::{Catalogue, model_name};

@@ -17,6 +17,7 @@ use crate::error::RuntimeError;
 use crate::ids;
 use crate::options::RunOptions;
 use crate::state::RunState;
+use crate::warm::WarmSets;
 
 /// Everything needed to advance runs of one workflow.
 pub struct Runtime {
@@ -26,6 +27,8 @@ pub struct Runtime {
     pub(crate) options: RunOptions,
     providers: Mutex<BTreeMap<String, Arc<dyn Provider>>>,
     provider_options: ProviderOptions,
+    /// Instances kept for the runs being advanced, of plugins with `instances = "per-run"`.
+    pub(crate) warm: WarmSets,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -62,6 +65,7 @@ impl Runtime {
             options,
             providers: Mutex::new(BTreeMap::new()),
             provider_options,
+            warm: WarmSets::default(),
         }
     }
 

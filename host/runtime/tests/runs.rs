@@ -241,7 +241,7 @@ async fn handoffs_check_the_payload_and_give_the_receiver_a_fresh_conversation()
     assert_eq!(
         sender_tool,
         "Refused by Tollgate's gate (enabled): `ads__list_campaigns` is not a tool of agent `writer`; its tools are: \
-         echo__echo, echo__add, echo__slow_sum"
+         echo__echo, echo__add, echo__slow_sum, echo__calls"
     );
     assert!(h.standins.meta.requests().is_empty());
     assert!(!result_of(&state, "writer", "call_writer_0_1").1);

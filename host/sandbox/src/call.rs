@@ -1,13 +1,16 @@
-//! One sandboxed call: validate input → fresh store and instance under the plugin's limits →
-//! run with fuel, an epoch deadline and a wall-clock deadline on host waits → classify what
-//! happened into a typed result → validate and redact output → the [`CallReport`]. A plain
-//! component's call differs only in the middle: arguments converted from the input, one
-//! export called dynamically ([`crate::plain`]).
+//! One sandboxed call: validate input → a store and instance under the plugin's limits (fresh,
+//! or a warm one from [`crate::WarmInstances`], reset for this call) → run with fuel, an epoch
+//! deadline and a wall-clock deadline on host waits → classify what happened into a typed
+//! result → validate and redact output → the [`CallReport`]. A plain component's call differs
+//! only in the middle: arguments converted from the input, one export called dynamically
+//! ([`crate::plain`]). Fresh and warm calls share every step; they differ only in where the
+//! instance comes from and whether it is kept afterwards.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use wasmtime::component::Val;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::bindings::PluginPre;
@@ -21,6 +24,7 @@ use crate::plugin::{Kind, Plugin};
 use crate::redact::Redactor;
 use crate::report::CallReport;
 use crate::state::{CallState, PluginScope};
+use crate::warm::{Idle, Warm};
 
 /// Identifies a call; the idempotency key must be stable across retries of the same call.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -48,6 +52,13 @@ pub(crate) fn wait_until(deadline: Instant) -> tokio::time::Instant {
 fn new_store(sandbox: &Sandbox, state: CallState, limits: &Limits, deadline: Instant) -> Store<CallState> {
     let mut store = Store::new(&sandbox.inner.engine, state);
     store.limiter(|s| &mut s.limiter);
+    arm(&mut store, limits, deadline);
+    store
+}
+
+/// Gives the store a full tank of fuel and this call's epoch deadline: done for every call,
+/// so a reused store starts each call with the same budget as a fresh one.
+fn arm(store: &mut Store<CallState>, limits: &Limits, deadline: Instant) {
     // Fuel metering is always on in this engine, so setting fuel cannot fail.
     let _ = store.set_fuel(limits.fuel);
     // Each epoch tick: past the deadline, stop; otherwise yield to the executor so that one
@@ -56,7 +67,20 @@ fn new_store(sandbox: &Sandbox, state: CallState, limits: &Limits, deadline: Ins
         if Instant::now() >= deadline { Err(Trap::Interrupt.into()) } else { Ok(UpdateDeadline::Yield(1)) }
     });
     store.set_epoch_deadline(1);
-    store
+}
+
+/// The result of a guest future run under [`wait_until`], in the call's terms.
+pub(crate) fn settle<T>(
+    r: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+    store: &Store<CallState>,
+    limits: &Limits,
+    instantiating: bool,
+) -> Result<T, CallError> {
+    match r {
+        Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
+        Ok(Err(e)) => Err(classify(e, store, limits, instantiating)),
+        Ok(Ok(v)) => Ok(v),
+    }
 }
 
 /// Turns a wasmtime error into the precise [`CallError`].
@@ -100,17 +124,64 @@ pub(crate) fn classify(
     CallError::Trap { message, backtrace }
 }
 
-/// Instantiates a fresh instance in `store` under the call's deadline.
+/// A live instance of either kind of component.
+pub(crate) enum Instance {
+    Tollgate(crate::bindings::Plugin),
+    Plain(wasmtime::component::Instance),
+}
+
+/// Instantiates a fresh Tollgate plugin in `store` under the call's deadline.
 async fn instantiate(
     pre: &PluginPre<CallState>,
     store: &mut Store<CallState>,
     limits: &Limits,
     deadline: Instant,
 ) -> Result<crate::bindings::Plugin, CallError> {
-    match tokio::time::timeout_at(wait_until(deadline), pre.instantiate_async(&mut *store)).await {
-        Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
-        Ok(Err(e)) => Err(classify(e, store, limits, true)),
-        Ok(Ok(instance)) => Ok(instance),
+    let instantiated = tokio::time::timeout_at(wait_until(deadline), pre.instantiate_async(&mut *store)).await;
+    settle(instantiated, store, limits, true)
+}
+
+async fn instantiate_kind(
+    kind: &Kind,
+    store: &mut Store<CallState>,
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<Instance, CallError> {
+    match kind {
+        Kind::Tollgate(pre) => instantiate(pre, store, limits, deadline).await.map(Instance::Tollgate),
+        Kind::Plain(exports, _) => plain::instantiate(exports, store, limits, deadline).await.map(Instance::Plain),
+    }
+}
+
+/// What the guest is called with: the JSON text and context, or a plain export's arguments.
+enum Invocation<'a> {
+    Tollgate { input: &'a str, ctx: WitContext },
+    Plain(Vec<Val>),
+}
+
+/// Runs `tool` on `instance`; returns the guest's output text or its failure.
+async fn invoke(
+    kind: &Kind,
+    instance: &Instance,
+    store: &mut Store<CallState>,
+    tool: &str,
+    invocation: Invocation<'_>,
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<String, CallError> {
+    match (kind, instance, invocation) {
+        (Kind::Tollgate(_), Instance::Tollgate(i), Invocation::Tollgate { input, ctx }) => {
+            let call = i.tollgate_plugin_tool().call_call(&mut *store, tool, input, &ctx);
+            match settle(tokio::time::timeout_at(wait_until(deadline), call).await, store, limits, false)? {
+                Err(tool_error) => Err(CallError::Tool(tool_error.into())),
+                Ok(output) => Ok(output),
+            }
+        }
+        (Kind::Plain(exports, _), Instance::Plain(i), Invocation::Plain(args)) => {
+            plain::invoke(exports, i, tool, args, store, limits, deadline).await
+        }
+        // Instances are only ever made from their own plugin's kind.
+        _ => Err(CallError::Trap { message: "instance of the wrong kind for this plugin".into(), backtrace: None }),
     }
 }
 
@@ -125,12 +196,9 @@ pub(crate) async fn fetch_manifest(
     let state = CallState::new(scope, limits, deadline, Arc::new(BTreeMap::new()));
     let mut store = new_store(sandbox, state, limits, deadline);
     let instance = instantiate(pre, &mut store, limits, deadline).await?;
-    match tokio::time::timeout_at(wait_until(deadline), instance.tollgate_plugin_tool().call_manifest(&mut store)).await
-    {
-        Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
-        Ok(Err(e)) => Err(classify(e, &store, limits, false)),
-        Ok(Ok(m)) => Ok(m),
-    }
+    let called =
+        tokio::time::timeout_at(wait_until(deadline), instance.tollgate_plugin_tool().call_manifest(&mut store)).await;
+    settle(called, &store, limits, false)
 }
 
 /// Longest message a plugin's tool error may carry into results and reports.
@@ -157,6 +225,12 @@ impl Plugin {
     /// Runs `tool` with `input` (JSON text). Never panics on guest behaviour; every failure is
     /// a typed [`CallError`], and the report is filled in either way.
     pub async fn call(&self, tool: &str, input: &str, ctx: &CallContext) -> CallOutcome {
+        self.run(tool, input, ctx, None).await
+    }
+
+    /// The call, fresh or warm: with `warm`, an idle instance from it is reused when there is
+    /// one, and the instance goes back to it after a call that leaves it fit for reuse.
+    pub(crate) async fn run(&self, tool: &str, input: &str, ctx: &CallContext, warm: Option<&Idle>) -> CallOutcome {
         let started = Instant::now();
         let p = &self.inner;
         let limits = &p.grants.limits;
@@ -170,7 +244,7 @@ impl Plugin {
             ..CallReport::default()
         };
         let mut redactor = Redactor::default();
-        let result = self.call_inner(tool, input, ctx, &mut report, &mut redactor).await;
+        let result = self.call_inner(tool, input, ctx, &mut report, &mut redactor, warm).await;
         let result = result.map(|mut v| {
             redactor.json(&mut v);
             v
@@ -195,6 +269,7 @@ impl Plugin {
         ctx: &CallContext,
         report: &mut CallReport,
         redactor: &mut Redactor,
+        warm: Option<&Idle>,
     ) -> Result<serde_json::Value, CallError> {
         let p = &self.inner;
         let limits = &p.grants.limits;
@@ -216,11 +291,18 @@ impl Plugin {
             };
             return Err(CallError::InvalidInput { message });
         }
-        let args = match &p.kind {
-            Kind::Plain(exports, _) => {
-                plain::arguments(exports, tool, &value).map_err(|message| CallError::InvalidInput { message })?
-            }
-            Kind::Tollgate(_) => Vec::new(),
+        let invocation = match &p.kind {
+            Kind::Plain(exports, _) => Invocation::Plain(
+                plain::arguments(exports, tool, &value).map_err(|message| CallError::InvalidInput { message })?,
+            ),
+            Kind::Tollgate(_) => Invocation::Tollgate {
+                input,
+                ctx: WitContext {
+                    run_id: ctx.run_id.clone(),
+                    call_id: ctx.call_id.clone(),
+                    idempotency_key: ctx.idempotency_key.clone(),
+                },
+            },
         };
 
         // Credentials are read now, so rotation takes effect on the next call; every value
@@ -235,49 +317,86 @@ impl Plugin {
                 credential_values.insert(binding.name.clone(), value);
             }
         }
+        let credential_values = Arc::new(credential_values);
         let deadline = Instant::now() + limits.timeout;
-        let state = CallState::new(p.scope.clone(), limits, deadline, Arc::new(credential_values));
-        let mut store = new_store(&p.sandbox, state, limits, deadline);
-        let wit_ctx = WitContext {
-            run_id: ctx.run_id.clone(),
-            call_id: ctx.call_id.clone(),
-            idempotency_key: ctx.idempotency_key.clone(),
-        };
-
-        let outcome = match &p.kind {
-            Kind::Plain(exports, _) => plain::call(exports, tool, args, &mut store, limits, deadline).await,
-            Kind::Tollgate(pre) => match instantiate(pre, &mut store, limits, deadline).await {
-                Err(e) => Err(e),
-                Ok(instance) => {
-                    let call = instance.tollgate_plugin_tool().call_call(&mut store, tool, input, &wit_ctx);
-                    match tokio::time::timeout_at(wait_until(deadline), call).await {
-                        Err(_) => Err(CallError::Timeout { limit: limits.timeout }),
-                        Ok(Err(e)) => Err(classify(e, &store, limits, false)),
-                        Ok(Ok(Err(tool_error))) => Err(CallError::Tool(tool_error.into())),
-                        Ok(Ok(Ok(output))) => Ok(output),
-                    }
+        // Secret values earlier calls handed to a reused instance: the guest may still hold
+        // them, so this call's output, logs and errors are redacted of them too.
+        let (mut store, instance, mut secrets_seen) = match warm.and_then(Idle::take) {
+            Some(Warm { mut store, instance, secrets_seen }) => {
+                store.data_mut().begin_call(deadline, credential_values);
+                arm(&mut store, limits, deadline);
+                report.reused_instance = true;
+                for (name, value) in &secrets_seen {
+                    redactor.add(name, value);
                 }
-            },
+                (store, Some(instance), secrets_seen)
+            }
+            None => {
+                let state = CallState::new(p.scope.clone(), limits, deadline, credential_values);
+                (new_store(&p.sandbox, state, limits, deadline), None, Vec::new())
+            }
+        };
+        let instance = match instance {
+            Some(instance) => Ok(instance),
+            None => instantiate_kind(&p.kind, &mut store, limits, deadline).await,
+        };
+        let (instance, outcome) = match instance {
+            Ok(instance) => {
+                let outcome = invoke(&p.kind, &instance, &mut store, tool, invocation, limits, deadline).await;
+                (Some(instance), outcome)
+            }
+            Err(e) => (None, Err(e)),
         };
 
         let state = store.data_mut();
         for (name, value) in state.secret_values.drain(..) {
             redactor.add(&name, &value);
+            if warm.is_some() && !secrets_seen.contains(&(name.clone(), value.clone())) {
+                secrets_seen.push((name, value));
+            }
         }
         fill_report(report, &mut store, limits, redactor);
-        let output = attribute(outcome, report, limits, matches!(p.kind, Kind::Plain(..)), redactor)?;
-        if output.len() > limits.output_bytes {
-            return Err(CallError::OutputTooLarge { size: output.len(), limit: limits.output_bytes });
+        let result =
+            finish(outcome, report, limits, matches!(p.kind, Kind::Plain(..)), redactor, output_schema.as_ref());
+        if let (Some(idle), Some(instance)) = (warm, instance)
+            && reusable(&result, report)
+        {
+            idle.put(Warm { store, instance, secrets_seen });
         }
-        let value: serde_json::Value = serde_json::from_str(&output)
-            .map_err(|e| CallError::InvalidOutput { message: format!("not JSON: {e}") })?;
-        if let Some(schema) = output_schema {
-            schema
-                .check(&value)
-                .map_err(|m| CallError::InvalidOutput { message: format!("does not match the output schema: {m}") })?;
-        }
-        Ok(value)
+        result
     }
+}
+
+/// Whether the instance a call ran on may serve another call: only after the guest returned
+/// normally (output, or a tool error of its own). A trapped instance cannot be entered again;
+/// one stopped by a limit, or whose output the host refused, is not trusted to be in a sane
+/// state. A grow the memory limit refused counts even when the guest recovered.
+fn reusable(result: &Result<serde_json::Value, CallError>, report: &CallReport) -> bool {
+    matches!(result, Ok(_) | Err(CallError::Tool(_))) && !report.memory_refused
+}
+
+/// The guest's outcome → the call's result: the host's more precise causes first, then the
+/// output size, JSON and schema checks.
+fn finish(
+    outcome: Result<String, CallError>,
+    report: &mut CallReport,
+    limits: &Limits,
+    plain: bool,
+    redactor: &Redactor,
+    output_schema: Option<&crate::schema::Schema>,
+) -> Result<serde_json::Value, CallError> {
+    let output = attribute(outcome, report, limits, plain, redactor)?;
+    if output.len() > limits.output_bytes {
+        return Err(CallError::OutputTooLarge { size: output.len(), limit: limits.output_bytes });
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(&output).map_err(|e| CallError::InvalidOutput { message: format!("not JSON: {e}") })?;
+    if let Some(schema) = output_schema {
+        schema
+            .check(&value)
+            .map_err(|m| CallError::InvalidOutput { message: format!("does not match the output schema: {m}") })?;
+    }
+    Ok(value)
 }
 
 /// Puts what the host knows above the guest's own account of a failure.
@@ -333,8 +452,9 @@ fn fill_report(report: &mut CallReport, store: &mut Store<CallState>, limits: &L
         redactor.json(&mut l.fields);
     }
     report.logs_dropped = state.logs_dropped;
-    let out = state.stdout.contents();
-    let err = state.stderr.contents();
+    // Taken, not copied: an idle warm instance keeps nothing of the call it served.
+    let out = state.stdout.take();
+    let err = state.stderr.take();
     report.stdio_truncated = out.len() >= limits.stdio_bytes || err.len() >= limits.stdio_bytes;
     report.stdout = redactor.text(&String::from_utf8_lossy(&out));
     report.stderr = redactor.text(&String::from_utf8_lossy(&err));

@@ -4,7 +4,9 @@
 //! ```text
 //! Sandbox::new(config)            engine, linker (all capabilities), epoch ticker — once
 //!   └─ sandbox.load(bytes, grants) compile (cache) → imports ∩ grants → manifest → Plugin
-//!        └─ plugin.call(tool, input, ctx)  fresh Store + instance per call → CallOutcome
+//!        ├─ plugin.call(tool, input, ctx)  fresh Store + instance per call → CallOutcome
+//!        └─ plugin.warm_instances()        opt-in: instances reused by the calls of one run
+//!             └─ warm.call(tool, input, ctx)  idle instance (reset per call) or fresh → CallOutcome
 //! ```
 //!
 //! A component that does not export `tollgate:plugin/tool` is a *plain* component: each of its
@@ -15,8 +17,9 @@
 //! - Deny by default: [`Grants::new`] grants nothing; a plugin importing a capability that is
 //!   not granted does not load, and the error names the import.
 //! - Only [`egress`] opens connections for guests, and only to addresses it checked.
-//! - Every call gets a fresh store and instance: nothing of one call is visible to another
-//!   except through the kv capability, which is scoped per plugin.
+//! - Every [`Plugin::call`] gets a fresh store and instance: nothing of one call is visible to
+//!   another except through the kv capability, which is scoped per plugin. The one exception
+//!   is explicit: calls through one [`WarmInstances`] set may share guest memory (see `warm`).
 //! - Guest behaviour never panics the host: every outcome is a [`CallError`] or a value.
 //! - Secret values leave a call only as `[REDACTED:name]`.
 
@@ -31,12 +34,14 @@ pub mod grants;
 pub mod kv;
 pub mod limits;
 mod manifest;
+mod pipe;
 mod plain;
 mod plugin;
 mod redact;
 pub mod report;
 mod schema;
 mod state;
+mod warm;
 
 pub use cache::CacheOutcome;
 pub use call::{CallContext, CallOutcome};
@@ -51,3 +56,4 @@ pub use plugin::{Inspection, Plugin, sha256_hex};
 pub use redact::Redactor;
 pub use report::{CallReport, EgressRecord, LogRecord};
 pub use schema::Schema;
+pub use warm::WarmInstances;

@@ -55,10 +55,15 @@ pub struct CallReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub duration_us: u64,
+    /// The call ran on an instance an earlier call of the same [`crate::WarmInstances`] set
+    /// used (guest memory left by that call was visible to this one). Always false for
+    /// [`crate::Plugin::call`], which instantiates fresh.
+    pub reused_instance: bool,
     /// Exact when the call returns or runs out of fuel; a lower bound when it is stopped by
     /// the timeout (wasmtime does not flush the fuel counter on an interrupt).
     pub fuel_used: u64,
     pub fuel_limit: u64,
+    /// The instance's peak linear memory: on a reused instance, memory earlier calls grew counts.
     pub peak_memory_bytes: usize,
     /// The memory limit refused a `memory.grow` during the call. Set even when the guest
     /// recovered (caught its allocation failure) and the call succeeded: it ran short.

@@ -2,6 +2,13 @@
 //! the egress gate, the capped stdio pipes, the memory limiter and the host side of the
 //! `log`, `kv` and `secrets` capabilities. It is the single "view" that threads host state
 //! through every linked interface.
+//!
+//! A store normally lives for one call. A warm instance's store lives for several
+//! ([`crate::WarmInstances`]): [`CallState::begin_call`] then resets everything that belongs to
+//! one call — the deadline and credentials egress uses, the egress log and counters, logs,
+//! captured stdio, secrets read, kv counts, the memory limiter's `refused` flag — and keeps
+//! what belongs to the instance: the WASI context and resource table (the guest holds handles
+//! into them), and the memory the instance has grown (its peak, and the limit, are per instance).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +16,6 @@ use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -18,6 +24,7 @@ use crate::egress::{EgressCaps, EgressHooks, EgressLog, EgressPolicy};
 use crate::grants::SecretSource;
 use crate::kv::{KvStore, MAX_KEY_BYTES};
 use crate::limits::{Limits, clip_text};
+use crate::pipe::CallPipe;
 use crate::report::LogRecord;
 
 /// Live resource handles (streams, pollables, header maps, …) one call may hold.
@@ -96,8 +103,8 @@ pub(crate) struct CallState {
     http: WasiHttpCtx,
     pub egress: EgressHooks,
     pub limiter: MemoryLimiter,
-    pub stdout: MemoryOutputPipe,
-    pub stderr: MemoryOutputPipe,
+    pub stdout: CallPipe,
+    pub stderr: CallPipe,
     scope: Arc<PluginScope>,
     limits: Limits,
     pub logs: Vec<LogRecord>,
@@ -115,8 +122,8 @@ impl CallState {
         deadline: Instant,
         credential_values: Arc<BTreeMap<String, Result<String, String>>>,
     ) -> CallState {
-        let stdout = MemoryOutputPipe::new(limits.stdio_bytes);
-        let stderr = MemoryOutputPipe::new(limits.stdio_bytes);
+        let stdout = CallPipe::new(limits.stdio_bytes);
+        let stderr = CallPipe::new(limits.stdio_bytes);
         // Deny by default, spelled out: nothing from the host process reaches the guest.
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
@@ -162,6 +169,30 @@ impl CallState {
             secret_values: Vec::new(),
             kv_ops: 0,
         }
+    }
+}
+
+impl CallState {
+    /// Starts another call on this state's (reused) instance: everything the report and the
+    /// gates count per call starts again from nothing, under the new call's deadline and
+    /// credential values.
+    pub fn begin_call(&mut self, deadline: Instant, credential_values: Arc<BTreeMap<String, Result<String, String>>>) {
+        let e = &mut self.egress;
+        e.deadline = deadline;
+        e.credential_values = credential_values;
+        // A new log, not an emptied one: a request the previous call left in flight still
+        // holds a handle into the old log, and must not write into this call's records.
+        e.log = EgressLog::default();
+        e.requests = 0;
+        e.dropped = 0;
+        self.limiter.refused = false;
+        self.logs.clear();
+        self.logs_dropped = 0;
+        self.secrets_read.clear();
+        self.secret_values.clear();
+        self.kv_ops = 0;
+        self.stdout.take();
+        self.stderr.take();
     }
 }
 

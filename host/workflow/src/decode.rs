@@ -13,7 +13,7 @@ use tollgate_sandbox::egress::pattern::HostPattern;
 use toml::de::DeTable;
 
 use crate::diagnostics::{Reporter, suggestion};
-use crate::format::{Agent, KvGrant, PluginConfig, PluginGrants, PluginLimits, RunBounds, Workflow};
+use crate::format::{Agent, InstanceMode, KvGrant, PluginConfig, PluginGrants, PluginLimits, RunBounds, Workflow};
 use crate::shape::View;
 use crate::spans::{Node, span_at_pointer, to_json};
 use crate::spec::{AGENT, GRANTS, LIMITS, PLUGIN, POLICY, ROOT, RUN, STEP};
@@ -142,6 +142,10 @@ fn plugin(r: &mut Reporter<'_>, v: View<'_, '_>) -> PluginConfig {
         sha256: v.str("sha256").map(|(s, _)| s.to_string()),
         grants,
         limits,
+        instances: match v.str("instances") {
+            Some(("per-run", _)) => InstanceMode::PerRun,
+            _ => InstanceMode::Fresh,
+        },
     }
 }
 

@@ -80,6 +80,20 @@ pub struct PluginConfig {
     pub grants: PluginGrants,
     /// `[plugins.<name>.limits]`.
     pub limits: PluginLimits,
+    /// `instances`. Default: [`InstanceMode::Fresh`].
+    pub instances: InstanceMode,
+}
+
+/// `instances = "fresh" | "per-run"`: whether the calls of a run share plugin instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InstanceMode {
+    /// A new instance per call: nothing one call leaves in guest memory reaches another.
+    #[default]
+    Fresh,
+    /// The calls of one run reuse idle instances: what one call leaves in guest memory (globals,
+    /// caches, warmed-up interpreters) is visible to later calls of the same run, never to
+    /// another run. Per-call limits still hold per call.
+    PerRun,
 }
 
 /// `[plugins.<name>.grants]`: deny by default; can only narrow what the manifest declares.

@@ -36,7 +36,9 @@ use toml::de::DeTable;
 pub use cel_json::{eval_json, to_cel, to_json as cel_to_json};
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use expr::Program;
-pub use format::{Agent, KvGrant, PluginConfig, PluginGrants, PluginLimits, RunBounds, Step, StepInput, Workflow};
+pub use format::{
+    Agent, InstanceMode, KvGrant, PluginConfig, PluginGrants, PluginLimits, RunBounds, Step, StepInput, Workflow,
+};
 pub use policy::{
     Action, ApprovalDecision, ApprovalRule, CallFacts, FrequencyCap, FrequencyTargets, Policy, PolicyError,
     PolicyErrorKind, RateLimit, RunFacts, SpendCap,

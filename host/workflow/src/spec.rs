@@ -215,8 +215,17 @@ pub(crate) const PLUGIN: TableSpec = TableSpec {
         key("sha256", Ty::Name(&SHA256), "Pin: the component's sha256 (64 lower-case hex digits)."),
         key("grants", Ty::Table(&GRANTS), "What the plugin may use; can only narrow what it declares."),
         key("limits", Ty::Table(&LIMITS), "Per-call limits; the sandbox's defaults otherwise."),
+        def(
+            "instances",
+            Ty::Enum(INSTANCE_MODES),
+            "\"fresh\"",
+            "`fresh`: every call gets a new instance, so nothing one call leaves in the plugin's memory reaches another. `per-run`: the calls of one run reuse instances, so state one call leaves (globals, caches) is visible to the run's later calls of this plugin, never to other runs; limits still hold per call. See docs/plugins/instances.md.",
+        ),
     ],
 };
+
+/// Values of `plugins.<name>.instances`.
+pub(crate) const INSTANCE_MODES: &[&str] = &["fresh", "per-run"];
 
 pub(crate) const GRANTS: TableSpec = TableSpec {
     title: "plugins.<name>.grants",

@@ -1,6 +1,6 @@
-//! One call of a plain component's function: JSON input → arguments, a fresh instance in the
-//! call's store, a dynamic `Func::call_async` under the same deadline and classification as a
-//! Tollgate plugin's `call`, and the returned value → JSON text.
+//! One call of a plain component's function: JSON input → arguments, an instance in the call's
+//! store (fresh, or a warm one reused), a dynamic `Func::call_async` under the same deadline and
+//! classification as a Tollgate plugin's `call`, and the returned value → JSON text.
 //!
 //! A function returning `result<T, E>` at top level: `ok` is the output (`null` for `_`), `err`
 //! is the tool's own failure, [`ToolError::InvalidInput`] carrying E as JSON (a string E as the
@@ -14,10 +14,10 @@ use std::time::Instant;
 
 use serde_json::Value;
 use wasmtime::Store;
-use wasmtime::component::Val;
+use wasmtime::component::{Instance, Val};
 
 use super::{PlainExports, value};
-use crate::call::{classify, wait_until};
+use crate::call::{settle, wait_until};
 use crate::error::{CallError, ToolError};
 use crate::limits::{Limits, clip_text};
 use crate::state::CallState;
@@ -39,9 +39,21 @@ pub(crate) fn explain(exports: &PlainExports, tool: &str, input: &Value) -> Opti
     arguments(exports, tool, input).err()
 }
 
-/// Instantiates and calls; returns the output as JSON text.
-pub(crate) async fn call(
+/// A fresh instance of the component in `store`, under the call's deadline.
+pub(crate) async fn instantiate(
     exports: &PlainExports,
+    store: &mut Store<CallState>,
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<Instance, CallError> {
+    let instantiated = tokio::time::timeout_at(wait_until(deadline), exports.pre.instantiate_async(&mut *store)).await;
+    settle(instantiated, store, limits, true)
+}
+
+/// Calls `tool`'s export on `instance` (fresh or reused); returns the output as JSON text.
+pub(crate) async fn invoke(
+    exports: &PlainExports,
+    instance: &Instance,
     tool: &str,
     args: Vec<Val>,
     store: &mut Store<CallState>,
@@ -51,22 +63,13 @@ pub(crate) async fn call(
     let Some(f) = exports.funcs.get(tool) else {
         return Err(CallError::UnknownTool { tool: tool.to_string(), available: String::new() });
     };
-    let instance = match tokio::time::timeout_at(wait_until(deadline), exports.pre.instantiate_async(&mut *store)).await
-    {
-        Err(_) => return Err(CallError::Timeout { limit: limits.timeout }),
-        Ok(Err(e)) => return Err(classify(e, store, limits, true)),
-        Ok(Ok(instance)) => instance,
-    };
     // The index was resolved against this component at load, so the lookup cannot miss.
     let Some(func) = instance.get_func(&mut *store, f.index) else {
         return Err(CallError::Trap { message: format!("export of tool `{tool}` not found"), backtrace: None });
     };
     let mut results = vec![Val::Bool(false); usize::from(f.has_result)];
-    match tokio::time::timeout_at(wait_until(deadline), func.call_async(&mut *store, &args, &mut results)).await {
-        Err(_) => return Err(CallError::Timeout { limit: limits.timeout }),
-        Ok(Err(e)) => return Err(classify(e, store, limits, false)),
-        Ok(Ok(())) => {}
-    }
+    let called = tokio::time::timeout_at(wait_until(deadline), func.call_async(&mut *store, &args, &mut results)).await;
+    settle(called, store, limits, false)?;
     let output = |v: &Val| {
         value::to_json(v, &mut String::from("output")).map_err(|message| CallError::InvalidOutput { message })
     };

@@ -31,7 +31,7 @@ use crate::manifest::{self, Effects, Manifest, ToolSpec};
 use crate::schema::Schema;
 use crate::state::CallState;
 
-pub(crate) use invoke::{arguments, call, explain};
+pub(crate) use invoke::{arguments, explain, instantiate, invoke};
 
 /// The export a component must have to be a Tollgate plugin (any version).
 const TOOL_INTERFACE: &str = "tollgate:plugin/tool";

@@ -10,6 +10,8 @@
 //! - `add` — `{a, b}` → `{sum}`.
 //! - `slow_sum` — `{n}` → `{sum}`, the sum of `0..n` computed by an honest CPU loop, so a call can
 //!   be kept busy while another call on the same host is killed.
+//! - `calls` — `{}` → `{calls}`: how many calls this instance has served, this one included (1 on
+//!   a fresh instance), so tests can see whether the host reused an instance.
 //!
 //! It uses `wit-bindgen` directly rather than the Tollgate SDK so that the host's tests do not
 //! depend on the SDK.
@@ -72,6 +74,25 @@ const SLOW_SUM_INPUT: &str = r#"{
   "additionalProperties": false
 }"#;
 
+const CALLS_INPUT: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "additionalProperties": false
+}"#;
+
+const CALLS_OUTPUT: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "properties": {
+    "calls": { "type": "integer", "minimum": 1, "description": "Calls this instance has served." }
+  },
+  "required": ["calls"],
+  "additionalProperties": false
+}"#;
+
+/// Calls served by this instance: guest memory, so it lives exactly as long as the instance.
+static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 const SLOW_SUM_OUTPUT: &str = r#"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "type": "object",
@@ -108,6 +129,12 @@ fn manifest() -> Manifest {
                  Takes time proportional to n.",
                 SLOW_SUM_INPUT,
                 SLOW_SUM_OUTPUT,
+            ),
+            tool(
+                "calls",
+                "Returns {\"calls\"}: how many calls this instance has served, this one included.",
+                CALLS_INPUT,
+                CALLS_OUTPUT,
             ),
         ],
         hosts: Vec::new(),
@@ -152,8 +179,11 @@ fn add(input: &str) -> Result<String, ToolError> {
 }
 
 fn dispatch(tool: &str, input: String) -> Result<String, ToolError> {
+    // Counted before the tool runs, so every call this instance serves is counted.
+    let calls = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     match tool {
         "echo" => Ok(input),
+        "calls" => Ok(serde_json::json!({ "calls": calls }).to_string()),
         "add" => add(&input),
         "slow_sum" => {
             let SlowSumInput { n } = parse(&input)?;

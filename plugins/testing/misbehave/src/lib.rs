@@ -23,6 +23,8 @@ mod manifest;
 
 use std::hint::black_box;
 use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use exports::tollgate::plugin::tool::Guest;
 use serde::Deserialize;
@@ -485,8 +487,12 @@ fn get_secret(name: &str) -> Result<String, ToolError> {
     })
 }
 
+/// The last secret value `secret` read, kept in guest memory for `recall_secret`.
+static LAST_SECRET: Mutex<String> = Mutex::new(String::new());
+
 fn secret(input: SecretInput) -> ToolResult {
     let value = get_secret(&input.name)?;
+    *LAST_SECRET.lock().unwrap_or_else(|e| e.into_inner()) = value.clone();
     Ok(json!({ "length": value.len() }).to_string())
 }
 
@@ -544,6 +550,10 @@ fn log_spam(input: LogSpamInput) -> ToolResult {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Guest state that lives as long as the instance: a fresh instance starts at 0, a reused one
+/// (the host's warm-instance mode) remembers earlier calls.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
 fn dispatch(tool: &str, input: String, context: &CallContext) -> ToolResult {
     match tool {
         "spin" => spin(),
@@ -595,6 +605,8 @@ fn dispatch(tool: &str, input: String, context: &CallContext) -> ToolResult {
         })
         .to_string()),
         "echo" => Ok(input),
+        "recall_secret" => Ok(json!({ "value": *LAST_SECRET.lock().unwrap_or_else(|e| e.into_inner()) }).to_string()),
+        "counter" => Ok(json!({ "count": COUNTER.fetch_add(1, Ordering::Relaxed) + 1 }).to_string()),
         other => Err(ToolError::NotFound(format!("unknown tool: {other}"))),
     }
 }

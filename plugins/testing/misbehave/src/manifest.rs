@@ -254,6 +254,24 @@ pub fn specs() -> Vec<Spec> {
             )),
         ),
         spec(
+            "recall_secret",
+            "Returns the secret value the last `secret` call on this instance read (empty on a fresh \
+             instance): a guest that keeps a secret in memory for a later call.",
+            EMPTY_OBJECT,
+            Some(schema!(
+                r#""type":"object","properties":{"value":{"type":"string"}},"required":["value"],"additionalProperties":false"#
+            )),
+        ),
+        spec(
+            "counter",
+            "Increments a counter held in guest memory and returns it: 1 on a fresh instance, more \
+             on an instance reused by the host.",
+            EMPTY_OBJECT,
+            Some(schema!(
+                r#""type":"object","properties":{"count":{"type":"integer","minimum":1}},"required":["count"],"additionalProperties":false"#
+            )),
+        ),
+        spec(
             "echo",
             "Returns the input object unchanged.",
             schema!(r#""type":"object""#),

@@ -251,6 +251,7 @@ mod tests {
             ("echo", r#"{"anything": [1, {"b": true}]}"#, r#"{"k": 1}"#),
             ("add", r#"{"a": 1, "b": 2.5}"#, r#"{"sum": 3.5}"#),
             ("slow_sum", r#"{"n": 1000}"#, r#"{"sum": 499500}"#),
+            ("calls", r#"{}"#, r#"{"calls": 1}"#),
         ];
         assert_eq!(m.tools.len(), examples.len());
         for (tool, (name, input, output)) in m.tools.iter().zip(examples) {

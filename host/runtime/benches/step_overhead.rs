@@ -360,40 +360,31 @@ async fn agent_run(runtime: &Runtime, store: &TimedStore) -> RunSample {
 /// A second database with the store's pragmas and one small table, through a pool as most
 /// applications write: `BEGIN IMMEDIATE`, `INSERT`, `COMMIT`, one call each.
 async fn baseline_pool(path: &Path) -> SqlitePool {
-    let options = SqliteConnectOptions::new()
+    let pool =
+        SqlitePoolOptions::new().max_connections(4).connect_with(baseline_options(path)).await.expect("baseline db");
+    sqlx::raw_sql(BASELINE_TABLE).execute(&pool).await.expect("baseline table");
+    pool
+}
+
+/// The store's pragmas, on a baseline database at `path`.
+fn baseline_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.expect("baseline db");
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL) STRICT",
-    )
-    .execute(&pool)
-    .await
-    .expect("baseline table");
-    pool
+        .busy_timeout(Duration::from_secs(10))
 }
+
+const BASELINE_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL) STRICT";
 
 /// The cheapest fsync'd commit sqlx can make: a dedicated connection (no pool) to a third
 /// database, `BEGIN IMMEDIATE; INSERT …; COMMIT` sent as one call.
 async fn baseline_connection(path: &Path) -> SqliteConnection {
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
-    let mut conn = options.connect().await.expect("baseline db");
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL) STRICT",
-    )
-    .execute(&mut conn)
-    .await
-    .expect("baseline table");
+    let mut conn = baseline_options(path).connect().await.expect("baseline db");
+    sqlx::raw_sql(BASELINE_TABLE).execute(&mut conn).await.expect("baseline table");
     conn
 }
 

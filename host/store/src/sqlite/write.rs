@@ -55,14 +55,8 @@ pub(super) async fn create_run(store: &SqliteStore, run: &RunRecord, audit: &[Au
             json_text(&run.checkpoint).into(),
         ],
     );
-    let signed = match seal_audit(store, &heads, audit, false, &mut batch) {
-        Ok(signed) => signed,
-        Err(e) => {
-            tx.rollback().await;
-            return Err(e);
-        }
-    };
-    tx.commit(batch).await?;
+    let built = seal_audit(store, &heads, audit, false, &mut batch).map(|signed| (batch, signed));
+    let signed = tx.finish(built).await?;
     append_external(store, signed);
     Ok(())
 }
@@ -70,14 +64,8 @@ pub(super) async fn create_run(store: &SqliteStore, run: &RunRecord, audit: &[Au
 pub(super) async fn commit(store: &SqliteStore, commit: Commit) -> Result<(), StoreError> {
     let run_id = commit.run.as_ref().map(|r| r.id.as_str());
     let (mut tx, heads) = store.writer.begin(commit.durability, run_id).await?;
-    let (batch, signed) = match checked_batch(store, &mut tx, &heads, &commit).await {
-        Ok(writes) => writes,
-        Err(e) => {
-            tx.rollback().await;
-            return Err(e);
-        }
-    };
-    tx.commit(batch).await?;
+    let built = checked_batch(store, &mut tx, &heads, &commit).await;
+    let signed = tx.finish(built).await?;
     append_external(store, signed);
     Ok(())
 }
@@ -135,17 +123,11 @@ pub(super) async fn expire_approvals(store: &SqliteStore, now: i64) -> Result<Ve
         return Ok(Vec::new());
     }
     let (mut tx, heads) = store.writer.begin(Durability::Immediate, None).await?;
-    match expire_due(store, &mut tx, &heads, now).await {
-        Ok((expired, batch, signed)) => {
-            tx.commit(batch).await?;
-            append_external(store, signed);
-            Ok(expired)
-        }
-        Err(e) => {
-            tx.rollback().await;
-            Err(e)
-        }
-    }
+    let built =
+        expire_due(store, &mut tx, &heads, now).await.map(|(expired, batch, signed)| (batch, (expired, signed)));
+    let (expired, signed) = tx.finish(built).await?;
+    append_external(store, signed);
+    Ok(expired)
 }
 
 /// Finds the approvals due at `now` under the write lock, and returns them with the writes that

@@ -6,7 +6,7 @@
 //! one dedicated connection behind an async mutex: SQLite admits one writer at a time anyway,
 //! and waiting on the mutex beats polling the busy handler. A transaction is two round trips:
 //! `BEGIN IMMEDIATE` together with the one read its writes depend on ([`Heads`]), then the
-//! writes together with `COMMIT` ([`WriteTx::commit`]).
+//! writes together with `COMMIT` ([`WriteTx::finish`]).
 //!
 //! Both [`Durability`] levels use the same connection, setting `synchronous` in the first round
 //! trip: a connection whose page cache another connection's commit made stale must read the
@@ -134,8 +134,8 @@ impl Writer {
     }
 }
 
-/// An open write transaction, holding its connection. End it with [`commit`](Self::commit) or
-/// [`rollback`](Self::rollback); dropping it rolls back in a background task.
+/// An open write transaction, holding its connection. End it with [`finish`](Self::finish);
+/// dropping it rolls back in a background task.
 pub(super) struct WriteTx {
     /// `Some` until dropped.
     guard: Option<OwnedMutexGuard<Option<WriterConn>>>,
@@ -153,25 +153,28 @@ impl WriteTx {
         &mut self.writer().conn
     }
 
-    /// Runs `batch` and `COMMIT` in one round trip. On any error the transaction is rolled back
-    /// and nothing of it is written.
-    pub(super) async fn commit(mut self, mut batch: Batch) -> Result<(), StoreError> {
+    /// Ends the transaction: with the writes `built` (and `COMMIT`) in one round trip, handing
+    /// back what was built beside them; or, if building them failed or the writes fail, rolled
+    /// back, writing nothing.
+    pub(super) async fn finish<T>(mut self, built: Result<(Batch, T), StoreError>) -> Result<T, StoreError> {
+        let (mut batch, value) = match built {
+            Ok(built) => built,
+            Err(e) => {
+                self.rollback_quietly().await;
+                return Err(e);
+            }
+        };
         batch.push("COMMIT", []);
         match batch.execute(self.conn()).await {
             Ok(()) => {
                 self.writer().dirty = false;
-                Ok(())
+                Ok(value)
             }
             Err(e) => {
                 self.rollback_quietly().await;
                 Err(e)
             }
         }
-    }
-
-    /// Ends the transaction writing nothing.
-    pub(super) async fn rollback(mut self) {
-        self.rollback_quietly().await;
     }
 
     async fn rollback_quietly(&mut self) {

@@ -303,7 +303,8 @@ impl Runtime {
     /// Runs one allowed call in the sandbox. Returns the finished row, the fuel it used and the
     /// body of its `tool.call` audit record.
     async fn execute(&self, mut row: ToolCallRecord, observer: &dyn Observer) -> (ToolCallRecord, u64, Value) {
-        let tool = row.tool.split_once('.').map(|(_, t)| t.to_string()).unwrap_or_default();
+        let (plugin_name, tool) =
+            row.tool.split_once('.').map(|(p, t)| (p.to_string(), t.to_string())).unwrap_or_default();
         observer.event(&Event::ToolStarted { step: row.step, index: row.index, tool: row.tool.clone() });
         let Some((plugin, _)) = self.catalogue.tool(&row.tool) else {
             row.status = ToolCallStatus::Done;
@@ -318,10 +319,9 @@ impl Runtime {
         };
         let input = serde_json::to_string(&row.input).unwrap_or_default();
         crate::crashtest::pause_point("call_started");
-        let plugin_name = row.tool.split_once('.').map_or("", |(p, _)| p);
-        let outcome = match self.workflow.workflow.plugins.get(plugin_name).map(|p| p.instances) {
+        let outcome = match self.workflow.workflow.plugins.get(&plugin_name).map(|p| p.instances) {
             Some(InstanceMode::PerRun) => {
-                self.warm.get(&row.run_id, plugin_name, plugin).call(&tool, &input, &ctx).await
+                self.warm.get(&row.run_id, &plugin_name, plugin).call(&tool, &input, &ctx).await
             }
             _ => plugin.call(&tool, &input, &ctx).await,
         };

@@ -427,6 +427,11 @@ async fn template_builds_a_pure_plugin_and_its_node_tests_pass() {
     node_test(&example().await.project);
 }
 
+#[test]
+fn the_sdk_unit_tests_pass_natively() {
+    node_test(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sdk-js"));
+}
+
 fn node_test(project: &Path) {
     let output = Command::new("node").arg("--test").current_dir(project).output().expect("node runs");
     let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));

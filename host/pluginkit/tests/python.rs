@@ -339,6 +339,19 @@ async fn the_projects_unit_tests_pass_natively() {
     }
 }
 
+#[test]
+fn the_sdk_unit_tests_pass_natively() {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sdk-python");
+    let output = Command::new("python3")
+        .args(["-m", "unittest", "discover", "-q", "-s", "tests"])
+        .current_dir(&sdk)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && log.contains("OK"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_project_fails_the_build_with_the_reason() {
     let dir = scratch("broken");

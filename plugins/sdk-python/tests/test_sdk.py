@@ -233,5 +233,14 @@ class HelpersTest(unittest.TestCase):
             log.log("loud", "x")
 
 
+class WarmUpTest(unittest.TestCase):
+    def test_the_build_time_warm_up_runs_the_whole_call_path_on_its_own_tool(self):
+        from tollgate import _guest
+
+        out = json.loads(_guest._warm_up())
+        want = {"text": "warm", "count": 3, "ratio": 1.0, "flag": False, "items": ["a", "b"], "extra": {"k": [1, None]}}
+        self.assertEqual(out, want)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -25,6 +25,9 @@ use crate::state::CallState;
 /// | `max_concurrent_instances` | 256 (pooling allocator slots) |
 /// | `epoch_tick` | 10 ms (timeout granularity) |
 /// | `pooling` | `true` |
+///
+/// Not configurable: after each call a pool slot's dirty pages are reset in place, or, on a
+/// host with swap on, every page is discarded (see `slot_reset`).
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     pub cache_dir: Option<PathBuf>,
@@ -109,13 +112,11 @@ impl Sandbox {
                 .max_memory_size(MAX_MEMORY_BYTES)
                 .table_elements(50_000)
                 .max_component_instance_size(8 << 20)
-                .max_core_instance_size(8 << 20)
-                // Keep a slot's first pages resident and reset them in place instead of
-                // madvise(DONTNEED) on every call: on a VM each madvise is a cross-CPU
-                // shootdown, which made 2 threads slower than 1 (BENCHMARKS.md).
-                .linear_memory_keep_resident(8 << 20)
-                .table_keep_resident(1 << 20)
-                .pagemap_scan(wasmtime::Enabled::Auto);
+                .max_core_instance_size(8 << 20);
+            let reset = slot_reset(swap_in_use());
+            pool.linear_memory_keep_resident(reset.keep_resident)
+                .table_keep_resident(reset.keep_resident.min(1 << 20))
+                .pagemap_scan(reset.pagemap_scan);
             cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&cfg).map_err(err)?;
@@ -145,5 +146,66 @@ impl Sandbox {
     /// The engine, for benchmarks that measure the bare floor next to the sandbox.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+}
+
+/// How the instance pool returns a slot to its initial state after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SlotReset {
+    keep_resident: usize,
+    pagemap_scan: wasmtime::Enabled,
+}
+
+/// In place where that is safe; by discarding every page where swap is on.
+///
+/// In place: the dirty pages a `PAGEMAP_SCAN` finds are copied back from the image and stay
+/// resident, instead of `madvise(DONTNEED)` on every call (on a VM each madvise is a cross-CPU
+/// shootdown, which made 2 threads slower than 1; BENCHMARKS.md).
+///
+/// With swap: wasmtime 48's scan only matches dirty pages that are *present*. A dirty page the
+/// kernel swapped out is neither reset nor discarded, so the next instance in the slot would
+/// read what the previous call left there (reported upstream as part of wasmtime PR #14357).
+/// Discarding every page is never stale, at a cost (Python p50 1.3 → 1.5–1.9 ms).
+fn slot_reset(swap: bool) -> SlotReset {
+    if swap {
+        SlotReset { keep_resident: 0, pagemap_scan: wasmtime::Enabled::No }
+    } else {
+        SlotReset { keep_resident: 8 << 20, pagemap_scan: wasmtime::Enabled::Auto }
+    }
+}
+
+/// Whether this host has swap on (`/proc/swaps` lists a device). When that cannot be read on
+/// Linux, assume it is: the safe reset only costs time.
+fn swap_in_use() -> bool {
+    if !cfg!(target_os = "linux") {
+        // No PAGEMAP_SCAN elsewhere: the pool already discards pages.
+        return false;
+    }
+    std::fs::read_to_string("/proc/swaps").map(|text| swap_devices(&text) > 0).unwrap_or(true)
+}
+
+/// Swap devices in `/proc/swaps` text (a header line, then one line per device).
+fn swap_devices(text: &str) -> usize {
+    text.lines().skip(1).filter(|line| !line.trim().is_empty()).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swap_devices_are_the_lines_after_the_header() {
+        let none = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        assert_eq!(swap_devices(none), 0);
+        let zram = format!("{none}/dev/zram0                              partition\t8388604\t\t0\t\t100\n");
+        assert_eq!(swap_devices(&zram), 1);
+        assert_eq!(swap_devices(""), 0);
+    }
+
+    #[test]
+    fn slots_are_reset_in_place_only_without_swap() {
+        assert_eq!(slot_reset(false).pagemap_scan, wasmtime::Enabled::Auto);
+        let with_swap = slot_reset(true);
+        assert_eq!((with_swap.keep_resident, with_swap.pagemap_scan), (0, wasmtime::Enabled::No));
     }
 }

@@ -161,7 +161,7 @@ impl TimedStore {
 }
 
 impl Store for TimedStore {
-    fn create_run<'a>(&'a self, run: &'a RunRecord, audit: &'a [tollgate_store::AuditEvent]) -> StoreFuture<'a, ()> {
+    fn create_run<'a>(&'a self, run: &'a RunRecord, audit: &'a [tollgate_store::AuditEntry]) -> StoreFuture<'a, ()> {
         self.timed("create_run", self.inner.create_run(run, audit))
     }
     fn run<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<RunRecord>> {

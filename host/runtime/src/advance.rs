@@ -1,17 +1,15 @@
-//! The agent loop: advance a run until it ends, parks at an approval, or escalates. Every call
+//! The agent loop: advance a run until it ends, waits for approval, or escalates. Every call
 //! starts from what the store holds, so the loop continues correctly from any checkpoint — the
 //! same code serves a fresh run, `runs resume` after a crash, and a run whose approvals were
 //! just decided.
 
 use std::time::Instant;
 
-use serde_json::json;
-use tollgate_store::{
-    ApprovalFilter, ApprovalRecord, ApprovalStatus, AuditEvent, Commit, RunRecord, RunStatus, RunUpdate,
-};
+use tollgate_store::{ApprovalFilter, ApprovalRecord, ApprovalStatus, Commit, RunRecord, RunStatus, RunUpdate};
 
+use crate::apply::StepCommit;
 use crate::error::RuntimeError;
-use crate::events::{Event, Observer};
+use crate::events::Observer;
 use crate::ids::now_ms;
 use crate::runtime::Runtime;
 use crate::state::RunState;
@@ -24,15 +22,24 @@ pub struct RunOutcome {
     pub detail: Option<String>,
     /// The final answer, when completed.
     pub output: Option<String>,
-    /// Approvals still pending (when parked).
+    /// Approvals still pending (when waiting for approval).
     pub pending_approvals: Vec<ApprovalRecord>,
 }
 
-/// What one pass of the loop did.
-pub(crate) enum Pass {
+/// One pass of the loop: the run and its state as last committed, when the pass started (its
+/// time counts against the run's deadline), and who is watching.
+pub(crate) struct Pass<'a> {
+    pub run: &'a mut RunRecord,
+    pub state: &'a mut RunState,
+    pub started: Instant,
+    pub observer: &'a dyn Observer,
+}
+
+/// What the loop does after a pass.
+pub(crate) enum Next {
     /// Committed progress; go around again.
     Continue,
-    /// Stop here: parked, ended or escalated.
+    /// Stop here: waiting for approval, ended or escalated.
     Stop,
 }
 
@@ -44,7 +51,7 @@ impl Runtime {
     /// applies every committed update to it). A failed commit ends the call with the error, so
     /// memory never runs ahead of the store: the next call starts again from what was committed.
     pub async fn advance(&self, run_id: &str, observer: &dyn Observer) -> Result<RunOutcome, RuntimeError> {
-        // Approvals expire while runs are parked, not while this loop advances one.
+        // Approvals expire while runs wait for approval, not while this loop advances one.
         self.store.expire_approvals(now_ms()).await?;
         let mut run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
         crate::runtime::check_same_workflow(&run, &self.workflow)?;
@@ -54,22 +61,27 @@ impl Runtime {
         let mut state = RunState::load(&*self.store, &run).await?;
         let _warm = self.warm.advancing(run_id);
         loop {
-            let started = Instant::now();
-            let pass = if let Some(pending) = state.pending.clone() {
-                self.finish_step(&mut run, &mut state, &pending, started, observer).await?
-            } else if let Some(bound) = self.bound_hit(&run, &state) {
-                self.end(&mut run, &mut state, started, RunStatus::BoundHit, Some(bound), observer).await?;
-                Pass::Stop
-            } else if let Some(pass) = self.fixed_step(&mut run, &mut state, started, observer).await? {
-                pass
-            } else {
-                self.model_step(&mut run, &mut state, started, observer).await?
-            };
-            if let Pass::Stop = pass {
+            let mut pass = Pass { run: &mut run, state: &mut state, started: Instant::now(), observer };
+            if let Next::Stop = self.pass(&mut pass).await? {
                 let run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
                 return self.outcome(&run).await;
             }
         }
+    }
+
+    /// One step of the run: finish the pending step, or end the run at a bound, or run the next
+    /// fixed step, or ask the model.
+    async fn pass(&self, pass: &mut Pass<'_>) -> Result<Next, RuntimeError> {
+        if let Some(pending) = pass.state.pending.clone() {
+            return self.finish_step(pass, &pending).await;
+        }
+        if let Some(bound) = self.bound_hit(pass.run, pass.state) {
+            return self.stop(pass, RunStatus::BoundHit, bound).await;
+        }
+        if let Some(next) = self.fixed_step(pass).await? {
+            return Ok(next);
+        }
+        self.model_step(pass).await
     }
 
     /// Commits, then applies the commit's run update to `run`, the loop's in-memory copy.
@@ -124,7 +136,7 @@ impl Runtime {
     fn bound_hit(&self, run: &RunRecord, state: &RunState) -> Option<String> {
         let bounds = &self.workflow.workflow.run;
         let c = &run.counters;
-        let tokens = c.input_tokens + c.output_tokens;
+        let tokens = c.input_tokens.saturating_add(c.output_tokens);
         if c.steps >= bounds.max_steps {
             Some(format!("max_steps: the run took {} model turns (bound {})", c.steps, bounds.max_steps))
         } else if c.tool_calls >= bounds.max_tool_calls {
@@ -140,33 +152,23 @@ impl Runtime {
         }
     }
 
-    /// Ends the run with `status`, audited, with a signed audit checkpoint.
-    pub(crate) async fn end(
+    /// Ends the run with `status` (audited, with a signed audit checkpoint) and stops the loop.
+    pub(crate) async fn stop(
         &self,
-        run: &mut RunRecord,
-        state: &mut RunState,
-        started: Instant,
+        pass: &mut Pass<'_>,
         status: RunStatus,
-        detail: Option<String>,
-        observer: &dyn Observer,
-    ) -> Result<(), RuntimeError> {
-        let now = now_ms();
-        state.active_ms += started.elapsed().as_millis() as u64;
-        let body = json!({
-            "status": status.as_str(), "detail": detail, "output": state.final_output,
-            "counters": run.counters, "active_ms": state.active_ms,
-        });
-        let commit = Commit {
-            run: Some(self.update(run, state, status, detail.clone(), run.counters.clone(), now)),
-            audit: vec![AuditEvent { ts: now, run_id: Some(run.id.clone()), kind: "run.ended".into(), body }],
-            checkpoint_audit: true,
-            ..Commit::default()
-        };
-        self.commit(run, commit).await?;
-        observer.event(&Event::Ended { status: status.as_str().into(), detail, output: state.final_output.clone() });
-        Ok(())
+        detail: String,
+    ) -> Result<Next, RuntimeError> {
+        pass.state.add_active(pass.started);
+        let step = StepCommit::new(pass.run, pass.state.next_step, &pass.state.agent);
+        let (commit, events) = step.end(self, pass.state, status, Some(detail));
+        self.commit(pass.run, commit).await?;
+        events.iter().for_each(|e| pass.observer.event(e));
+        Ok(Next::Stop)
     }
 
+    /// The run's new state for a commit: `status`, `counters`, and `state` as its checkpoint
+    /// with the messages added since the last commit.
     pub(crate) fn update(
         &self,
         run: &RunRecord,

@@ -1,17 +1,18 @@
-//! Approval requests and human decisions: approve (optionally with an edited input), deny, and cancel a run. Each is
+//! Human decisions: approve (optionally with an edited input), deny, and cancel a run. Each is
 //! one store commit with its audit record; an approval moves `pending → approved|denied` only
 //! once, and the run continues from its parked step at the next [`Runtime::advance`].
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tollgate_store::audit::{ApprovalDenied, ApprovalGranted, AuditEntry, RunEnded, canonical_json};
 use tollgate_store::{
-    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, Commit, RunRecord, RunStatus,
-    RunUpdate, Store, StoreError, audit::canonical_json,
+    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, Commit, RunStatus, RunUpdate, Store, StoreError,
 };
 
 use crate::error::RuntimeError;
-use crate::ids::{self, now_ms};
+use crate::ids::now_ms;
 use crate::runtime::Runtime;
+use crate::state::RunState;
 
 /// Binds an approval to one plugin build, one tool and one exact input.
 pub fn binding_hash(plugin_digest: &str, tool: &str, input: &Value) -> String {
@@ -45,42 +46,6 @@ fn moved(e: StoreError) -> RuntimeError {
 }
 
 impl Runtime {
-    /// A pending approval for one exact call, bound to the plugin build that would run it.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new_approval(
-        &self,
-        run: &RunRecord,
-        step: u32,
-        index: u32,
-        agent: &str,
-        tool: &str,
-        input: &Value,
-        reason: String,
-        now: i64,
-    ) -> Result<ApprovalRecord, RuntimeError> {
-        let digest = self.catalogue.tool(tool).map(|(p, _)| p.digest().to_string()).unwrap_or_default();
-        let expiry = self.workflow.workflow.run.approval_expiry.as_millis() as i64;
-        Ok(ApprovalRecord {
-            id: ids::approval_id(),
-            run_id: run.id.clone(),
-            step,
-            index,
-            agent: agent.into(),
-            tool: tool.into(),
-            input: input.clone(),
-            binding_hash: binding_hash(&digest, tool, input),
-            plugin_digest: digest,
-            reason,
-            status: ApprovalStatus::Pending,
-            requested_at: now,
-            expires_at: now + expiry,
-            decided_by: None,
-            decided_at: None,
-            note: None,
-            approved_input: None,
-        })
-    }
-
     /// Approves a pending approval as `by`. With `edit`, the call runs with that input instead;
     /// it must match the tool's schema now, and passes the caps again when the run continues.
     pub async fn approve(&self, id: &str, by: &str, edit: Option<Value>) -> Result<ApprovalRecord, RuntimeError> {
@@ -95,10 +60,16 @@ impl Runtime {
                 .check_input(&spec.name, edited)
                 .map_err(|m| RuntimeError::InvalidInput(format!("the edited input does not match the schema: {m}")))?;
         }
-        let body = json!({
-            "approval_id": id, "step": approval.step, "index": approval.index, "tool": approval.tool, "by": by,
-            "binding_hash": approval.binding_hash, "edited": edit.is_some(), "input": edit.as_ref().unwrap_or(&approval.input),
-        });
+        let granted = ApprovalGranted {
+            approval_id: id.into(),
+            step: approval.step,
+            index: approval.index,
+            tool: approval.tool.clone(),
+            by: by.into(),
+            binding_hash: approval.binding_hash.clone(),
+            edited: edit.is_some(),
+            input: edit.as_ref().unwrap_or(&approval.input).clone(),
+        };
         let commit = Commit {
             approval_transitions: vec![ApprovalTransition {
                 id: id.into(),
@@ -109,12 +80,7 @@ impl Runtime {
                 note: None,
                 approved_input: edit.clone(),
             }],
-            audit: vec![AuditEvent {
-                ts: now,
-                run_id: Some(approval.run_id.clone()),
-                kind: "approval.granted".into(),
-                body,
-            }],
+            audit: vec![AuditEntry::of_run(&approval.run_id, now, granted)],
             ..Commit::default()
         };
         self.store.commit(commit).await.map_err(moved)?;
@@ -126,28 +92,23 @@ impl Runtime {
     }
 }
 
-/// The `approval.requested` audit record of `approval`.
-pub(crate) fn requested_audit(run: &RunRecord, now: i64, approval: &ApprovalRecord) -> AuditEvent {
-    AuditEvent {
-        ts: now,
-        run_id: Some(run.id.clone()),
-        kind: "approval.requested".into(),
-        body: json!({
-            "approval_id": approval.id, "step": approval.step, "index": approval.index, "tool": approval.tool,
-            "input": approval.input, "binding_hash": approval.binding_hash, "reason": approval.reason,
-            "expires_at": approval.expires_at,
-        }),
-    }
+/// The input an approved call runs with: the approver's edit, or the input as requested.
+pub fn approved_input(approval: &ApprovalRecord) -> &Value {
+    approval.approved_input.as_ref().unwrap_or(&approval.input)
 }
 
 /// Denies a pending approval as `by`; the model is told `reason` when the run continues.
 pub async fn deny(store: &dyn Store, id: &str, by: &str, reason: &str) -> Result<ApprovalRecord, RuntimeError> {
     let now = now_ms();
     let mut approval = pending(store, id, now).await?;
-    let body = json!({
-        "approval_id": id, "step": approval.step, "index": approval.index, "tool": approval.tool, "by": by,
-        "reason": reason,
-    });
+    let denied = ApprovalDenied {
+        approval_id: id.into(),
+        step: approval.step,
+        index: approval.index,
+        tool: approval.tool.clone(),
+        by: by.into(),
+        reason: reason.into(),
+    };
     let commit = Commit {
         approval_transitions: vec![ApprovalTransition {
             id: id.into(),
@@ -158,12 +119,7 @@ pub async fn deny(store: &dyn Store, id: &str, by: &str, reason: &str) -> Result
             note: Some(reason.into()),
             approved_input: None,
         }],
-        audit: vec![AuditEvent {
-            ts: now,
-            run_id: Some(approval.run_id.clone()),
-            kind: "approval.denied".into(),
-            body,
-        }],
+        audit: vec![AuditEntry::of_run(&approval.run_id, now, denied)],
         ..Commit::default()
     };
     store.commit(commit).await.map_err(moved)?;
@@ -208,18 +164,24 @@ pub async fn cancel(store: &dyn Store, run_id: &str, by: &str, reason: &str) -> 
             approved_input: None,
         });
     }
-    commit.audit.push(AuditEvent {
-        ts: now,
-        run_id: Some(run_id.into()),
-        kind: "run.ended".into(),
-        body: json!({"status": "cancelled", "detail": detail, "by": by, "counters": run.counters}),
-    });
+    let state: RunState = serde_json::from_value(run.checkpoint.clone()).unwrap_or_default();
+    let ended = RunEnded {
+        status: RunStatus::Cancelled,
+        detail: Some(detail),
+        output: state.final_output,
+        counters: run.counters.clone(),
+        active_ms: state.active_ms,
+        by: Some(by.into()),
+    };
+    commit.audit.push(AuditEntry::of_run(run_id, now, ended));
     store.commit(commit).await.map_err(moved)?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

@@ -1,52 +1,114 @@
-//! The gate every tool call passes, in order: tool enabled for the agent → input schema → run
+//! The gate: the only place that decides whether a call may run. Every call a step makes passes
+//! [`check`] — a model's tool calls and handoffs, a fixed tool step, a fixed approval step, and
+//! a call a human has decided (with its approval). For a plugin tool, in order: tool enabled
+//! for the agent → the approval still binds this build, tool and input → input schema → run
 //! bound on tool calls → caps (spend per run, rate per tool, frequency per target) → approval
-//! rules. Only [`check`] decides whether a call may run; the loop records its verdict (and the
-//! audit record of it) before anything runs.
+//! rules. `apply.rs` turns the verdict into the step's commit; nothing runs before it lands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Value, json};
-use tollgate_store::{CapCharge, RunRecord, Store};
-use tollgate_workflow::{ApprovalDecision, CallFacts, LoadedWorkflow, RunFacts};
+use serde_json::Value;
+use tollgate_store::audit::{ChargeRecord, DenyStage, VerdictRecord};
+use tollgate_store::{ApprovalRecord, ApprovalStatus, CapCharge, RunRecord, Store};
+use tollgate_workflow::{ApprovalDecision, CallFacts, LoadedWorkflow, PolicyError, RunFacts, Step};
 
-use crate::catalogue::Catalogue;
+use crate::approvals::{approved_input, binding_hash};
+use crate::catalogue::{Catalogue, model_name};
+use crate::state::CallTarget;
 
 /// What the gate decided for one call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    /// Run it, charging these caps in the same commit that records the intent.
-    Allow { charges: Vec<CapCharge>, rule: Option<usize> },
-    /// A human must approve it first.
-    Park { reason: String },
+    /// Run it, charging these caps in the same commit that records the verdict.
+    Allow { charges: Vec<Charge>, rule: Option<usize> },
+    /// A human must approve it first; the run waits for approval.
+    RequireApproval { reason: String },
     /// Refused; the reason goes back to the model.
-    Deny { stage: &'static str, reason: String },
+    Deny { stage: DenyStage, reason: String },
 }
 
 impl Verdict {
+    fn deny(stage: DenyStage, reason: impl Into<String>) -> Verdict {
+        Verdict::Deny { stage, reason: reason.into() }
+    }
+
+    /// `allow`, `require_approval` or `deny`: the decision's name everywhere users see it.
     pub fn name(&self) -> &'static str {
         match self {
             Verdict::Allow { .. } => "allow",
-            Verdict::Park { .. } => "require_approval",
+            Verdict::RequireApproval { .. } => "require_approval",
             Verdict::Deny { .. } => "deny",
         }
     }
+
+    /// The verdict in words, as the model and the operator are told it.
     pub fn reason(&self) -> Option<String> {
         match self {
             Verdict::Allow { rule, .. } => rule.map(|r| format!("allowed by policy.approvals[{r}]")),
-            Verdict::Park { reason } => Some(reason.clone()),
-            Verdict::Deny { stage, reason } => Some(format!("{stage}: {reason}")),
+            Verdict::RequireApproval { reason } => Some(reason.clone()),
+            Verdict::Deny { stage, reason } => Some(format!("{}: {reason}", stage.as_str())),
         }
     }
-    /// The audit body of this decision.
-    pub fn audit_body(&self) -> Value {
+
+    /// The verdict as the audit log and the tool-call row record it.
+    pub fn record(&self) -> VerdictRecord {
         match self {
-            Verdict::Allow { charges, rule } => json!({
-                "decision": "allow",
-                "rule": rule,
-                "charges": charges.iter().map(|c| json!({"scope": c.scope, "amount": c.amount, "limit": c.limit})).collect::<Vec<_>>(),
-            }),
-            Verdict::Park { reason } => json!({"decision": "require_approval", "reason": reason}),
-            Verdict::Deny { stage, reason } => json!({"decision": "deny", "stage": stage, "reason": reason}),
+            Verdict::Allow { charges, rule } => VerdictRecord::Allow {
+                rule: *rule,
+                charges: charges
+                    .iter()
+                    .map(|c| ChargeRecord { scope: c.scope.key(), amount: c.amount, limit: c.limit })
+                    .collect(),
+            },
+            Verdict::RequireApproval { .. } => VerdictRecord::RequireApproval {},
+            Verdict::Deny { stage, .. } => VerdictRecord::Deny { stage: *stage },
+        }
+    }
+}
+
+/// Which counter a cap charge goes to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CapScope {
+    /// `policy.spend_caps[cap]`, counted per run.
+    Spend { run_id: String, cap: usize },
+    /// `policy.rate_limits[cap]`, per tool across runs.
+    Rate { cap: usize, tool: String },
+    /// `policy.frequency_caps[cap]`, per tool and target across runs.
+    Frequency { cap: usize, tool: String, target: String },
+}
+
+impl CapScope {
+    /// The store's counter key: `spend:<run>:<cap>`, `rate:<cap>:<tool>`,
+    /// `freq:<cap>:<tool>:<target>`.
+    pub fn key(&self) -> String {
+        match self {
+            CapScope::Spend { run_id, cap } => format!("spend:{run_id}:{cap}"),
+            CapScope::Rate { cap, tool } => format!("rate:{cap}:{tool}"),
+            CapScope::Frequency { cap, tool, target } => format!("freq:{cap}:{tool}:{target}"),
+        }
+    }
+}
+
+/// One cap charge of an allowed call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Charge {
+    pub scope: CapScope,
+    pub amount: i64,
+    pub limit: i64,
+    /// `None`: the whole history counts.
+    pub window_ms: Option<i64>,
+}
+
+impl Charge {
+    /// The store's form, charged at `at` for `run_id`.
+    pub fn to_store(&self, run_id: &str, at: i64) -> CapCharge {
+        CapCharge {
+            scope: self.scope.key(),
+            run_id: run_id.to_string(),
+            amount: self.amount,
+            at,
+            limit: self.limit,
+            window_ms: self.window_ms,
         }
     }
 }
@@ -60,136 +122,271 @@ pub struct GateContext<'a> {
     pub now: i64,
 }
 
-/// Decides one call. `turn_charges` holds what earlier calls of the same turn charged (not yet
-/// committed) and is updated on `Allow`; `allowed_in_turn` counts them for the tool-call bound.
-/// `approved`: a human approved this call, which satisfies a `require` rule (not a `deny`).
+/// One call as the gate sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct CallRequest<'a> {
+    /// The agent that asked, or `step:<id>` for a fixed step.
+    pub agent: &'a str,
+    pub target: &'a CallTarget,
+    /// The name the call was made under (for an unknown tool, the model's name for it).
+    pub name: &'a str,
+    /// The input the call would run with (an approver's edit, when there is one).
+    pub input: &'a Value,
+    /// The qualified tools the agent has, named when it asks for one it does not have.
+    pub agent_tools: &'a [String],
+}
+
+/// What the gate allowed earlier in the same step, not yet committed: the caps and the
+/// tool-call bound count it, and a turn hands off at most once.
+#[derive(Debug, Default)]
+pub struct Tally {
+    charges: BTreeMap<String, i64>,
+    allowed: u64,
+    handed_off: bool,
+}
+
+/// Decides one call. `approval` is the human decision behind a call that waited for approval:
+/// approved, it answers `require_approval` rules (never `deny` rules, which are checked again,
+/// as are the schema and the caps) as long as it still binds the same plugin build, tool and
+/// input; denied or expired, it refuses the call.
 pub async fn check(
     ctx: &GateContext<'_>,
-    agent: &str,
+    tally: &mut Tally,
+    call: &CallRequest<'_>,
+    approval: Option<&ApprovalRecord>,
+) -> Verdict {
+    let verdict = match call.target {
+        CallTarget::Unknown => unknown_tool(call),
+        CallTarget::Handoff { to } => handoff(ctx, tally, to, call.input),
+        CallTarget::HumanGate { step_id } => human_gate(ctx, step_id, approval),
+        CallTarget::Tool { qualified } => tool(ctx, tally, call, qualified, approval).await,
+    };
+    // A decided call never waits for approval a second time: fail closed.
+    let verdict = match verdict {
+        Verdict::RequireApproval { reason } if approval.is_some() => Verdict::deny(DenyStage::Approval, reason),
+        verdict => verdict,
+    };
+    if let (Verdict::Allow { charges, .. }, CallTarget::Tool { .. }) = (&verdict, call.target) {
+        tally.allowed += 1;
+        for charge in charges {
+            *tally.charges.entry(charge.scope.key()).or_default() += charge.amount;
+        }
+    }
+    verdict
+}
+
+fn unknown_tool(call: &CallRequest<'_>) -> Verdict {
+    let available: Vec<String> = call.agent_tools.iter().map(|t| model_name(t)).collect();
+    let available = if available.is_empty() { "(none)".to_string() } else { available.join(", ") };
+    Verdict::deny(
+        DenyStage::Enabled,
+        format!("`{}` is not a tool of agent `{}`; its tools are: {available}", call.name, call.agent),
+    )
+}
+
+fn handoff(ctx: &GateContext<'_>, tally: &mut Tally, to: &str, payload: &Value) -> Verdict {
+    if tally.handed_off {
+        return Verdict::deny(DenyStage::Handoff, "only one handoff per turn");
+    }
+    let checked = match ctx.workflow.workflow.agents.get(to).and_then(|a| a.accepts.as_ref()) {
+        None => match payload.get("message").and_then(Value::as_str) {
+            Some(_) => Ok(()),
+            None => return Verdict::deny(DenyStage::Schema, "a handoff needs a `message` string"),
+        },
+        Some(schema) => tollgate_sandbox::Schema::compile(&schema.to_string()).and_then(|s| s.check(payload)),
+    };
+    match checked {
+        Ok(()) => {
+            tally.handed_off = true;
+            Verdict::Allow { charges: Vec::new(), rule: None }
+        }
+        Err(message) => Verdict::deny(
+            DenyStage::Schema,
+            format!("the handoff payload does not match what `{to}` accepts: {message}"),
+        ),
+    }
+}
+
+/// A fixed approval step: a human decides; there is no tool behind it.
+fn human_gate(ctx: &GateContext<'_>, step_id: &str, approval: Option<&ApprovalRecord>) -> Verdict {
+    if let Some(approval) = approval {
+        return match decided(approval) {
+            Ok(()) => Verdict::Allow { charges: Vec::new(), rule: None },
+            Err(deny) => deny,
+        };
+    }
+    match ctx.workflow.workflow.steps.iter().find(|s| s.id() == step_id) {
+        Some(Step::Approval { prompt, .. }) => Verdict::RequireApproval { reason: prompt.clone() },
+        _ => Verdict::deny(DenyStage::Enabled, format!("the workflow has no approval step `{step_id}`")),
+    }
+}
+
+/// `Ok` for an approved approval; the denial a denied, expired or undecided one stands for.
+fn decided(approval: &ApprovalRecord) -> Result<(), Verdict> {
+    match approval.status {
+        ApprovalStatus::Approved => Ok(()),
+        ApprovalStatus::Denied => {
+            let who = approval.decided_by.as_deref().unwrap_or("a human");
+            let why = approval.note.as_deref().unwrap_or_default();
+            Err(Verdict::deny(DenyStage::Approval, format!("denied by {who}: {why}")))
+        }
+        ApprovalStatus::Expired => Err(Verdict::deny(
+            DenyStage::Approval,
+            "nobody approved this call before its approval expired; it was escalated to a human",
+        )),
+        // Fail closed: only an approval in `approved` authorises anything.
+        ApprovalStatus::Pending | ApprovalStatus::Consumed => Err(Verdict::deny(
+            DenyStage::Approval,
+            format!("approval {} is {}, not approved", approval.id, approval.status.as_str()),
+        )),
+    }
+}
+
+async fn tool(
+    ctx: &GateContext<'_>,
+    tally: &Tally,
+    call: &CallRequest<'_>,
     qualified: &str,
-    input: &Value,
-    turn_charges: &mut BTreeMap<String, i64>,
-    allowed_in_turn: u64,
-    approved: bool,
+    approval: Option<&ApprovalRecord>,
 ) -> Verdict {
     let Some((plugin, spec)) = ctx.catalogue.tool(qualified) else {
-        return Verdict::Deny { stage: "enabled", reason: format!("tool `{qualified}` is not loaded") };
+        return Verdict::deny(DenyStage::Enabled, format!("tool `{qualified}` is not loaded"));
     };
-    if let Err(message) = plugin.check_input(&spec.name, input) {
-        return Verdict::Deny { stage: "schema", reason: format!("input does not match the tool's schema: {message}") };
+    if let Some(approval) = approval {
+        if let Err(deny) = decided(approval) {
+            return deny;
+        }
+        // Fail closed: an approval authorises this plugin build, tool and input only.
+        if approval.tool != qualified || approved_input(approval) != call.input {
+            return Verdict::deny(DenyStage::Approval, format!("approval {} is for another call", approval.id));
+        }
+        if binding_hash(plugin.digest(), &approval.tool, &approval.input) != approval.binding_hash {
+            return Verdict::deny(
+                DenyStage::Approval,
+                "the plugin changed since the approval was requested; the approval is void",
+            );
+        }
+    }
+    if let Err(message) = plugin.check_input(&spec.name, call.input) {
+        return Verdict::deny(DenyStage::Schema, format!("input does not match the tool's schema: {message}"));
     }
     let bounds = &ctx.workflow.workflow.run;
-    if ctx.run.counters.tool_calls + allowed_in_turn >= bounds.max_tool_calls {
-        return Verdict::Deny {
-            stage: "bound",
-            reason: format!("the run reached its max_tool_calls bound ({})", bounds.max_tool_calls),
-        };
+    if ctx.run.counters.tool_calls + tally.allowed >= bounds.max_tool_calls {
+        return Verdict::deny(
+            DenyStage::Bound,
+            format!("the run reached its max_tool_calls bound ({})", bounds.max_tool_calls),
+        );
     }
     let effects = spec.effects.names();
     let plugin_name = qualified.split_once('.').map(|(p, _)| p).unwrap_or(qualified);
     // Fixed steps run as `step:<id>`; policies see them as no agent, as the format documents.
-    let agent = if agent.starts_with(crate::fixed::STEP_AGENT_PREFIX) { "" } else { agent };
+    let agent = if call.agent.starts_with(crate::fixed::STEP_AGENT_PREFIX) { "" } else { call.agent };
     let facts = CallFacts {
         plugin: plugin_name,
         tool: &spec.name,
         agent,
         effects: &effects,
-        input,
+        input: call.input,
         run: RunFacts {
             spend: ctx.run.counters.spend,
             steps: ctx.run.counters.steps,
             tool_calls: ctx.run.counters.tool_calls,
         },
     };
-    let charges = match charges(ctx, qualified, &facts, turn_charges).await {
+    let charges = match charges(ctx, qualified, &facts, tally).await {
         Ok(charges) => charges,
         Err(deny) => return deny,
     };
-    // Rules run for approved calls too: a human's approval answers `require`, never `deny`
-    // (an edited input, or run facts that moved since, can match a deny rule now).
+    // Rules run for approved calls too: a human's approval answers `require_approval`, never
+    // `deny` (an edited input, or run facts that moved since, can match a deny rule now).
     let rule = match ctx.workflow.policy().approval(&facts) {
         Ok(ApprovalDecision::Allow { rule }) => rule,
-        Ok(ApprovalDecision::Require { .. }) if approved => None,
-        Ok(ApprovalDecision::Require { reason, .. }) => return Verdict::Park { reason },
+        Ok(ApprovalDecision::Require { .. }) if approval.is_some() => None,
+        Ok(ApprovalDecision::Require { reason, .. }) => return Verdict::RequireApproval { reason },
         Ok(ApprovalDecision::Deny { rule, reason }) => {
-            return Verdict::Deny { stage: "policy", reason: format!("policy.approvals[{rule}]: {reason}") };
+            return Verdict::deny(DenyStage::Policy, format!("policy.approvals[{rule}]: {reason}"));
         }
         // Fail closed: a rule that cannot be evaluated cannot allow anything.
-        Err(e) => return Verdict::Deny { stage: "policy", reason: format!("policy could not be evaluated: {e}") },
+        Err(e) => return Verdict::deny(DenyStage::Policy, format!("policy could not be evaluated: {e}")),
     };
-    for charge in &charges {
-        *turn_charges.entry(charge.scope.clone()).or_default() += charge.amount;
-    }
     Verdict::Allow { charges, rule }
 }
+
+/// How a cap is named in messages: its kind and table.
+struct CapKind {
+    kind: &'static str,
+    table: &'static str,
+}
+
+const SPEND: CapKind = CapKind { kind: "spend cap", table: "policy.spend_caps" };
+const RATE: CapKind = CapKind { kind: "rate limit", table: "policy.rate_limits" };
+const FREQUENCY: CapKind = CapKind { kind: "frequency cap", table: "policy.frequency_caps" };
 
 /// The cap charges of a call, or the denial of the first cap it would exceed.
 async fn charges(
     ctx: &GateContext<'_>,
     qualified: &str,
     facts: &CallFacts<'_>,
-    turn_charges: &BTreeMap<String, i64>,
-) -> Result<Vec<CapCharge>, Verdict> {
+    tally: &Tally,
+) -> Result<Vec<Charge>, Verdict> {
     let policy = ctx.workflow.policy();
-    let deny_policy_error = |e: tollgate_workflow::PolicyError| Verdict::Deny {
-        stage: "caps",
-        reason: format!("cap could not be evaluated: {e}"),
-    };
+    let unevaluable = |e: PolicyError| Verdict::deny(DenyStage::Caps, format!("cap could not be evaluated: {e}"));
     let mut out = Vec::new();
-    for (index, cost, max) in policy.spend_costs(facts).map_err(deny_policy_error)? {
+    for (cap, cost, max) in policy.spend_costs(facts).map_err(unevaluable)? {
         // Lowering a budget does not refund the cap: only increases count.
-        let cost = cost.max(0);
-        let scope = format!("spend:{}:{index}", ctx.run.id);
-        out.push(charge(ctx, scope, cost, max, None, "spend cap", "policy.spend_caps", index, turn_charges).await?);
+        let scope = CapScope::Spend { run_id: ctx.run.id.clone(), cap };
+        let charge = Charge { scope, amount: cost.max(0), limit: max, window_ms: None };
+        out.push(within(ctx, charge, &SPEND, tally).await?);
     }
-    for (index, max, per) in policy.rate_limits(qualified) {
-        let scope = format!("rate:{index}:{qualified}");
-        let window = Some(per.as_millis() as i64);
-        out.push(
-            charge(ctx, scope, 1, max as i64, window, "rate limit", "policy.rate_limits", index, turn_charges).await?,
-        );
+    for (cap, max, per) in policy.rate_limits(qualified) {
+        let scope = CapScope::Rate { cap, tool: qualified.to_string() };
+        let charge = Charge { scope, amount: 1, limit: saturating_i64(max), window_ms: Some(window_ms(per)) };
+        out.push(within(ctx, charge, &RATE, tally).await?);
     }
-    for (index, max, per, targets) in policy.frequency_targets(facts).map_err(deny_policy_error)? {
+    for (cap, max, per, targets) in policy.frequency_targets(facts).map_err(unevaluable)? {
         // A target named twice in one call is contacted once; charging it twice would make the
         // store refuse the commit on every attempt and wedge the run.
-        let targets: std::collections::BTreeSet<String> = targets.iter().map(|t| t.to_lowercase()).collect();
+        let targets: BTreeSet<String> = targets.iter().map(|t| t.to_lowercase()).collect();
         for target in targets {
-            let scope = format!("freq:{index}:{qualified}:{target}");
-            let window = Some(per.as_millis() as i64);
-            let kind = "frequency cap";
-            out.push(
-                charge(ctx, scope, 1, max as i64, window, kind, "policy.frequency_caps", index, turn_charges).await?,
-            );
+            let scope = CapScope::Frequency { cap, tool: qualified.to_string(), target };
+            let charge = Charge { scope, amount: 1, limit: saturating_i64(max), window_ms: Some(window_ms(per)) };
+            out.push(within(ctx, charge, &FREQUENCY, tally).await?);
         }
     }
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn charge(
-    ctx: &GateContext<'_>,
-    scope: String,
-    amount: i64,
-    limit: i64,
-    window_ms: Option<i64>,
-    kind: &str,
-    table: &str,
-    index: usize,
-    turn_charges: &BTreeMap<String, i64>,
-) -> Result<CapCharge, Verdict> {
-    let used = match ctx.store.cap_usage(&scope, ctx.now, window_ms).await {
-        Ok(used) => used + turn_charges.get(&scope).copied().unwrap_or(0),
-        Err(e) => return Err(Verdict::Deny { stage: "caps", reason: format!("cap usage unavailable: {e}") }),
+/// `charge` if its counter, with what the step already charged, stays within the limit.
+async fn within(ctx: &GateContext<'_>, charge: Charge, cap: &CapKind, tally: &Tally) -> Result<Charge, Verdict> {
+    let key = charge.scope.key();
+    let used = match ctx.store.cap_usage(&key, ctx.now, charge.window_ms).await {
+        Ok(used) => used.saturating_add(tally.charges.get(&key).copied().unwrap_or(0)),
+        Err(e) => return Err(Verdict::deny(DenyStage::Caps, format!("cap usage unavailable: {e}"))),
     };
-    if used + amount > limit {
-        let window = window_ms.map(|ms| format!(" in the last {}", human_window(ms))).unwrap_or_default();
-        let target = scope.splitn(4, ':').nth(3).map(|t| format!(" for {t}")).unwrap_or_default();
-        return Err(Verdict::Deny {
-            stage: "caps",
-            reason: format!("{kind} {table}[{index}]{target}: {used} used{window} + {amount} > {limit}"),
-        });
+    if used.saturating_add(charge.amount) <= charge.limit {
+        return Ok(charge);
     }
-    Ok(CapCharge { scope, run_id: ctx.run.id.clone(), amount, at: ctx.now, limit, window_ms })
+    let index = match &charge.scope {
+        CapScope::Spend { cap, .. } | CapScope::Rate { cap, .. } | CapScope::Frequency { cap, .. } => cap,
+    };
+    let target = match &charge.scope {
+        CapScope::Frequency { target, .. } => format!(" for {target}"),
+        _ => String::new(),
+    };
+    let window = charge.window_ms.map(|ms| format!(" in the last {}", human_window(ms))).unwrap_or_default();
+    let (amount, limit) = (charge.amount, charge.limit);
+    Err(Verdict::deny(
+        DenyStage::Caps,
+        format!("{} {}[{index}]{target}: {used} used{window} + {amount} > {limit}", cap.kind, cap.table),
+    ))
+}
+
+fn window_ms(per: std::time::Duration) -> i64 {
+    i64::try_from(per.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn human_window(ms: i64) -> String {

@@ -22,11 +22,13 @@
 //!   `instances = "per-run"`, and only while `advance` works on that run (warm.rs).
 
 mod advance;
+mod apply;
 pub mod approvals;
 mod catalogue;
 mod crashtest;
 mod error;
 pub mod events;
+mod execute;
 mod finish;
 mod fixed;
 pub mod gate;

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
 use tollgate_models::{ModelSpec, Provider, ProviderOptions};
 use tollgate_sandbox::Sandbox;
-use tollgate_store::{AuditEvent, Counters, RunRecord, RunStatus, Store};
+use tollgate_store::audit::{AuditEntry, RunStarted};
+use tollgate_store::{Counters, RunRecord, RunStatus, Store};
 use tollgate_workflow::LoadedWorkflow;
 
 use crate::catalogue::{self, Catalogue};
@@ -150,18 +150,25 @@ impl Runtime {
             checkpoint: serde_json::to_value(&state).unwrap_or_default(),
             version: 1,
         };
-        let plugins: BTreeMap<&str, &str> =
-            wf.plugins.keys().filter_map(|p| Some((p.as_str(), self.catalogue.plugin(p)?.digest()))).collect();
-        let audit = AuditEvent {
-            ts: now,
-            run_id: Some(id.clone()),
-            kind: "run.started".into(),
-            body: json!({
-                "workflow": wf.name, "version": wf.version.to_string(), "workflow_sha256": self.workflow.digest,
-                "goal": goal, "entry": entry, "models": models, "plugins": plugins,
-                "upstreams": self.options.upstreams,
-            }),
-        };
+        let plugins = wf
+            .plugins
+            .keys()
+            .filter_map(|p| Some((p.clone(), self.catalogue.plugin(p)?.digest().to_string())))
+            .collect();
+        let audit = AuditEntry::of_run(
+            &id,
+            now,
+            RunStarted {
+                workflow: wf.name.clone(),
+                version: wf.version.to_string(),
+                workflow_sha256: self.workflow.digest.clone(),
+                goal,
+                entry,
+                models,
+                plugins,
+                upstreams: self.options.upstreams.clone(),
+            },
+        );
         self.store.create_run(&run, &[audit]).await?;
         Ok(id)
     }

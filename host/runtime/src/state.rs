@@ -92,7 +92,42 @@ pub struct Thread {
     pub stored: u32,
 }
 
+/// A copy of the state for one attempt at a commit. The conversations are moved into it, not
+/// copied (they grow with the run); the attempt only appends to `agent`'s, and
+/// [`Attempt::undo`] puts them back as they were.
+pub(crate) struct Attempt {
+    pub state: RunState,
+    agent: String,
+    length_before: Option<usize>,
+}
+
+impl Attempt {
+    /// Gives the conversations back to `state`, without what the attempt appended.
+    pub(crate) fn undo(mut self, state: &mut RunState) {
+        state.conversations = std::mem::take(&mut self.state.conversations);
+        match self.length_before {
+            Some(length) => state.conversations.get_mut(&self.agent).map(|c| c.truncate(length)),
+            None => state.conversations.remove(&self.agent).map(drop),
+        };
+    }
+}
+
 impl RunState {
+    /// Starts an attempt at a commit that may append to `agent`'s conversation.
+    pub(crate) fn attempt(&mut self, agent: &str) -> Attempt {
+        let conversations = std::mem::take(&mut self.conversations);
+        let mut state = self.clone();
+        state.conversations = conversations;
+        let length_before = state.conversations.get(agent).map(Vec::len);
+        Attempt { state, agent: agent.to_string(), length_before }
+    }
+
+    /// Counts the time since `started` as time spent advancing the run.
+    pub(crate) fn add_active(&mut self, started: std::time::Instant) {
+        let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.active_ms = self.active_ms.saturating_add(elapsed);
+    }
+
     /// Appends a message to `agent`'s conversation.
     pub(crate) fn push_message(&mut self, agent: &str, message: Message) {
         if !self.threads.contains_key(agent) {

@@ -1,23 +1,21 @@
 //! The first half of a step: ask the model, gate every tool call it made, and commit the turn
 //! with the gate's verdicts (the turn commit). Nothing external has happened when this commits.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 use tollgate_models::{Message, ModelError, ModelRequest, ModelTurn, TurnSource};
+use tollgate_store::audit::{self, RequestedCall, TokenUsage};
 use tollgate_store::{
-    ApprovalRecord, AuditEvent, Commit, Durability, RunRecord, RunStatus, StepRecord, StoreError, ToolCallRecord,
-    ToolCallStatus,
+    Commit, Durability, RunRecord, RunStatus, StepRecord, StoreError, ToolCallRecord, ToolCallStatus,
 };
+use tollgate_workflow::Agent;
 
-use crate::advance::Pass;
-use crate::approvals::requested_audit;
-use crate::catalogue::{self, model_name};
+use crate::advance::{Next, Pass};
+use crate::apply::StepCommit;
+use crate::catalogue;
 use crate::error::RuntimeError;
-use crate::events::{Event, Observer};
-use crate::gate::{self, GateContext, Verdict};
-use crate::ids::{self, now_ms};
+use crate::events::Event;
 use crate::runtime::Runtime;
 use crate::state::{CallTarget, PendingCall, PendingStep, RunState};
 
@@ -25,142 +23,110 @@ use crate::state::{CallTarget, PendingCall, PendingStep, RunState};
 /// is then gated again (the model is not asked again) at most this many times.
 const GATE_ATTEMPTS: usize = 3;
 
+/// Why a model turn ended the run instead of answering.
+struct NoAnswer {
+    status: RunStatus,
+    detail: String,
+}
+
 impl Runtime {
-    pub(crate) async fn model_step(
-        &self,
-        run: &mut RunRecord,
-        state: &mut RunState,
-        started: Instant,
-        observer: &dyn Observer,
-    ) -> Result<Pass, RuntimeError> {
-        let agent_name = state.agent.clone();
-        let agent = self
-            .workflow
-            .workflow
-            .agents
-            .get(&agent_name)
-            .ok_or_else(|| RuntimeError::State(format!("run is at unknown agent `{agent_name}`")))?;
-        let turn_index = state.agent_turns.get(&agent_name).copied().unwrap_or(0);
-        if let Some(max) = agent.max_steps
-            && u64::from(turn_index) >= max
+    /// One model turn of the current agent: its bound, the model's answer, the turn commit.
+    pub(crate) async fn model_step(&self, pass: &mut Pass<'_>) -> Result<Next, RuntimeError> {
+        let agent = pass.state.agent.clone();
+        let spec = self.agent(&agent)?;
+        let turns = pass.state.agent_turns.get(&agent).copied().unwrap_or(0);
+        if let Some(max) = spec.max_steps
+            && u64::from(turns) >= max
         {
-            let detail = format!("max_steps: agent `{agent_name}` took {turn_index} model turns (bound {max})");
-            self.end(run, state, started, RunStatus::BoundHit, Some(detail), observer).await?;
-            return Ok(Pass::Stop);
+            let detail = format!("max_steps: agent `{agent}` took {turns} model turns (bound {max})");
+            return self.stop(pass, RunStatus::BoundHit, detail).await;
         }
-        let tools = self.catalogue.tools_matching(&agent.tools);
-        let handoffs = self.handoff_tools(&agent.handoffs);
-        let provider = self.provider(&agent_name)?;
+        let tools = self.catalogue.tools_matching(&spec.tools);
+        let turn = match self.ask_model(pass.state, &agent, spec, turns, &tools).await? {
+            Ok(turn) => turn,
+            Err(NoAnswer { status, detail }) => return self.stop(pass, status, detail).await,
+        };
+        pass.observer.event(&turn_event(pass.state.next_step, &agent, &turn));
+        self.commit_turn(pass, &agent, &turn, &tools).await
+    }
+
+    /// The workflow's agent `name`.
+    pub(crate) fn agent(&self, name: &str) -> Result<&Agent, RuntimeError> {
+        let agents = &self.workflow.workflow.agents;
+        agents.get(name).ok_or_else(|| RuntimeError::State(format!("run is at unknown agent `{name}`")))
+    }
+
+    /// Asks `agent`'s model for its next turn, within what is left of the run's deadline.
+    async fn ask_model(
+        &self,
+        state: &mut RunState,
+        agent: &str,
+        spec: &Agent,
+        turn_index: u32,
+        tools: &[String],
+    ) -> Result<Result<ModelTurn, NoAnswer>, RuntimeError> {
+        let provider = self.provider(agent)?;
         let remaining = self.remaining(state);
         // The conversation is lent to the request, not copied (it grows with the run), and is
         // back in the state before anything else can look at it.
         let mut request = ModelRequest {
-            agent: agent_name.clone(),
+            agent: agent.to_string(),
             turn_index,
-            system: agent.instructions.clone(),
-            messages: state.conversations.remove(&agent_name).unwrap_or_default(),
-            tools: self.catalogue.model_tools(&tools, &handoffs),
-            max_output_tokens: self.workflow.workflow.run.max_output_tokens.min(u32::MAX as u64) as u32,
+            system: spec.instructions.clone(),
+            messages: state.conversations.remove(agent).unwrap_or_default(),
+            tools: self.catalogue.model_tools(tools, &self.handoff_tools(&spec.handoffs)),
+            max_output_tokens: u32::try_from(self.workflow.workflow.run.max_output_tokens).unwrap_or(u32::MAX),
         };
         let answer = tokio::time::timeout(remaining, provider.complete(&request)).await;
-        if state.threads.contains_key(&agent_name) {
-            state.conversations.insert(agent_name.clone(), std::mem::take(&mut request.messages));
+        if state.threads.contains_key(agent) {
+            state.conversations.insert(agent.to_string(), std::mem::take(&mut request.messages));
         }
-        let turn = match answer {
-            Ok(Ok(turn)) => turn,
-            Ok(Err(e)) => {
-                let status =
-                    if matches!(e, ModelError::Timeout { .. }) { RunStatus::BoundHit } else { RunStatus::Failed };
-                self.end(run, state, started, status, Some(format!("model {}: {e}", provider.describe())), observer)
-                    .await?;
-                return Ok(Pass::Stop);
-            }
-            Err(_) => {
-                let detail = format!("deadline: the model did not answer within the {remaining:?} left");
-                self.end(run, state, started, RunStatus::BoundHit, Some(detail), observer).await?;
-                return Ok(Pass::Stop);
-            }
-        };
-        let (model, replay) = match &turn.source {
-            TurnSource::Live { provider, model } => (format!("{provider}:{model}"), false),
-            TurnSource::Replay { script, index } => (format!("{script} #{index}"), true),
-        };
-        observer.event(&Event::ModelTurn {
-            step: state.next_step,
-            agent: agent_name.clone(),
-            model,
-            replay,
-            text: turn.text.clone(),
-            tool_calls: turn.tool_calls.iter().map(|c| c.name.clone()).collect(),
-        });
+        Ok(match answer {
+            Ok(Ok(turn)) => Ok(turn),
+            Ok(Err(e)) => Err(NoAnswer {
+                status: if matches!(e, ModelError::Timeout { .. }) { RunStatus::BoundHit } else { RunStatus::Failed },
+                detail: format!("model {}: {e}", provider.describe()),
+            }),
+            Err(_) => Err(NoAnswer {
+                status: RunStatus::BoundHit,
+                detail: format!("deadline: the model did not answer within the {remaining:?} left"),
+            }),
+        })
+    }
 
-        let handoff_names: Vec<String> = agent.handoffs.clone();
+    /// Gates and commits `turn`. A commit that loses a cap race to another process is built
+    /// again from the state before the turn (the model is not asked again).
+    async fn commit_turn(
+        &self,
+        pass: &mut Pass<'_>,
+        agent: &str,
+        turn: &ModelTurn,
+        tools: &[String],
+    ) -> Result<Next, RuntimeError> {
         for attempt in 1..=GATE_ATTEMPTS {
-            // The attempt works on a copy, so a retry starts from the state before the turn.
-            // The conversations are moved, not copied (they grow with the run): the attempt
-            // only appends the turn to this agent's, which `undo` cuts off again.
-            let conversations = std::mem::take(&mut state.conversations);
-            let mut next = state.clone();
-            next.conversations = conversations;
-            let length_before = next.conversations.get(&agent_name).map(Vec::len);
-            let undo = |state: &mut RunState, next: &mut RunState| {
-                state.conversations = std::mem::take(&mut next.conversations);
-                match length_before {
-                    Some(length) => state.conversations.get_mut(&agent_name).map(|c| c.truncate(length)),
-                    None => state.conversations.remove(&agent_name).map(drop),
-                };
+            let mut next = pass.state.attempt(agent);
+            let built = self.turn_commit(pass.run, &mut next.state, agent, turn, tools, pass.started).await;
+            let (commit, events) = match built {
+                Ok(built) => built,
+                Err(e) => {
+                    next.undo(pass.state);
+                    return Err(e);
+                }
             };
-            let commit =
-                match self.turn_commit(run, &mut next, &agent_name, &turn, &tools, &handoff_names, started).await {
-                    Ok(commit) => commit,
-                    Err(e) => {
-                        undo(state, &mut next);
-                        return Err(e);
-                    }
-                };
-            let parked: Vec<ApprovalRecord> = commit.new_approvals.clone();
-            let gates: Vec<Value> =
-                commit.audit.iter().filter(|a| a.kind == "gate.decision").map(|a| a.body.clone()).collect();
-            let ends = commit.run.as_ref().is_some_and(|r| r.status == RunStatus::Completed);
             let rows = commit.tool_calls.clone();
-            match self.commit(run, commit).await {
+            match self.commit(pass.run, commit).await {
                 Ok(()) => {
-                    next.committed_rows = next.pending.as_ref().map(|p| (p.step, rows));
                     crate::crashtest::pause_point("turn_committed");
-                    for body in gates {
-                        observer.event(&Event::Gate {
-                            step: body["step"].as_u64().unwrap_or(0) as u32,
-                            index: body["index"].as_u64().unwrap_or(0) as u32,
-                            tool: body["tool"].as_str().unwrap_or_default().to_string(),
-                            decision: body["decision"].as_str().unwrap_or_default().to_string(),
-                            reason: body["reason"].as_str().map(str::to_string),
-                        });
-                    }
-                    for a in parked {
-                        observer.event(&Event::ApprovalRequested {
-                            approval_id: a.id,
-                            tool: a.tool,
-                            input: a.input,
-                            reason: a.reason,
-                        });
-                    }
-                    *state = next;
-                    if ends {
-                        observer.event(&Event::Ended {
-                            status: RunStatus::Completed.as_str().into(),
-                            detail: None,
-                            output: state.final_output.clone(),
-                        });
-                        return Ok(Pass::Stop);
-                    }
-                    return Ok(Pass::Continue);
+                    next.state.committed_rows = next.state.pending.as_ref().map(|p| (p.step, rows));
+                    *pass.state = next.state;
+                    events.iter().for_each(|e| pass.observer.event(e));
+                    return Ok(if pass.run.status.is_terminal() { Next::Stop } else { Next::Continue });
                 }
                 Err(RuntimeError::Store(StoreError::CapExceeded { .. })) if attempt < GATE_ATTEMPTS => {
-                    undo(state, &mut next);
-                    continue;
+                    next.undo(pass.state);
                 }
                 Err(e) => {
-                    undo(state, &mut next);
+                    next.undo(pass.state);
                     return Err(e);
                 }
             }
@@ -186,10 +152,8 @@ impl Runtime {
             .collect()
     }
 
-    /// Builds the turn commit: the model turn, one gated tool-call row per call, approvals,
-    /// cap charges, audit records, and the checkpoint (with the step pending, or the run ended
-    /// when the model called no tools).
-    #[allow(clippy::too_many_arguments)]
+    /// The turn commit: the model turn, then either the agent's answer or one gated tool-call
+    /// row per call (with approvals, cap charges and audit records) and the step pending.
     async fn turn_commit(
         &self,
         run: &RunRecord,
@@ -197,161 +161,50 @@ impl Runtime {
         agent: &str,
         turn: &ModelTurn,
         tools: &[String],
-        handoffs: &[String],
         started: Instant,
-    ) -> Result<Commit, RuntimeError> {
-        let now = now_ms();
-        let step = state.next_step;
-        let mut counters = run.counters.clone();
-        counters.steps += 1;
-        counters.input_tokens += turn.usage.input_tokens;
-        counters.output_tokens += turn.usage.output_tokens;
-        *state.agent_turns.entry(agent.to_string()).or_default() += 1;
-        state.push_message(agent, Message::Assistant { text: turn.text.clone(), tool_calls: turn.tool_calls.clone() });
-        state.active_ms += started.elapsed().as_millis() as u64;
-        let turn_json = serde_json::to_value(turn).unwrap_or_default();
-        let mut commit = Commit {
-            steps: vec![StepRecord {
-                run_id: run.id.clone(),
-                step,
-                agent: agent.into(),
-                turn: turn_json,
-                created_at: now,
-            }],
-            audit: vec![AuditEvent {
-                ts: now,
-                run_id: Some(run.id.clone()),
-                kind: "model.turn".into(),
-                body: json!({
-                    "step": step, "agent": agent, "source": turn.source, "reasoning": turn.text,
-                    "tool_calls": turn.tool_calls.iter().map(|c| json!({"id": c.id, "name": c.name, "input": c.input})).collect::<Vec<_>>(),
-                    "usage": turn.usage,
-                }),
-            }],
-            ..Commit::default()
-        };
-        if turn.tool_calls.is_empty() && self.finish_agent_step(state, turn.text.clone()) {
-            // An agent step of a fixed-step workflow: its answer is the step's result.
-            state.next_step += 1;
-            commit.run = Some(self.update(run, state, RunStatus::Running, None, counters, now));
-            return Ok(commit);
-        }
+    ) -> Result<(Commit, Vec<Event>), RuntimeError> {
+        let mut step = StepCommit::new(run, state.next_step, agent);
+        record_turn(&mut step, state, turn, started);
         if turn.tool_calls.is_empty() {
-            state.final_output = turn.text.clone();
-            state.next_step += 1;
-            let detail = Some(format!("agent `{agent}` finished"));
-            commit.audit.push(AuditEvent {
-                ts: now,
-                run_id: Some(run.id.clone()),
-                kind: "run.ended".into(),
-                body: json!({"status": "completed", "detail": detail, "output": state.final_output, "counters": counters}),
-            });
-            commit.run = Some(self.update(run, state, RunStatus::Completed, detail, counters, now));
-            commit.checkpoint_audit = true;
-            return Ok(commit);
+            return Ok(self.answer(step, state, turn.text.clone()));
         }
-
-        let ctx = GateContext { store: &*self.store, catalogue: &self.catalogue, workflow: &self.workflow, run, now };
-        let mut turn_charges = BTreeMap::new();
-        let mut allowed = 0u64;
-        let mut handed_off = false;
-        let mut calls = Vec::new();
-        for (index, call) in turn.tool_calls.iter().enumerate() {
-            let index = index as u32;
+        let handoffs = &self.agent(agent)?.handoffs;
+        let mut calls = Vec::with_capacity(turn.tool_calls.len());
+        for (index, call) in (0u32..).zip(&turn.tool_calls) {
             let target = catalogue::resolve(&call.name, tools, handoffs);
-            let key = ids::idempotency_key(&run.id, step, index);
-            let (qualified, verdict) = match &target {
+            let tool = match &target {
+                CallTarget::Tool { qualified } => qualified.clone(),
+                CallTarget::Handoff { to } => format!("handoff.{to}"),
                 // Models never name a human gate; `resolve` cannot produce one.
-                CallTarget::Unknown | CallTarget::HumanGate { .. } => {
-                    let available: Vec<String> = tools.iter().map(|t| model_name(t)).collect();
-                    let reason = format!(
-                        "`{}` is not a tool of agent `{agent}`; its tools are: {}",
-                        call.name,
-                        if available.is_empty() { "(none)".to_string() } else { available.join(", ") }
-                    );
-                    (call.name.clone(), Verdict::Deny { stage: "enabled", reason })
-                }
-                CallTarget::Handoff { to } => {
-                    let verdict = if handed_off {
-                        Verdict::Deny { stage: "handoff", reason: "only one handoff per turn".into() }
-                    } else {
-                        self.check_handoff(to, &call.input)
-                    };
-                    handed_off |= matches!(verdict, Verdict::Allow { .. });
-                    (format!("handoff.{to}"), verdict)
-                }
-                CallTarget::Tool { qualified } => {
-                    let verdict =
-                        gate::check(&ctx, agent, qualified, &call.input, &mut turn_charges, allowed, false).await;
-                    (qualified.clone(), verdict)
-                }
+                CallTarget::Unknown | CallTarget::HumanGate { .. } => call.name.clone(),
             };
-            let mut row = ToolCallRecord {
-                run_id: run.id.clone(),
-                step,
-                index,
-                call_id: call.id.clone(),
-                agent: agent.into(),
-                tool: qualified.clone(),
-                input: call.input.clone(),
-                idempotency_key: key,
-                status: ToolCallStatus::Allowed,
-                decision: verdict.audit_body(),
-                result: None,
-                report: None,
-                updated_at: now,
-            };
-            let mut audit = verdict.audit_body();
-            audit["step"] = json!(step);
-            audit["index"] = json!(index);
-            audit["tool"] = json!(qualified);
-            audit["agent"] = json!(agent);
-            audit["input"] = call.input.clone();
-            audit["reason"] = json!(verdict.reason());
-            commit.audit.push(AuditEvent {
-                ts: now,
-                run_id: Some(run.id.clone()),
-                kind: "gate.decision".into(),
-                body: audit,
-            });
-            match verdict {
-                Verdict::Allow { charges, .. } => {
-                    if let CallTarget::Handoff { to } = &target {
-                        row.status = ToolCallStatus::Done;
-                        row.result = Some(json!({"output": {"handed_off_to": to}}));
-                    } else {
-                        allowed += 1;
-                        counters.tool_calls += 1;
-                        counters.spend +=
-                            charges.iter().filter(|c| c.scope.starts_with("spend:")).map(|c| c.amount).sum::<i64>();
-                        commit.cap_charges.extend(charges);
-                    }
-                }
-                Verdict::Park { reason } => {
-                    row.status = ToolCallStatus::Parked;
-                    let approval = self.new_approval(run, step, index, agent, &qualified, &call.input, reason, now)?;
-                    commit.audit.push(requested_audit(run, now, &approval));
-                    commit.new_approvals.push(approval);
-                }
-                Verdict::Deny { stage, reason } => {
-                    row.status = ToolCallStatus::Denied;
-                    row.result = Some(json!({"denied": stage, "reason": reason}));
-                }
-            }
-            commit.tool_calls.push(row);
+            let row = step.row(index, &call.id, &tool, call.input.clone());
+            step.decide(self, row, &target, tools, None).await;
             calls.push(PendingCall { index, call_id: call.id.clone(), model_name: call.name.clone(), target });
         }
-        state.pending = Some(PendingStep { step, agent: agent.into(), calls });
-        let status = if commit.new_approvals.is_empty() { RunStatus::Running } else { RunStatus::WaitingApproval };
-        if status == RunStatus::Running && commit.tool_calls.iter().all(|row| self.only_reads(row)) {
+        state.pending = Some(PendingStep { step: step.step, agent: agent.into(), calls });
+        if step.waits_for_approval() {
+            return Ok(step.finish(self, state, RunStatus::WaitingApproval));
+        }
+        if step.commit.tool_calls.iter().all(|row| self.only_reads(row)) {
             // Nothing outside the database acts on this turn before the result commit, which is
             // fsynced and carries it to disk: if the machine dies first, the turn is asked again
             // and its calls only read. One fsync per step instead of two.
-            commit.durability = Durability::Deferred;
+            step.commit.durability = Durability::Deferred;
         }
-        commit.checkpoint_audit = status == RunStatus::WaitingApproval;
-        commit.run = Some(self.update(run, state, status, None, counters, now));
-        Ok(commit)
+        Ok(step.finish(self, state, RunStatus::Running))
+    }
+
+    /// A turn with no tool calls: the answer ends an agent step of a fixed-step workflow, or
+    /// the run.
+    fn answer(&self, step: StepCommit<'_>, state: &mut RunState, text: Option<String>) -> (Commit, Vec<Event>) {
+        state.next_step += 1;
+        if self.finish_agent_step(state, text.clone()) {
+            return step.finish(self, state, RunStatus::Running);
+        }
+        state.final_output = text;
+        let detail = format!("agent `{}` finished", step.agent);
+        step.end(self, state, RunStatus::Completed, Some(detail))
     }
 
     /// A row whose call, if it runs, changes nothing anywhere: denied, a handoff (recorded in
@@ -359,29 +212,64 @@ impl Runtime {
     fn only_reads(&self, row: &ToolCallRecord) -> bool {
         match row.status {
             ToolCallStatus::Denied | ToolCallStatus::Done => true,
-            ToolCallStatus::Parked => false,
+            ToolCallStatus::WaitingApproval => false,
             ToolCallStatus::Allowed => self.catalogue.tool(&row.tool).is_some_and(|(_, spec)| {
                 let e = &spec.effects;
                 !(e.write || e.send_message || e.spend || e.delete)
             }),
         }
     }
+}
 
-    fn check_handoff(&self, to: &str, payload: &Value) -> Verdict {
-        let schema = self.workflow.workflow.agents.get(to).and_then(|a| a.accepts.clone());
-        let Some(schema) = schema else {
-            return match payload.get("message").and_then(Value::as_str) {
-                Some(_) => Verdict::Allow { charges: Vec::new(), rule: None },
-                None => Verdict::Deny { stage: "schema", reason: "a handoff needs a `message` string".into() },
-            };
-        };
-        let checked = tollgate_sandbox::Schema::compile(&schema.to_string()).and_then(|s| s.check(payload));
-        match checked {
-            Ok(()) => Verdict::Allow { charges: Vec::new(), rule: None },
-            Err(message) => Verdict::Deny {
-                stage: "schema",
-                reason: format!("the handoff payload does not match what `{to}` accepts: {message}"),
-            },
-        }
+/// Adds the model turn to the step: counters, the agent's conversation, the step row and the
+/// `model.turn` audit record.
+fn record_turn(step: &mut StepCommit<'_>, state: &mut RunState, turn: &ModelTurn, started: Instant) {
+    let agent = step.agent.clone();
+    let counters = &mut step.counters;
+    counters.steps += 1;
+    counters.input_tokens = counters.input_tokens.saturating_add(turn.usage.input_tokens);
+    counters.output_tokens = counters.output_tokens.saturating_add(turn.usage.output_tokens);
+    *state.agent_turns.entry(agent.clone()).or_default() += 1;
+    state.push_message(&agent, Message::Assistant { text: turn.text.clone(), tool_calls: turn.tool_calls.clone() });
+    state.add_active(started);
+    step.commit.steps.push(StepRecord {
+        run_id: step.run.id.clone(),
+        step: step.step,
+        agent: agent.clone(),
+        turn: serde_json::to_value(turn).unwrap_or_default(),
+        created_at: step.now,
+    });
+    step.audit(audit::ModelTurn {
+        step: step.step,
+        agent,
+        source: match &turn.source {
+            TurnSource::Live { provider, model } => {
+                audit::TurnSource::Live { provider: provider.clone(), model: model.clone() }
+            }
+            TurnSource::Replay { script, index } => audit::TurnSource::Replay { script: script.clone(), index: *index },
+        },
+        reasoning: turn.text.clone(),
+        tool_calls: turn
+            .tool_calls
+            .iter()
+            .map(|c| RequestedCall { id: c.id.clone(), name: c.name.clone(), input: c.input.clone() })
+            .collect(),
+        usage: TokenUsage { input_tokens: turn.usage.input_tokens, output_tokens: turn.usage.output_tokens },
+    });
+}
+
+/// What the observer is told about a model turn: replay is labelled as such.
+fn turn_event(step: u32, agent: &str, turn: &ModelTurn) -> Event {
+    let (model, replay) = match &turn.source {
+        TurnSource::Live { provider, model } => (format!("{provider}:{model}"), false),
+        TurnSource::Replay { script, index } => (format!("{script} #{index}"), true),
+    };
+    Event::ModelTurn {
+        step,
+        agent: agent.to_string(),
+        model,
+        replay,
+        text: turn.text.clone(),
+        tool_calls: turn.tool_calls.iter().map(|c| c.name.clone()).collect(),
     }
 }

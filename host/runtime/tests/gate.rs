@@ -456,7 +456,10 @@ async fn spend_and_send_message_effects_need_approval_by_default() {
         ]
     );
     let statuses: Vec<ToolCallStatus> = h.rows(&id).await.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [ToolCallStatus::Parked, ToolCallStatus::Parked, ToolCallStatus::Done, ToolCallStatus::Done]);
+    assert_eq!(
+        statuses,
+        [ToolCallStatus::WaitingApproval, ToolCallStatus::WaitingApproval, ToolCallStatus::Done, ToolCallStatus::Done]
+    );
     let decisions: Vec<String> = gate_events(&events.events()).into_iter().map(|g| g.2).collect();
     assert_eq!(decisions, ["require_approval", "require_approval", "allow", "allow"]);
     assert!(h.standins.sendgrid_state().sent().is_empty());

@@ -16,6 +16,9 @@
 //! even with several processes writing one database.
 
 mod canonical;
+mod event;
+#[cfg(test)]
+mod event_doc;
 mod export;
 mod signer;
 mod verify;
@@ -24,10 +27,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::AuditEvent;
-
 pub use canonical::canonical_json;
 pub use ed25519_dalek::VerifyingKey;
+pub use event::*;
 pub use export::{VerifyStoreError, export_jsonl, verify_store};
 pub use signer::{
     AuditCheckpoint, CHECKPOINT_MESSAGE_PREFIX, Signer, checkpoint_message, checkpoints_path_for,
@@ -58,22 +60,27 @@ impl SealedRecord {
     }
 }
 
-/// Seal `event` as the record after `prev` (`(seq, hash)` of the current head; `None` for an
+/// Seal `entry` as the record after `prev` (`(seq, hash)` of the current head; `None` for an
 /// empty chain).
-pub fn seal(prev: Option<(u64, &str)>, event: &AuditEvent) -> SealedRecord {
+pub fn seal(prev: Option<(u64, &str)>, entry: &AuditEntry) -> SealedRecord {
+    seal_raw(prev, entry.ts, entry.run_id.clone(), entry.event.kind(), entry.event.body())
+}
+
+/// Seal a record from its stored parts. The chain does not care what a kind means: tests
+/// build chains of any content with this.
+pub fn seal_raw(prev: Option<(u64, &str)>, ts: i64, run_id: Option<String>, kind: &str, body: Value) -> SealedRecord {
     let (seq, prev_hash) = match prev {
         Some((seq, hash)) => (seq + 1, hash.to_string()),
         None => (1, GENESIS_HASH.to_string()),
     };
-    let hash = record_hash(&prev_hash, seq, event.ts, event.run_id.as_deref(), &event.kind, &event.body);
-    SealedRecord {
-        seq,
-        ts: event.ts,
-        run_id: event.run_id.clone(),
-        kind: event.kind.clone(),
-        body: event.body.clone(),
-        prev_hash,
-        hash,
+    let hash = record_hash(&prev_hash, seq, ts, run_id.as_deref(), kind, &body);
+    SealedRecord { seq, ts, run_id, kind: kind.to_string(), body, prev_hash, hash }
+}
+
+impl SealedRecord {
+    /// The record's event, if its kind and body are ones this build knows.
+    pub fn event(&self) -> Result<AuditEvent, serde_json::Error> {
+        AuditEvent::parse(&self.kind, &self.body)
     }
 }
 
@@ -91,16 +98,20 @@ pub fn record_hash(prev_hash: &str, seq: u64, ts: i64, run_id: Option<&str>, kin
 mod tests {
     use super::*;
 
-    fn event(kind: &str, body: Value) -> AuditEvent {
-        AuditEvent { ts: 1_700_000_000_000, run_id: Some("run_1".into()), kind: kind.into(), body }
+    fn event(kind: &str, body: Value) -> SealedRecord {
+        seal_raw(None, 1_700_000_000_000, Some("run_1".into()), kind, body)
+    }
+
+    fn after(prev: &SealedRecord, kind: &str, body: Value) -> SealedRecord {
+        seal_raw(Some((prev.seq, &prev.hash)), 1_700_000_000_000, Some("run_1".into()), kind, body)
     }
 
     #[test]
     fn first_record_links_to_genesis_and_later_ones_to_their_predecessor() {
-        let first = seal(None, &event("run.started", json!({"goal": "g"})));
+        let first = event("run.started", json!({"goal": "g"}));
         assert_eq!(first.seq, 1);
         assert_eq!(first.prev_hash, GENESIS_HASH);
-        let second = seal(Some((first.seq, &first.hash)), &event("run.ended", json!({})));
+        let second = after(&first, "run.ended", json!({}));
         assert_eq!(second.seq, 2);
         assert_eq!(second.prev_hash, first.hash);
         assert_ne!(second.hash, first.hash);
@@ -109,7 +120,7 @@ mod tests {
 
     #[test]
     fn hash_is_the_documented_formula() {
-        let record = seal(None, &event("k", json!({"b": 2, "a": "x"})));
+        let record = event("k", json!({"b": 2, "a": "x"}));
         let preimage = format!(
             "{GENESIS_HASH}\n{{\"body\":{{\"a\":\"x\",\"b\":2}},\"kind\":\"k\",\"run_id\":\"run_1\",\"seq\":1,\"ts\":1700000000000}}"
         );
@@ -118,7 +129,7 @@ mod tests {
 
     #[test]
     fn every_field_is_covered_by_the_hash() {
-        let record = seal(None, &event("k", json!({"a": 1})));
+        let record = event("k", json!({"a": 1}));
         let mut changed = vec![record.clone(); 6];
         changed[0].seq = 2;
         changed[1].ts += 1;

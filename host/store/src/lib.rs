@@ -18,7 +18,7 @@ use std::pin::Pin;
 
 use serde_json::Value;
 
-pub use audit::{AuditCheckpoint, SealedRecord, Signer, Tamper, TamperKind, VerifyReport};
+pub use audit::{AuditCheckpoint, AuditEntry, AuditEvent, SealedRecord, Signer, Tamper, TamperKind, VerifyReport};
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -31,7 +31,7 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// front), since cap charges and approval transitions are checked inside it.
 pub trait Store: Send + Sync {
     /// Insert a new run (version 1) and its audit records.
-    fn create_run<'a>(&'a self, run: &'a RunRecord, audit: &'a [AuditEvent]) -> StoreFuture<'a, ()>;
+    fn create_run<'a>(&'a self, run: &'a RunRecord, audit: &'a [AuditEntry]) -> StoreFuture<'a, ()>;
     fn run<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<RunRecord>>;
     fn runs<'a>(&'a self, filter: &'a RunFilter) -> StoreFuture<'a, Vec<RunSummary>>;
     /// Apply everything in `commit` atomically. Fails with [`StoreError::Conflict`] if the run's

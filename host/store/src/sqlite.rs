@@ -25,10 +25,10 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::audit::{AuditCheckpoint, SealedRecord, Signer};
+use crate::audit::{AuditCheckpoint, AuditEntry, SealedRecord, Signer};
 use crate::{
-    ApprovalFilter, ApprovalRecord, AuditEvent, Commit, RunFilter, RunRecord, RunSummary, StepRecord, Store,
-    StoreError, StoreFuture, ToolCallRecord,
+    ApprovalFilter, ApprovalRecord, Commit, RunFilter, RunRecord, RunSummary, StepRecord, Store, StoreError,
+    StoreFuture, ToolCallRecord,
 };
 use rows::{approval_columns, run_columns, summary_columns, tool_call_columns};
 
@@ -142,7 +142,7 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
 }
 
 impl Store for SqliteStore {
-    fn create_run<'a>(&'a self, run: &'a RunRecord, audit: &'a [AuditEvent]) -> StoreFuture<'a, ()> {
+    fn create_run<'a>(&'a self, run: &'a RunRecord, audit: &'a [AuditEntry]) -> StoreFuture<'a, ()> {
         Box::pin(write::create_run(self, run, audit))
     }
 

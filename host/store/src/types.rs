@@ -4,13 +4,16 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::audit::AuditEntry;
+
 /// Where a run stands. Stored as the lower-case snake name (`waiting_approval`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Being advanced by a process (or crashed while it was: resume continues it).
     Running,
-    /// Parked until every pending approval of the current step is decided.
+    /// Waiting for approval: until every pending approval of the current step is decided.
     WaitingApproval,
     /// An approval expired before anyone decided it; a human must look.
     Escalated,
@@ -55,6 +58,7 @@ impl RunStatus {
 
 /// Running totals a run is bounded by.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Counters {
     pub steps: u64,
     pub tool_calls: u64,
@@ -127,8 +131,9 @@ pub struct StepRecord {
 pub enum ToolCallStatus {
     /// The gate allowed it; the call may have started. No result recorded yet.
     Allowed,
-    /// Waiting for a human decision (see the approval with the same run, step and index).
-    Parked,
+    /// Waiting for approval: a human decides (see the approval with the same run, step and
+    /// index).
+    WaitingApproval,
     /// Refused by the gate or a human; `result` holds the reason sent to the model.
     Denied,
     /// Finished (successfully or with a tool error); `result` and `report` hold what happened.
@@ -139,13 +144,13 @@ impl ToolCallStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ToolCallStatus::Allowed => "allowed",
-            ToolCallStatus::Parked => "parked",
+            ToolCallStatus::WaitingApproval => "waiting_approval",
             ToolCallStatus::Denied => "denied",
             ToolCallStatus::Done => "done",
         }
     }
     pub fn parse(s: &str) -> Option<ToolCallStatus> {
-        [ToolCallStatus::Allowed, ToolCallStatus::Parked, ToolCallStatus::Denied, ToolCallStatus::Done]
+        [ToolCallStatus::Allowed, ToolCallStatus::WaitingApproval, ToolCallStatus::Denied, ToolCallStatus::Done]
             .into_iter()
             .find(|status| status.as_str() == s)
     }
@@ -267,17 +272,6 @@ pub struct CapCharge {
     pub window_ms: Option<i64>,
 }
 
-/// An event to append to the audit chain; the store assigns `seq` and the hashes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    pub ts: i64,
-    pub run_id: Option<String>,
-    /// Dotted kind: `run.started`, `model.turn`, `gate.decision`, `approval.requested`,
-    /// `approval.granted`, `approval.denied`, `approval.expired`, `tool.call`, `run.ended`, ...
-    pub kind: String,
-    pub body: Value,
-}
-
 /// The new state of a run inside a [`Commit`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunUpdate {
@@ -311,7 +305,7 @@ pub struct Commit {
     pub new_approvals: Vec<ApprovalRecord>,
     pub approval_transitions: Vec<ApprovalTransition>,
     pub cap_charges: Vec<CapCharge>,
-    pub audit: Vec<AuditEvent>,
+    pub audit: Vec<AuditEntry>,
     /// Sign an audit checkpoint after this commit (runs parking or ending ask for one).
     pub checkpoint_audit: bool,
     pub durability: Durability,

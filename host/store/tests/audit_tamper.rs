@@ -14,7 +14,7 @@ use tollgate_store::audit::{
     SealedRecord, Signer, VerifyStoreError, checkpoints_path_for, export_jsonl, read_external_checkpoints, seal,
     verify_store,
 };
-use tollgate_store::{AuditEvent, Commit, SqliteStore, Store, Tamper, TamperKind};
+use tollgate_store::{AuditEntry, Commit, SqliteStore, Store, Tamper, TamperKind};
 
 /// A closed store under `dir` whose chain has `n` records, the last commit asking for a signed
 /// checkpoint.
@@ -84,7 +84,7 @@ async fn one_large_commit_passing_a_multiple_of_64_is_signed() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     store.create_run(&run("r1", 1), &[]).await.unwrap();
-    let events: Vec<AuditEvent> = (0..70).map(|i| event("r1", "gate.decision", i, json!({ "i": i }))).collect();
+    let events: Vec<AuditEntry> = (0..70).map(|i| event("r1", "gate.decision", i, json!({ "i": i }))).collect();
     store.commit(Commit { audit: events, ..Commit::default() }).await.unwrap();
     let checkpoints = store.audit_checkpoints().await.unwrap();
     assert_eq!(checkpoints.iter().map(|c| c.seq).collect::<Vec<_>>(), [70]);
@@ -92,7 +92,7 @@ async fn one_large_commit_passing_a_multiple_of_64_is_signed() {
     let plain_dir = tempfile::tempdir().unwrap();
     let plain = SqliteStore::open(&db_path(plain_dir.path()), None).await.unwrap();
     plain.create_run(&run("r1", 1), &[]).await.unwrap();
-    let events: Vec<AuditEvent> = (0..70).map(|i| event("r1", "gate.decision", i, json!({ "i": i }))).collect();
+    let events: Vec<AuditEntry> = (0..70).map(|i| event("r1", "gate.decision", i, json!({ "i": i }))).collect();
     plain.commit(Commit { audit: events, checkpoint_audit: true, ..Commit::default() }).await.unwrap();
     assert!(plain.audit_checkpoints().await.unwrap().is_empty());
     assert_eq!(plain.audit_records(70, 1).await.unwrap()[0].hash, store.audit_records(70, 1).await.unwrap()[0].hash);

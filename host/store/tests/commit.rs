@@ -44,7 +44,7 @@ fn turn_commit(run_id: &str, version: i64) -> Commit {
         steps: vec![step(run_id, 1)],
         tool_calls: vec![
             tool_call(run_id, 1, 0, ToolCallStatus::Allowed),
-            tool_call(run_id, 1, 1, ToolCallStatus::Parked),
+            tool_call(run_id, 1, 1, ToolCallStatus::WaitingApproval),
         ],
         new_approvals: vec![approval(&format!("ap_{run_id}"), run_id, 1, 90_000)],
         approval_transitions: vec![],
@@ -73,7 +73,7 @@ async fn a_commit_writes_every_part_and_bumps_the_version() {
     assert_eq!(store.steps("r1").await.unwrap(), vec![step("r1", 1)]);
     let calls = store.tool_calls("r1").await.unwrap();
     assert_eq!(calls.len(), 2);
-    assert_eq!(calls[1], tool_call("r1", 1, 1, ToolCallStatus::Parked));
+    assert_eq!(calls[1], tool_call("r1", 1, 1, ToolCallStatus::WaitingApproval));
     assert_eq!(store.approval("ap_r1").await.unwrap().unwrap(), approval("ap_r1", "r1", 1, 90_000));
     assert_eq!(store.cap_usage("spend:r1", 2_000, None).await.unwrap(), 10);
     let kinds: Vec<String> = store.audit_records(0, 100).await.unwrap().into_iter().map(|r| r.kind).collect();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 use tollgate_store::{
-    ApprovalFilter, ApprovalRecord, AuditCheckpoint, AuditEvent, Commit, RunFilter, RunRecord, RunSummary,
+    ApprovalFilter, ApprovalRecord, AuditCheckpoint, AuditEntry, Commit, RunFilter, RunRecord, RunSummary,
     SealedRecord, SqliteStore, StepRecord, Store, StoreFuture, ToolCallRecord,
 };
 
@@ -27,7 +27,7 @@ impl Store for RacingStore {
             self.inner.commit(commit).await
         })
     }
-    fn create_run<'a>(&'a self, run: &'a RunRecord, audit: &'a [AuditEvent]) -> StoreFuture<'a, ()> {
+    fn create_run<'a>(&'a self, run: &'a RunRecord, audit: &'a [AuditEntry]) -> StoreFuture<'a, ()> {
         self.inner.create_run(run, audit)
     }
     fn run<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<RunRecord>> {

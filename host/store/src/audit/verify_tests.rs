@@ -2,21 +2,15 @@
 //! `tests/audit_tamper.rs`).
 
 use super::*;
-use crate::AuditEvent;
-use crate::audit::{Signer, seal};
+use crate::audit::{Signer, seal_raw};
 use serde_json::json;
 
 fn chain(n: u64) -> Vec<SealedRecord> {
     let mut records: Vec<SealedRecord> = Vec::new();
     for i in 1..=n {
-        let event = AuditEvent {
-            ts: 1_000 + i as i64,
-            run_id: Some(format!("run_{}", i % 3)),
-            kind: "tool.call".into(),
-            body: json!({ "i": i, "tool": "email.send" }),
-        };
         let prev = records.last().map(|r| (r.seq, r.hash.as_str()));
-        let record = seal(prev, &event);
+        let body = json!({ "i": i, "tool": "email.send" });
+        let record = seal_raw(prev, 1_000 + i as i64, Some(format!("run_{}", i % 3)), "tool.call", body);
         records.push(record);
     }
     records
@@ -108,10 +102,7 @@ fn inserted_records_are_named() {
     expect(records, 6, TamperKind::Inserted);
     // A forged record linked and sealed properly: the break shows at the next record.
     let mut records = chain(10);
-    let forged = seal(
-        Some((5, &records[4].hash)),
-        &AuditEvent { ts: 0, run_id: None, kind: "approval.granted".into(), body: json!({}) },
-    );
+    let forged = seal_raw(Some((5, &records[4].hash)), 0, None, "approval.granted", json!({}));
     records.insert(5, forged);
     for (i, record) in records.iter_mut().enumerate().skip(6) {
         record.seq = i as u64 + 1;

@@ -7,17 +7,17 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::SqliteConnection;
 
 use super::batch::Batch;
 use super::rows::{self, approval_columns};
 use super::writer::{Heads, WriteTx};
 use super::{SqliteStore, db_error};
-use crate::audit::{canonical_json, seal};
+use crate::audit::{ApprovalExpired, AuditEntry, RunEscalated, canonical_json, seal};
 use crate::{
-    ApprovalRecord, ApprovalStatus, ApprovalTransition, AuditEvent, CapCharge, Commit, Durability, RunRecord,
-    RunStatus, RunUpdate, StepRecord, StoreError, ToolCallRecord,
+    ApprovalRecord, ApprovalStatus, ApprovalTransition, CapCharge, Commit, Durability, RunRecord, RunStatus, RunUpdate,
+    StepRecord, StoreError, ToolCallRecord,
 };
 
 /// A checkpoint is signed whenever the chain passes a multiple of this many records.
@@ -30,7 +30,7 @@ fn json_text(value: &Value) -> String {
     value.to_string()
 }
 
-pub(super) async fn create_run(store: &SqliteStore, run: &RunRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
+pub(super) async fn create_run(store: &SqliteStore, run: &RunRecord, audit: &[AuditEntry]) -> Result<(), StoreError> {
     let counters = serde_json::to_string(&run.counters).map_err(|e| StoreError::Database(e.to_string()))?;
     let (tx, heads) = store.writer.begin(Durability::Immediate, None).await?;
     let mut batch = Batch::default();
@@ -171,19 +171,18 @@ async fn expire_due(
             approval.status = ApprovalStatus::Expired;
             approval.decided_at = Some(now);
             ids.push(approval.id.clone());
-            events.push(AuditEvent {
-                ts: now,
-                run_id: Some(run_id.clone()),
-                kind: "approval.expired".into(),
-                body: json!({
-                    "approval_id": approval.id,
-                    "step": approval.step,
-                    "index": approval.index,
-                    "agent": approval.agent,
-                    "tool": approval.tool,
-                    "expires_at": approval.expires_at,
-                }),
-            });
+            events.push(AuditEntry::of_run(
+                run_id,
+                now,
+                ApprovalExpired {
+                    approval_id: approval.id.clone(),
+                    step: approval.step,
+                    index: approval.index,
+                    agent: approval.agent.clone(),
+                    tool: approval.tool.clone(),
+                    expires_at: approval.expires_at,
+                },
+            ));
         }
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = ?1")
             .bind(run_id)
@@ -199,12 +198,11 @@ async fn expire_due(
                  WHERE id = ?",
                 [detail.into(), now.into(), run_id.as_str().into()],
             );
-            events.push(AuditEvent {
-                ts: now,
-                run_id: Some(run_id.clone()),
-                kind: "run.escalated".into(),
-                body: json!({ "reason": "approval_expired", "approvals": ids }),
-            });
+            events.push(AuditEntry::of_run(
+                run_id,
+                now,
+                RunEscalated { reason: "approval_expired".into(), approvals: ids },
+            ));
         }
     }
     let signed = seal_audit(store, heads, &events, true, &mut batch)?;
@@ -386,7 +384,7 @@ fn upsert_tool_call(batch: &mut Batch, call: &ToolCallRecord) {
 fn seal_audit(
     store: &SqliteStore,
     heads: &Heads,
-    events: &[AuditEvent],
+    events: &[AuditEntry],
     checkpoint_requested: bool,
     batch: &mut Batch,
 ) -> Result<PendingCheckpoint, StoreError> {

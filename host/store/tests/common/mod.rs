@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use tollgate_store::audit::{self, AuditEntry, AuditEvent};
 use tollgate_store::{
-    ApprovalRecord, ApprovalStatus, AuditEvent, Commit, Counters, RunRecord, RunStatus, RunUpdate, Signer, SqliteStore,
-    Store, ToolCallRecord, ToolCallStatus,
+    ApprovalRecord, ApprovalStatus, Commit, Counters, RunRecord, RunStatus, RunUpdate, Signer, SqliteStore, Store,
+    ToolCallRecord, ToolCallStatus,
 };
 
 pub fn db_path(dir: &Path) -> PathBuf {
@@ -59,8 +60,82 @@ pub fn run(id: &str, created_at: i64) -> RunRecord {
     }
 }
 
-pub fn event(run_id: &str, kind: &str, ts: i64, body: Value) -> AuditEvent {
-    AuditEvent { ts, run_id: Some(run_id.into()), kind: kind.into(), body }
+/// An audit entry of `kind` whose content carries `detail` (so different details seal to
+/// different hashes). The store does not care what a kind means; these tests only need records.
+pub fn event(run_id: &str, kind: &str, ts: i64, detail: Value) -> AuditEntry {
+    let event: AuditEvent = match kind {
+        "run.started" => audit::RunStarted {
+            workflow: "outreach".into(),
+            version: "1.0.0".into(),
+            workflow_sha256: "d".repeat(64),
+            goal: detail.to_string(),
+            entry: "agent".into(),
+            models: Default::default(),
+            plugins: Default::default(),
+            upstreams: Default::default(),
+        }
+        .into(),
+        "model.turn" => audit::ModelTurn {
+            step: 1,
+            agent: "agent".into(),
+            source: audit::TurnSource::Replay { script: "turns.toml".into(), index: 0 },
+            reasoning: None,
+            tool_calls: vec![audit::RequestedCall { id: "call_1".into(), name: "email__send".into(), input: detail }],
+            usage: audit::TokenUsage::default(),
+        }
+        .into(),
+        "gate.decision" => audit::GateDecision {
+            step: 1,
+            index: 0,
+            tool: "email.send".into(),
+            agent: "agent".into(),
+            input: detail,
+            verdict: audit::VerdictRecord::Allow { rule: None, charges: Vec::new() },
+            reason: None,
+        }
+        .into(),
+        "approval.granted" => audit::ApprovalGranted {
+            approval_id: "ap_1".into(),
+            step: 1,
+            index: 0,
+            tool: "email.send".into(),
+            by: "alice".into(),
+            binding_hash: "b".repeat(64),
+            edited: false,
+            input: detail,
+        }
+        .into(),
+        "tool.call" => audit::ToolCall {
+            step: 1,
+            index: 0,
+            tool: "email.send".into(),
+            plugin_digest: None,
+            idempotency_key: format!("{run_id}:1:0"),
+            input: detail,
+            outcome: "ok".into(),
+            error: None,
+            output_sha256: None,
+            fuel_used: 0,
+            duration_us: 0,
+            peak_memory_bytes: 0,
+            memory_refused: false,
+            guest_error: None,
+            instance: audit::Instance::Fresh,
+            egress: Vec::new(),
+        }
+        .into(),
+        "run.ended" => audit::RunEnded {
+            status: RunStatus::Completed,
+            detail: None,
+            output: Some(detail.to_string()),
+            counters: Counters::default(),
+            active_ms: 0,
+            by: None,
+        }
+        .into(),
+        other => panic!("no fixture for audit kind {other}"),
+    };
+    AuditEntry { ts, run_id: Some(run_id.into()), event }
 }
 
 pub fn update(run_id: &str, expected_version: i64, status: RunStatus, step: u64) -> RunUpdate {

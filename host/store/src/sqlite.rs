@@ -37,8 +37,11 @@ const MAX_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Embedded migrations, applied in order; `PRAGMA user_version` records the last one applied.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/0001_init.sql")), (2, include_str!("../migrations/0002_messages.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_messages.sql")),
+    (3, include_str!("../migrations/0003_waiting_approval.sql")),
+];
 
 /// The embedded store: one SQLite file (plus its `-wal` and `-shm`).
 #[derive(Debug, Clone)]
@@ -394,6 +397,10 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn latest_schema() -> i64 {
+        MIGRATIONS.last().map(|(version, _)| *version).unwrap_or(0)
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[tokio::test]
@@ -408,7 +415,7 @@ mod tests {
         assert_eq!(int("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap(), 2, "FULL");
         assert_eq!(int("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap(), 1);
         assert_eq!(int("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap(), 10_000);
-        assert_eq!(int("PRAGMA user_version").fetch_one(&mut *conn).await.unwrap(), 2);
+        assert_eq!(int("PRAGMA user_version").fetch_one(&mut *conn).await.unwrap(), latest_schema());
         drop(conn);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
@@ -446,7 +453,7 @@ mod tests {
         store.close().await;
         let store = SqliteStore::open(&path, None).await.unwrap();
         let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&store.pool).await.unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, latest_schema());
         assert_eq!(store.run("r1").await.unwrap().unwrap().goal, "goal");
         assert!(store.messages("r1", "analyst", 0).await.unwrap().is_empty());
     }

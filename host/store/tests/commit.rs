@@ -463,3 +463,25 @@ async fn everything_survives_closing_and_reopening() {
     let store = open(dir.path()).await;
     assert_eq!(audit_count(&store).await, 4);
 }
+
+#[tokio::test]
+async fn a_database_from_before_waiting_approval_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path()).await;
+        store.create_run(&run("r1", 1_000), &[event("r1", "run.started", 1_000, json!({}))]).await.unwrap();
+        store.commit(turn_commit("r1", 1)).await.unwrap();
+        store.close().await;
+    }
+    // Back to schema version 2: the call waits under its old name, and migration 3 never ran.
+    let mut conn = raw(dir.path()).await;
+    sqlx::query("UPDATE tool_calls SET status = 'parked' WHERE status = 'waiting_approval'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA user_version = 2").execute(&mut conn).await.unwrap();
+    drop(conn);
+    let store = open(dir.path()).await;
+    let statuses: Vec<ToolCallStatus> = store.tool_calls("r1").await.unwrap().iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [ToolCallStatus::Allowed, ToolCallStatus::WaitingApproval]);
+}

@@ -13,7 +13,7 @@ use tollgate_store::{
 
 use crate::approvals::binding_hash;
 use crate::events::Event;
-use crate::gate::{self, CallRequest, CapScope, GateContext, Tally, Verdict};
+use crate::gate::{self, CallRequest, CapScope, Charge, GateContext, Tally, Verdict};
 use crate::ids::{self, now_ms};
 use crate::runtime::Runtime;
 use crate::state::{CallTarget, RunState};
@@ -94,6 +94,8 @@ impl<'r> StepCommit<'r> {
         self.apply(rt, row, target, verdict, approval)
     }
 
+    /// Applies `verdict` to the call `row` describes: its audit record, then its row (and
+    /// what an allowed call charges, or the approval a waiting one needs).
     fn apply(
         &mut self,
         rt: &Runtime,
@@ -102,9 +104,42 @@ impl<'r> StepCommit<'r> {
         verdict: Verdict,
         approval: Option<&ApprovalRecord>,
     ) {
-        let (record, reason) = (verdict.record(), verdict.reason());
-        row.decision = serde_json::to_value(&record).unwrap_or_default();
+        row.decision = serde_json::to_value(verdict.record()).unwrap_or_default();
         row.updated_at = self.now;
+        self.record_verdict(&row, &verdict, approval);
+        match verdict {
+            Verdict::Allow { charges, .. } => match target {
+                CallTarget::Handoff { to } => {
+                    row.status = ToolCallStatus::Done;
+                    row.result = Some(json!({"output": {"handed_off_to": to}}));
+                }
+                CallTarget::HumanGate { .. } => {
+                    let (by, note) = approval.map(|a| (a.decided_by.clone(), a.note.clone())).unwrap_or_default();
+                    row.status = ToolCallStatus::Done;
+                    row.result = Some(json!({"output": {"approved_by": by, "note": note}}));
+                }
+                CallTarget::Tool { .. } | CallTarget::Unknown => {
+                    row.status = ToolCallStatus::Allowed;
+                    self.charge(&charges);
+                }
+            },
+            Verdict::RequireApproval { reason } => {
+                row.status = ToolCallStatus::WaitingApproval;
+                self.request_approval(rt, &row, reason);
+            }
+            Verdict::Deny { stage, reason } => {
+                row.status = ToolCallStatus::Denied;
+                row.result = Some(json!({"denied": stage.as_str(), "reason": reason}));
+            }
+        }
+        self.commit.tool_calls.push(row);
+    }
+
+    /// The verdict's audit record: the gate's decision, or the consumption of the approval it
+    /// answered (an approval is `approved → consumed` in the commit that applies it, so it never
+    /// authorises again). Denied and expired approvals were audited when they were decided.
+    fn record_verdict(&mut self, row: &ToolCallRecord, verdict: &Verdict, approval: Option<&ApprovalRecord>) {
+        let (record, reason) = (verdict.record(), verdict.reason());
         match approval {
             None => {
                 self.events.push(Event::Gate {
@@ -124,7 +159,6 @@ impl<'r> StepCommit<'r> {
                     reason,
                 });
             }
-            // `approved → consumed` in the commit that applies it: it never authorises again.
             Some(approval) if approval.status == ApprovalStatus::Approved => {
                 self.commit.approval_transitions.push(consumed(approval));
                 self.audit(ApprovalConsumed {
@@ -136,42 +170,20 @@ impl<'r> StepCommit<'r> {
                     reason,
                 });
             }
-            // Denied or expired: the decision was audited when it was made.
             Some(_) => {}
         }
-        match verdict {
-            Verdict::Allow { charges, .. } => match target {
-                CallTarget::Handoff { to } => {
-                    row.status = ToolCallStatus::Done;
-                    row.result = Some(json!({"output": {"handed_off_to": to}}));
-                }
-                CallTarget::HumanGate { .. } => {
-                    let (by, note) = approval.map(|a| (a.decided_by.clone(), a.note.clone())).unwrap_or_default();
-                    row.status = ToolCallStatus::Done;
-                    row.result = Some(json!({"output": {"approved_by": by, "note": note}}));
-                }
-                CallTarget::Tool { .. } | CallTarget::Unknown => {
-                    row.status = ToolCallStatus::Allowed;
-                    let spend: i64 = charges
-                        .iter()
-                        .filter(|c| matches!(c.scope, CapScope::Spend { .. }))
-                        .fold(0i64, |sum, c| sum.saturating_add(c.amount));
-                    self.counters.tool_calls += 1;
-                    self.counters.spend = self.counters.spend.saturating_add(spend);
-                    let run_id = &self.run.id;
-                    self.commit.cap_charges.extend(charges.iter().map(|c| c.to_store(run_id, self.now)));
-                }
-            },
-            Verdict::RequireApproval { reason } => {
-                row.status = ToolCallStatus::WaitingApproval;
-                self.request_approval(rt, &row, reason);
-            }
-            Verdict::Deny { stage, reason } => {
-                row.status = ToolCallStatus::Denied;
-                row.result = Some(json!({"denied": stage.as_str(), "reason": reason}));
-            }
-        }
-        self.commit.tool_calls.push(row);
+    }
+
+    /// Counts an allowed call against the run's bounds and charges its caps in this commit.
+    fn charge(&mut self, charges: &[Charge]) {
+        let spend = charges
+            .iter()
+            .filter(|c| matches!(c.scope, CapScope::Spend { .. }))
+            .fold(0i64, |sum, c| sum.saturating_add(c.amount));
+        self.counters.tool_calls += 1;
+        self.counters.spend = self.counters.spend.saturating_add(spend);
+        let run_id = &self.run.id;
+        self.commit.cap_charges.extend(charges.iter().map(|c| c.to_store(run_id, self.now)));
     }
 
     /// A pending approval for exactly the call `row` describes, bound to the plugin build that

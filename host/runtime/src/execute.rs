@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tollgate_sandbox::CallContext;
+use tollgate_sandbox::{CallContext, CallReport};
 use tollgate_store::audit::{Instance, ToolCall};
 use tollgate_store::{ToolCallRecord, ToolCallStatus};
 use tollgate_workflow::InstanceMode;
@@ -85,18 +85,24 @@ impl Runtime {
             duration_ms: report.duration_us / 1000,
             output,
         });
-        audit.plugin_digest = Some(report.digest.clone());
-        audit.outcome = report.outcome.clone();
-        audit.error = report.error.clone();
-        audit.fuel_used = report.fuel_used;
-        audit.duration_us = report.duration_us;
-        audit.peak_memory_bytes = u64::try_from(report.peak_memory_bytes).unwrap_or(u64::MAX);
-        audit.memory_refused = report.memory_refused;
-        audit.guest_error = report.guest_error.clone();
-        audit.instance = if report.reused_instance { Instance::Reused } else { Instance::Fresh };
-        audit.egress = report.egress.iter().filter_map(|e| serde_json::to_value(e).ok()).collect();
+        record_report(&mut audit, report);
         row.report = serde_json::to_value(report).ok();
         row.updated_at = now_ms();
         Finished { row, fuel: report.fuel_used, audit }
     }
+}
+
+/// What the sandbox's report of a call adds to its audit record (the report is already
+/// redacted: credentials never appear in it).
+fn record_report(audit: &mut ToolCall, report: &CallReport) {
+    audit.plugin_digest = Some(report.digest.clone());
+    audit.outcome = report.outcome.clone();
+    audit.error = report.error.clone();
+    audit.fuel_used = report.fuel_used;
+    audit.duration_us = report.duration_us;
+    audit.peak_memory_bytes = u64::try_from(report.peak_memory_bytes).unwrap_or(u64::MAX);
+    audit.memory_refused = report.memory_refused;
+    audit.guest_error = report.guest_error.clone();
+    audit.instance = if report.reused_instance { Instance::Reused } else { Instance::Fresh };
+    audit.egress = report.egress.iter().filter_map(|e| serde_json::to_value(e).ok()).collect();
 }

@@ -1,8 +1,8 @@
 //! `cargo xtask demo`: the README's main command. Builds the plugins and the binaries, starts
 //! local stand-ins of Meta, SendGrid and HubSpot, and runs the flagship workflow
 //! `examples/campaign-review` end to end, offline: the analyst (replayed model turns, labelled
-//! replay) finds the overspending campaign and parks for approval; the demo approves as
-//! `demo-operator` and resumes; the copywriter emails the team (parks again) and logs a CRM
+//! replay) finds the overspending campaign and waits for approval; the demo approves as
+//! `demo-operator` and resumes; the copywriter emails the team (waits for approval again) and logs a CRM
 //! note; finally the audit log is verified. Every `tollgate` command is printed before it runs.
 
 use std::io::{BufRead, BufReader};
@@ -124,7 +124,7 @@ pub fn run() -> Result<()> {
         run_args.extend(["--upstream", u.as_str()]);
     }
     expect(tollgate.run(&["validate", workflow.to_str().context("path")?])?, 0, "validate")?;
-    expect(tollgate.run(&run_args)?, 3, "the run should park at the pause approval")?;
+    expect(tollgate.run(&run_args)?, 3, "the run should wait for approval of the pause")?;
 
     let run_id = latest_run(&tollgate)?;
     for round in ["pause the campaign", "email the team"] {

@@ -4,7 +4,7 @@
 //! Exit status, for every command: 0 success; 1 the thing asked about failed (a run failed, a
 //! plugin call failed, the audit log is tampered, a workflow is invalid); 2 the command could
 //! not run (bad arguments, unreadable files, refused plugin). `run` and `runs resume` also
-//! use: 3 parked waiting for approval; 4 a bound was hit; 5 escalated (an approval expired);
+//! use: 3 waiting for approval; 4 a bound was hit; 5 escalated (an approval expired);
 //! 6 cancelled.
 
 mod approvals_cmd;

@@ -39,7 +39,7 @@ pub struct AdvanceArgs {
     /// Send requests for HOST to URL instead (a staging API or a local stand-in); repeatable.
     #[arg(long = "upstream", value_name = "HOST=URL")]
     upstreams: Vec<String>,
-    /// When the run parks at an approval, keep waiting (up to this long, e.g. 10m) for a human to
+    /// When the run waits for approval, keep waiting (up to this long, e.g. 10m) for a human to
     /// decide it with `tollgate approvals`, then continue.
     #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "24h")]
     wait: Option<String>,
@@ -230,7 +230,7 @@ async fn advance_until_stop(
         if outcome.status != RunStatus::WaitingApproval {
             return Ok(outcome);
         }
-        // Parked: poll the store until every approval of the step is decided (or expires).
+        // Waiting for approval: poll the store until every approval of the step is decided (or expires).
         let mut last_note = Instant::now();
         loop {
             if waited_since.elapsed() >= wait {
@@ -257,7 +257,7 @@ fn report_stop(outcome: &RunOutcome, json: bool) {
     }
     match outcome.status {
         RunStatus::WaitingApproval => {
-            println!("\nrun {} is parked, waiting for approval:", outcome.run_id);
+            println!("\nrun {} is waiting for approval:", outcome.run_id);
             for a in &outcome.pending_approvals {
                 println!("  {}  {}  ({})", a.id, a.tool, a.reason);
                 println!("    tollgate approvals approve {}     # or: deny {} --reason '…'", a.id, a.id);

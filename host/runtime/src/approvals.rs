@@ -1,6 +1,6 @@
 //! Human decisions: approve (optionally with an edited input), deny, and cancel a run. Each is
 //! one store commit with its audit record; an approval moves `pending → approved|denied` only
-//! once, and the run continues from its parked step at the next [`Runtime::advance`].
+//! once, and the run continues from its waiting step at the next [`Runtime::advance`].
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -42,7 +42,7 @@ pub struct RunState {
     pub next_step: u32,
     /// A step whose model turn is committed but whose tool calls are not all finished.
     pub pending: Option<PendingStep>,
-    /// Wall-clock time spent advancing the run (not parked), for the deadline.
+    /// Wall-clock time spent advancing the run (not waiting for approval), for the deadline.
     pub active_ms: u64,
     /// The final answer of the agent that ended the run.
     pub final_output: Option<String>,

@@ -1,7 +1,7 @@
 //! Warm plugin instances for the runs this process is advancing: the plugins a workflow marks
 //! `instances = "per-run"` serve a run's calls from a [`WarmInstances`] set that lives while
 //! [`Runtime::advance`](crate::Runtime::advance) works on that run and is dropped when it stops
-//! (the run ends, parks for a human, hits a bound, or the call fails). So instances are never
+//! (the run ends, waits for approval, hits a bound, or the call fails). So instances are never
 //! shared between runs, and a run resumed later, here or in another process, starts fresh.
 
 use std::collections::BTreeMap;

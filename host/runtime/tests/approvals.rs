@@ -1,4 +1,4 @@
-//! Approvals, end to end: a parked call runs exactly once after approval, with its stable
+//! Approvals, end to end: a call waiting for approval runs exactly once after approval, with its stable
 //! idempotency key; denials and expiry reach the model; edits are checked; an approval never
 //! authorises twice, nor a plugin build other than the one it was requested for.
 
@@ -77,7 +77,7 @@ async fn approved_call_runs_once_with_its_idempotency_key() {
     let approval = only_approval(&outcome);
     assert!(requests_to(&h.standins.meta, "POST", C1).is_empty(), "nothing runs before approval");
 
-    // Still parked: advancing again does not run it either.
+    // Still waiting for approval: advancing again does not run it either.
     assert_eq!(runtime.advance(&id, &Recorder::default()).await.unwrap().status, RunStatus::WaitingApproval);
     assert!(requests_to(&h.standins.meta, "POST", C1).is_empty());
 

@@ -306,7 +306,7 @@ pub struct Commit {
     pub approval_transitions: Vec<ApprovalTransition>,
     pub cap_charges: Vec<CapCharge>,
     pub audit: Vec<AuditEntry>,
-    /// Sign an audit checkpoint after this commit (runs parking or ending ask for one).
+    /// Sign an audit checkpoint after this commit (a run that starts waiting for approval or ends asks for one).
     pub checkpoint_audit: bool,
     pub durability: Durability,
 }

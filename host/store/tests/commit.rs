@@ -357,7 +357,7 @@ async fn expiry_escalates_the_run_and_leaves_the_rest_alone() {
         records[before..].iter().map(|r| (r.kind.as_str(), r.run_id.as_deref().unwrap_or(""))).collect();
     assert_eq!(added, [("approval.expired", "due"), ("approval.expired", "due"), ("run.escalated", "due")]);
     assert_eq!(records[before].body["approval_id"], "ap_due_a");
-    // An escalation parks the run: the head is signed.
+    // An escalation stops the run for a human: the head is signed.
     assert_eq!(store.audit_checkpoints().await.unwrap().last().unwrap().seq, records.len() as u64);
 
     // Nothing more is due: no change, no records.

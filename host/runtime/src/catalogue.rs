@@ -69,7 +69,7 @@ fn grants_for(workflow: &LoadedWorkflow, name: &str, options: &RunOptions) -> Re
     for (host, url) in &options.upstreams {
         grants = grants.upstream(host, Upstream::parse(url).map_err(bad)?);
     }
-    grants.limits_ref().validate().map_err(bad)?;
+    grants.limits_ref().validate().map_err(|e| bad(e.to_string()))?;
     Ok(grants)
 }
 

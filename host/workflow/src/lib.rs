@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use tollgate_contract::{Limits, Manifest, SecretSource};
 use toml::de::DeTable;
 
 pub use cel_json::{eval_json, to_cel, to_json as cel_to_json};
@@ -44,7 +45,6 @@ pub use policy::{
     PolicyErrorKind, RateLimit, RunFacts, SpendCap,
 };
 pub use schema::json_schema;
-pub use spec::{EFFECTS, format_duration, parse_duration};
 
 /// The variables a step's `input_expr` may read: `state` (earlier steps' results by id) and
 /// `goal` (the run's goal).
@@ -159,7 +159,7 @@ impl LoadedWorkflow {
     /// warnings (e.g. a rule no tool can trigger); on failure, errors and warnings.
     pub fn check_plugins(
         &self,
-        manifests: &BTreeMap<String, (tollgate_sandbox::Manifest, String)>,
+        manifests: &BTreeMap<String, (Manifest, String)>,
     ) -> Result<Vec<Diagnostic>, Diagnostics> {
         let found = check::check(self, manifests);
         if found.has_errors() { Err(found) } else { Ok(found.0) }
@@ -187,11 +187,10 @@ impl LoadedWorkflow {
 
     /// The sandbox grants for `plugin` as the workflow declares them (deny by default; relative
     /// `file:` credential paths resolve against the workflow's directory), with its limits
-    /// applied over [`tollgate_sandbox::Limits::default`]. `None` for an unknown plugin.
+    /// applied over [`Limits::default`]. `None` for an unknown plugin.
     pub fn sandbox_grants(&self, plugin: &str) -> Option<tollgate_sandbox::Grants> {
-        use tollgate_sandbox::{Grants, Limits, SecretSource};
         let cfg = self.workflow.plugins.get(plugin)?;
-        let mut g = Grants::new().log(cfg.grants.log);
+        let mut g = tollgate_sandbox::Grants::new().log(cfg.grants.log);
         for h in &cfg.grants.hosts {
             g = g.allow_host(h).ok()?;
         }

@@ -8,14 +8,17 @@
 //!   (`64MiB`), for CLI flags, workflow files and everything else;
 //! - [`limits`] — per-call [`Limits`] with their defaults, ceilings and validation;
 //! - [`secret`] — [`SecretSource`] (`env:VAR`, `file:PATH`) and reading it;
+//! - [`grants`] — [`GrantSet`], what an operator grants one plugin;
 //! - [`manifest`] — [`Manifest`], [`ToolSpec`], [`Effects`], [`CredentialSpec`];
 //! - [`capability`] — [`Capability`] and the only map from import names to capabilities.
 //!
 //! The rule: **no wasmtime here** — nor tokio, hyper or jsonschema. Enforcement (egress,
 //! limits, the load-time import check, manifest validation) stays in `tollgate-sandbox`; this
-//! crate only names things.
+//! crate only names things. `tollgate-workflow` depends on it and not on the sandbox (a test in
+//! `tests/dependencies.rs` checks the workflow's dependency tree).
 
 pub mod capability;
+pub mod grants;
 pub mod limits;
 pub mod manifest;
 pub mod pattern;
@@ -23,6 +26,7 @@ pub mod secret;
 pub mod units;
 
 pub use capability::Capability;
+pub use grants::GrantSet;
 pub use limits::Limits;
 pub use manifest::{CredentialSpec, Effects, Manifest, ToolSpec};
 pub use secret::SecretSource;

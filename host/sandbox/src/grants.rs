@@ -1,7 +1,7 @@
 //! What the operator grants a plugin: the second key of Tollgate's two-key capabilities. The
-//! plain vocabulary (host patterns, [`SecretSource`], [`Limits`]) is in `tollgate-contract`;
-//! [`Grants`] adds what only the egress gate uses (upstream remaps, pinned DNS answers, opened
-//! address ranges).
+//! plain vocabulary (host patterns, [`SecretSource`], [`Limits`], a workflow's
+//! [`tollgate_contract::GrantSet`]) is in `tollgate-contract`; [`Grants`] adds what only the
+//! egress gate uses (upstream remaps, pinned DNS answers, opened address ranges).
 //!
 //! A plugin's *declared* capabilities are its imports plus its manifest (hosts, credentials).
 //! What it may use is declared ∩ granted. [`Grants::new`] grants nothing; every builder method
@@ -76,9 +76,14 @@ impl Grants {
     /// Allows outbound requests to `pattern` (`[scheme://]host[:port]`, see
     /// [`HostPattern`]) — only where the manifest also declares a matching host. A pattern that
     /// is an IP literal also opens that one address even if it is in a refused range.
-    pub fn allow_host(mut self, pattern: &str) -> Result<Grants, PatternError> {
-        self.hosts.push(HostPattern::parse(pattern)?);
-        Ok(self)
+    pub fn allow_host(self, pattern: &str) -> Result<Grants, PatternError> {
+        Ok(self.allow_pattern(HostPattern::parse(pattern)?))
+    }
+
+    /// [`Grants::allow_host`] for a pattern already parsed.
+    pub fn allow_pattern(mut self, pattern: HostPattern) -> Grants {
+        self.hosts.push(pattern);
+        self
     }
 
     /// Opens a refused address range (e.g. `10.0.0.0/8`) for names that resolve into it.

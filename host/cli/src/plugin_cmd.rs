@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use tollgate_sandbox::limits::{parse_bytes, parse_duration};
-use tollgate_sandbox::{CallContext, Grants, Limits, Sandbox, SandboxConfig, SecretSource, Upstream};
+use tollgate_contract::units::{parse_bytes, parse_duration};
+use tollgate_contract::{Limits, SecretSource};
+use tollgate_sandbox::{CallContext, Grants, Sandbox, SandboxConfig, Upstream};
 
 use crate::render;
 
@@ -124,11 +125,11 @@ fn grants(args: &CallArgs) -> anyhow::Result<Grants> {
     }
     for c in &args.credentials {
         let (name, src) = split_pair("credential", c)?;
-        g = g.credential(name, SecretSource::parse(src).map_err(anyhow::Error::msg)?);
+        g = g.credential(name, SecretSource::parse(src)?);
     }
     for s in &args.secrets {
         let (name, src) = split_pair("secret", s)?;
-        g = g.secret(name, SecretSource::parse(src).map_err(anyhow::Error::msg)?);
+        g = g.secret(name, SecretSource::parse(src)?);
     }
     for u in &args.upstreams {
         let (host, url) = split_pair("upstream", u)?;
@@ -147,10 +148,10 @@ fn grants(args: &CallArgs) -> anyhow::Result<Grants> {
         limits.fuel = f;
     }
     if let Some(m) = &args.memory {
-        limits.memory_bytes = parse_bytes(m).map_err(anyhow::Error::msg).context("--memory")?;
+        limits.memory_bytes = parse_bytes(m).context("--memory")?;
     }
     if let Some(t) = &args.timeout {
-        limits.timeout = parse_duration(t).map_err(anyhow::Error::msg).context("--timeout")?;
+        limits.timeout = parse_duration(t).context("--timeout")?;
     }
     Ok(g.limits(limits))
 }

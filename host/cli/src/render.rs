@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use tollgate_sandbox::limits::format_bytes;
+use tollgate_contract::units::format_bytes;
 use tollgate_sandbox::{CallOutcome, CallReport, Inspection};
 
 pub fn inspection(path: &Path, i: &Inspection) -> String {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
+use tollgate_contract::units::parse_duration;
 use tollgate_runtime::kv::StoreKv;
 use tollgate_runtime::{Event, Observer, RunOptions, RunOutcome, Runtime, approvals};
 use tollgate_sandbox::Sandbox;
@@ -207,7 +208,7 @@ async fn drive(runtime: &Runtime, id: &str, printer: Arc<Printer>, wait: Option<
         })
     };
     let wait = match wait {
-        Some(w) => Some(tollgate_sandbox::limits::parse_duration(w).map_err(anyhow::Error::msg)?),
+        Some(w) => Some(parse_duration(w)?),
         None => None,
     };
     let result = advance_until_stop(runtime, id, &printer, wait).await;

@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use tollgate_contract::capability::PLUGIN_TYPES;
 use tollgate_sandbox::{CacheOutcome, CallContext, Grants, Limits, Plugin, Sandbox, SandboxConfig};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -85,7 +86,7 @@ impl Floor {
         let mut linker = Linker::<FloorState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("link wasi");
         // The only non-WASI import of the echo component: an interface with types, no functions.
-        linker.instance("tollgate:plugin/types@0.1.0").expect("types instance");
+        linker.instance(&format!("{PLUGIN_TYPES}@0.1.0")).expect("types instance");
         let pre = FloorPre::new(linker.instantiate_pre(&component).expect("echo links")).expect("echo exports tool");
         let limits = Limits::default();
         Floor { engine, pre, ctx: wit_ctx(), fuel: limits.fuel, deadline_ticks: limits.timeout.as_millis() as u64 / 10 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tollgate_contract::Limits;
 use wasmtime::component::Val;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -18,7 +19,7 @@ use crate::bindings::exports::tollgate::plugin::tool::{CallContext as WitContext
 use crate::bindings::tollgate::plugin::types::Manifest as WitManifest;
 use crate::engine::Sandbox;
 use crate::error::{CallError, ToolError};
-use crate::limits::{Limits, clip_text};
+use crate::limits::clip_text;
 use crate::plain;
 use crate::plugin::{Kind, Plugin};
 use crate::redact::Redactor;
@@ -310,7 +311,7 @@ impl Plugin {
         let mut credential_values = BTreeMap::new();
         for binding in &p.scope.egress.credentials {
             if let Some(source) = &binding.source {
-                let value = source.read();
+                let value = source.read().map_err(|e| e.to_string());
                 if let Ok(v) = &value {
                     redactor.add(&binding.name, v);
                 }

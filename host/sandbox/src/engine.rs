@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tollgate_contract::limits::MAX_MEMORY_BYTES;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Plugin as Bindings;
 use crate::kv::{KvStore, MemoryKv};
-use crate::limits::MAX_MEMORY_BYTES;
 use crate::state::CallState;
 
 /// Host-wide settings. Defaults:

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use tollgate_contract::limits::LimitsError;
+use tollgate_contract::units::format_bytes;
 
 use crate::capability::ImportError;
-use crate::limits::format_bytes;
 
 /// Why a component could not be loaded under the given grants. Nothing runs when load fails.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +30,7 @@ pub enum LoadError {
     #[error("invalid grants: {0}")]
     InvalidGrants(String),
     #[error("invalid limits: {0}")]
-    InvalidLimits(String),
+    InvalidLimits(#[from] LimitsError),
     #[error("sha256 mismatch: expected {expected}, component is {actual}")]
     DigestMismatch { expected: String, actual: String },
 }

@@ -1,4 +1,7 @@
-//! What the operator grants a plugin: the second key of Tollgate's two-key capabilities.
+//! What the operator grants a plugin: the second key of Tollgate's two-key capabilities. The
+//! plain vocabulary (host patterns, [`SecretSource`], [`Limits`], a workflow's
+//! [`tollgate_contract::GrantSet`]) is in `tollgate-contract`; [`Grants`] adds what only the
+//! egress gate uses (upstream remaps, pinned DNS answers, opened address ranges).
 //!
 //! A plugin's *declared* capabilities are its imports plus its manifest (hosts, credentials).
 //! What it may use is declared ∩ granted. [`Grants::new`] grants nothing; every builder method
@@ -15,59 +18,17 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use ipnet::IpNet;
-
-use crate::egress::pattern::{HostPattern, PatternError};
-use crate::limits::Limits;
-
-/// Where a secret's value comes from. Values are read at call time, never stored in the
-/// grants, and never printed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    /// An environment variable of the host process.
-    Env(String),
-    /// A file; surrounding whitespace is trimmed.
-    File(PathBuf),
-}
-
-impl SecretSource {
-    /// Parses `env:VAR` or `file:PATH`.
-    pub fn parse(s: &str) -> Result<SecretSource, String> {
-        match s.split_once(':') {
-            Some(("env", var)) if !var.is_empty() => Ok(SecretSource::Env(var.to_string())),
-            Some(("file", path)) if !path.is_empty() => Ok(SecretSource::File(PathBuf::from(path))),
-            _ => Err(format!("secret source `{s}` must be env:VAR or file:PATH")),
-        }
-    }
-
-    /// Reads the value. The error names the source, never the value.
-    pub fn read(&self) -> Result<String, String> {
-        match self {
-            SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set")),
-            SecretSource::File(path) => std::fs::read_to_string(path)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| format!("cannot read {}: {e}", path.display())),
-        }
-    }
-}
-
-impl std::fmt::Display for SecretSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretSource::Env(v) => write!(f, "env:{v}"),
-            SecretSource::File(p) => write!(f, "file:{}", p.display()),
-        }
-    }
-}
+use tollgate_contract::pattern::{HostPattern, PatternError, Scheme};
+use tollgate_contract::{Limits, SecretSource};
 
 /// Where requests for one granted host are actually sent: an operator's override of the
 /// plugin's base URL (a staging API, a local stand-in, a proxy). The plugin keeps addressing
 /// the real host; credentials stay bound to the real host name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
-    pub scheme: crate::egress::pattern::Scheme,
+    pub scheme: Scheme,
     pub host: String,
     pub port: u16,
     /// Prepended to the request path (no trailing slash).
@@ -80,7 +41,7 @@ impl Upstream {
         let uri: http::Uri = url.parse().map_err(|e| format!("upstream `{url}` is not a URL: {e}"))?;
         let scheme = uri
             .scheme_str()
-            .and_then(crate::egress::pattern::Scheme::parse)
+            .and_then(Scheme::parse)
             .ok_or_else(|| format!("upstream `{url}` must start with http:// or https://"))?;
         let host = uri.host().ok_or_else(|| format!("upstream `{url}` has no host"))?.to_string();
         let port = uri.port_u16().unwrap_or(scheme.default_port());
@@ -115,9 +76,14 @@ impl Grants {
     /// Allows outbound requests to `pattern` (`[scheme://]host[:port]`, see
     /// [`HostPattern`]) — only where the manifest also declares a matching host. A pattern that
     /// is an IP literal also opens that one address even if it is in a refused range.
-    pub fn allow_host(mut self, pattern: &str) -> Result<Grants, PatternError> {
-        self.hosts.push(HostPattern::parse(pattern)?);
-        Ok(self)
+    pub fn allow_host(self, pattern: &str) -> Result<Grants, PatternError> {
+        Ok(self.allow_pattern(HostPattern::parse(pattern)?))
+    }
+
+    /// [`Grants::allow_host`] for a pattern already parsed.
+    pub fn allow_pattern(mut self, pattern: HostPattern) -> Grants {
+        self.hosts.push(pattern);
+        self
     }
 
     /// Opens a refused address range (e.g. `10.0.0.0/8`) for names that resolve into it.
@@ -196,20 +162,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sources_and_upstreams_parse() {
-        assert_eq!(SecretSource::parse("env:TOKEN"), Ok(SecretSource::Env("TOKEN".into())));
-        assert!(SecretSource::parse("TOKEN").is_err());
-        assert!(SecretSource::parse("env:").is_err());
+    fn upstreams_parse() {
         let u = Upstream::parse("http://127.0.0.1:4010/").unwrap();
         assert_eq!((u.host.as_str(), u.port, u.path_prefix.as_str()), ("127.0.0.1", 4010, ""));
         let u = Upstream::parse("https://staging.example.com/api/").unwrap();
         assert_eq!((u.port, u.path_prefix.as_str()), (443, "/api"));
         assert!(Upstream::parse("ftp://x").is_err());
-    }
-
-    #[test]
-    fn secret_read_errors_name_the_source_only() {
-        let e = SecretSource::Env("TOLLGATE_TEST_SURELY_UNSET".into()).read().unwrap_err();
-        assert!(e.contains("TOLLGATE_TEST_SURELY_UNSET"));
     }
 }

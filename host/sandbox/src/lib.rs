@@ -1,5 +1,7 @@
 //! `tollgate-sandbox` runs Tollgate plugins — WebAssembly components built against
-//! `wit/plugin.wit` — under enforced capabilities and limits.
+//! `wit/plugin.wit` — under enforced capabilities and limits. The vocabulary it enforces (host
+//! patterns, limits, secret sources, manifests, which import is which capability) is plain data
+//! in `tollgate-contract`.
 //!
 //! ```text
 //! Sandbox::new(config)            engine, linker (all capabilities), epoch ticker — once
@@ -32,7 +34,7 @@ mod engine;
 mod error;
 pub mod grants;
 pub mod kv;
-pub mod limits;
+mod limits;
 mod manifest;
 mod pipe;
 mod plain;
@@ -45,15 +47,16 @@ mod warm;
 
 pub use cache::CacheOutcome;
 pub use call::{CallContext, CallOutcome};
-pub use capability::{Capability, Import};
+pub use capability::Import;
 pub use engine::{Sandbox, SandboxConfig, SandboxError};
 pub use error::{CallError, LoadError, ToolError};
-pub use grants::{Grants, SecretSource, Upstream};
-pub use limits::Limits;
-pub use manifest::{CredentialSpec, Effects, Manifest, ToolSpec};
+pub use grants::{Grants, Upstream};
 pub use plain::{PlainInfo, PlainTool, UnsupportedFunction};
 pub use plugin::{Inspection, Plugin, sha256_hex};
 pub use redact::Redactor;
 pub use report::{CallReport, EgressRecord, LogRecord};
 pub use schema::Schema;
+/// The `tollgate-contract` types this crate's API takes and returns (other crates import them
+/// from `tollgate_contract`).
+pub use tollgate_contract::{Capability, Limits, Manifest, SecretSource, ToolSpec};
 pub use warm::WarmInstances;

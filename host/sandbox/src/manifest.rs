@@ -1,74 +1,12 @@
-//! The host-side manifest: converted from the guest's WIT record and validated, so a plugin
-//! with a malformed manifest never loads.
+//! The manifest's conversion from the guest's WIT record and its validation, so a plugin with a
+//! malformed manifest never loads. The types themselves are plain data in
+//! [`tollgate_contract::manifest`].
 
-use serde::Serialize;
+use tollgate_contract::pattern::{HostMatch, HostPattern};
+use tollgate_contract::{CredentialSpec, Effects, Manifest, ToolSpec};
 
 use crate::bindings::tollgate::plugin::types as wit;
-use crate::egress::pattern::{HostMatch, HostPattern};
 use crate::schema::Schema;
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Effects {
-    pub read: bool,
-    pub write: bool,
-    pub send_message: bool,
-    pub spend: bool,
-    pub delete: bool,
-}
-
-impl Effects {
-    pub fn names(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        for (on, name) in [
-            (self.read, "read"),
-            (self.write, "write"),
-            (self.send_message, "send-message"),
-            (self.spend, "spend"),
-            (self.delete, "delete"),
-        ] {
-            if on {
-                v.push(name);
-            }
-        }
-        v
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ToolSpec {
-    pub name: String,
-    pub description: String,
-    pub input_schema: serde_json::Value,
-    pub output_schema: Option<serde_json::Value>,
-    pub effects: Effects,
-    pub idempotent: bool,
-    pub compensation: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CredentialSpec {
-    pub name: String,
-    pub host: String,
-    pub header: String,
-    pub value_prefix: String,
-    pub description: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Manifest {
-    pub name: String,
-    pub version: String,
-    pub description: String,
-    pub tools: Vec<ToolSpec>,
-    pub hosts: Vec<String>,
-    pub credentials: Vec<CredentialSpec>,
-}
-
-impl Manifest {
-    pub fn tool(&self, name: &str) -> Option<&ToolSpec> {
-        self.tools.iter().find(|t| t.name == name)
-    }
-}
 
 pub(crate) fn is_ident(s: &str, extra: &[char], max: usize) -> bool {
     let mut chars = s.chars();

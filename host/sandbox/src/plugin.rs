@@ -8,19 +8,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
+use tollgate_contract::capability::{Capability, ImportClass, classify};
+use tollgate_contract::pattern::{HostMatch, HostPattern};
+use tollgate_contract::{Limits, Manifest};
 use wasmtime::component::Component;
 
 use crate::bindings::PluginPre;
 use crate::cache::{CacheOutcome, load_or_compile};
-use crate::capability::{Capability, Import, ImportClass, check_imports, classify};
-use crate::egress::pattern::HostMatch;
-use crate::egress::pattern::HostPattern;
+use crate::capability::{Import, check_imports};
 use crate::egress::{CredentialBinding, EgressPolicy};
 use crate::engine::Sandbox;
 use crate::error::LoadError;
 use crate::grants::Grants;
 use crate::kv::NullKv;
-use crate::manifest::{self, Manifest};
+use crate::manifest;
 use crate::plain::{self, PlainExports, PlainInfo};
 use crate::schema::Schema;
 use crate::state::{CallState, PluginScope};
@@ -108,7 +109,7 @@ impl Sandbox {
     }
 
     async fn load_inner(&self, bytes: &[u8], grants: Grants, enforce: bool) -> Result<Plugin, LoadError> {
-        grants.limits.validate().map_err(LoadError::InvalidLimits)?;
+        grants.limits.validate()?;
         let digest = sha256_hex(bytes);
         let engine = &self.inner.engine;
         let (component, cache) = load_or_compile(engine, self.inner.config.cache_dir.as_deref(), bytes, &digest)
@@ -296,7 +297,7 @@ impl Plugin {
             Kind::Tollgate(_) => None,
         }
     }
-    pub fn limits(&self) -> &crate::Limits {
+    pub fn limits(&self) -> &Limits {
         &self.inner.grants.limits
     }
     /// Checks `input` against `tool`'s input schema, as a call would, without calling: the agent

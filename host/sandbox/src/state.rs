@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tollgate_contract::{Limits, SecretSource};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -21,9 +22,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::tollgate::plugin::{kv, log, secrets};
 use crate::egress::{EgressCaps, EgressHooks, EgressLog, EgressPolicy};
-use crate::grants::SecretSource;
 use crate::kv::{KvStore, MAX_KEY_BYTES};
-use crate::limits::{Limits, clip_text};
+use crate::limits::clip_text;
 use crate::pipe::CallPipe;
 use crate::report::LogRecord;
 
@@ -307,7 +307,7 @@ impl secrets::Host for CallState {
                 }
                 Ok(value)
             }
-            Err(why) => Err(secrets::SecretError::Unavailable(why)),
+            Err(why) => Err(secrets::SecretError::Unavailable(why.to_string())),
         }
     }
 }

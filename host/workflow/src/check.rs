@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use tollgate_sandbox::egress::pattern::{HostMatch, HostPattern};
-use tollgate_sandbox::{Manifest, ToolSpec};
+use tollgate_contract::pattern::{HostMatch, HostPattern};
+use tollgate_contract::{Manifest, ToolSpec};
 use toml::de::DeTable;
 
 use crate::diagnostics::{Diagnostics, Reporter, did_you_mean, suggestion};

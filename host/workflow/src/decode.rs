@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
 
-use tollgate_sandbox::SecretSource;
-use tollgate_sandbox::egress::pattern::HostPattern;
+use tollgate_contract::SecretSource;
+use tollgate_contract::pattern::HostPattern;
 use toml::de::DeTable;
 
 use crate::diagnostics::{Reporter, suggestion};

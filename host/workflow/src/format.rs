@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
+use tollgate_contract::Limits;
 
 use crate::expr::Program;
 use crate::policy::Policy;
@@ -138,7 +139,7 @@ impl KvGrant {
 }
 
 /// `[plugins.<name>.limits]`: per-call limits; `None` keeps the sandbox default
-/// ([`tollgate_sandbox::Limits::default`]).
+/// ([`Limits::default`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PluginLimits {
     /// `fuel`: 1..=1e12. Sandbox default 2,000,000,000.
@@ -153,7 +154,7 @@ pub struct PluginLimits {
 
 impl PluginLimits {
     /// `base` with the keys that are set applied.
-    pub fn apply(&self, mut base: tollgate_sandbox::Limits) -> tollgate_sandbox::Limits {
+    pub fn apply(&self, mut base: Limits) -> Limits {
         if let Some(f) = self.fuel {
             base.fuel = f;
         }

@@ -31,6 +31,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use tollgate_contract::pattern::HostPattern;
+use tollgate_contract::{GrantSet, Limits, Manifest, SecretSource};
 use toml::de::DeTable;
 
 pub use cel_json::{eval_json, to_cel, to_json as cel_to_json};
@@ -44,7 +46,6 @@ pub use policy::{
     PolicyErrorKind, RateLimit, RunFacts, SpendCap,
 };
 pub use schema::json_schema;
-pub use spec::{EFFECTS, format_duration, parse_duration};
 
 /// The variables a step's `input_expr` may read: `state` (earlier steps' results by id) and
 /// `goal` (the run's goal).
@@ -159,7 +160,7 @@ impl LoadedWorkflow {
     /// warnings (e.g. a rule no tool can trigger); on failure, errors and warnings.
     pub fn check_plugins(
         &self,
-        manifests: &BTreeMap<String, (tollgate_sandbox::Manifest, String)>,
+        manifests: &BTreeMap<String, (Manifest, String)>,
     ) -> Result<Vec<Diagnostic>, Diagnostics> {
         let found = check::check(self, manifests);
         if found.has_errors() { Err(found) } else { Ok(found.0) }
@@ -185,27 +186,29 @@ impl LoadedWorkflow {
         }
     }
 
-    /// The sandbox grants for `plugin` as the workflow declares them (deny by default; relative
+    /// The grants for `plugin` as the workflow declares them (deny by default; relative
     /// `file:` credential paths resolve against the workflow's directory), with its limits
-    /// applied over [`tollgate_sandbox::Limits::default`]. `None` for an unknown plugin.
-    pub fn sandbox_grants(&self, plugin: &str) -> Option<tollgate_sandbox::Grants> {
-        use tollgate_sandbox::{Grants, Limits, SecretSource};
+    /// applied over [`Limits::default`]. `None` for an unknown plugin (or grants that do not
+    /// parse, which `load` has already reported). The sandbox's `Grants` are built from this
+    /// where the sandbox is linked (`tollgate_runtime::catalogue::sandbox_grants`).
+    pub fn grants(&self, plugin: &str) -> Option<GrantSet> {
         let cfg = self.workflow.plugins.get(plugin)?;
-        let mut g = Grants::new().log(cfg.grants.log);
-        for h in &cfg.grants.hosts {
-            g = g.allow_host(h).ok()?;
-        }
+        let hosts = cfg.grants.hosts.iter().map(|h| HostPattern::parse(h).ok()).collect::<Option<_>>()?;
+        let mut credentials = BTreeMap::new();
         for (name, spec) in &cfg.grants.credentials {
             let source = match SecretSource::parse(spec).ok()? {
                 SecretSource::File(p) => SecretSource::File(self.dir().join(p)),
                 env => env,
             };
-            g = g.credential(name, source);
+            credentials.insert(name.clone(), source);
         }
-        if let Some(ns) = cfg.grants.kv.namespace(&self.workflow.name, plugin) {
-            g = g.kv_namespace(&ns);
-        }
-        Some(g.limits(cfg.limits.apply(Limits::default())))
+        Some(GrantSet {
+            hosts,
+            credentials,
+            kv_namespace: cfg.grants.kv.namespace(&self.workflow.name, plugin),
+            log: cfg.grants.log,
+            limits: cfg.limits.apply(Limits::default()),
+        })
     }
 }
 

@@ -8,7 +8,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::spec::{BYTES_REGEX, DURATION_REGEX, KeySpec, ROOT, SEMVER_REGEX, TableSpec, Ty, format_duration};
+use tollgate_contract::units::{BYTES_REGEX, DURATION_REGEX, format_duration};
+
+use crate::spec::{KeySpec, ROOT, SEMVER_REGEX, TableSpec, Ty};
 
 /// The JSON Schema (draft-07) of a workflow file.
 pub fn json_schema() -> Value {

@@ -6,12 +6,12 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use tollgate_sandbox::limits::{format_bytes, parse_bytes};
+use tollgate_contract::units::{format_bytes, format_duration, parse_bytes, parse_duration};
 use toml::de::{DeTable, DeValue};
 
 use crate::diagnostics::{Reporter, suggestion};
 use crate::spans::{Node, entry, type_name};
-use crate::spec::{TableSpec, Ty, format_duration, is_semver, parse_duration};
+use crate::spec::{TableSpec, Ty, is_semver};
 
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
@@ -193,7 +193,7 @@ fn bytes_of(v: &Node<'_>) -> Result<u64, String> {
         DeValue::Integer(_) => {
             int_of(v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| "must not be negative".into())
         }
-        DeValue::String(s) => parse_bytes(s).map(|n| n as u64),
+        DeValue::String(s) => parse_bytes(s).map(|n| n as u64).map_err(|e| e.to_string()),
         _ => Err("not a size".into()),
     }
 }

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use tollgate_contract::Effects;
+
 /// A name rule: a regex for the JSON Schema and the same rule as code for the parser.
 pub(crate) struct NameRule {
     pub regex: &'static str,
@@ -71,11 +73,9 @@ fn is_hex_lower(c: char) -> bool {
 }
 
 pub(crate) const SEMVER_REGEX: &str = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$";
-pub(crate) const DURATION_REGEX: &str = "^[0-9]+(ms|s|m|h|d)$";
-pub(crate) const BYTES_REGEX: &str = "^[0-9]+ ?([KkMmGg]([Ii]?[Bb])?|[Bb])?$";
 
 /// The effects a tool can declare (the manifest's `effects` flags).
-pub const EFFECTS: &[&str] = &["read", "write", "send-message", "spend", "delete"];
+pub(crate) const EFFECTS: &[&str] = &Effects::NAMES;
 pub(crate) const ACTIONS: &[&str] = &["require", "allow", "deny"];
 
 pub(crate) enum Ty {
@@ -378,38 +378,6 @@ pub(crate) const STEP: TableSpec = TableSpec {
     ],
 };
 
-/// Parses `250ms`, `30s`, `5m`, `24h`, `7d`. A unit is required.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 30s, 5m, 24h, 7d)"))?;
-    let secs = |mult: u64| n.checked_mul(mult).map(Duration::from_secs).ok_or_else(|| format!("`{s}` is too long"));
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => secs(1),
-        "m" => secs(60),
-        "h" => secs(3_600),
-        "d" => secs(86_400),
-        "" => Err(format!("`{s}` has no unit (write e.g. {n}s or {n}m)")),
-        other => Err(format!("unknown duration unit `{other}` in `{s}` (use ms, s, m, h, d)")),
-    }
-}
-
-/// The shortest exact spelling: `10m`, `7d`, `1500ms`.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) {
-        return format!("{ms}ms");
-    }
-    let s = d.as_secs();
-    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if s >= size && s.is_multiple_of(size) {
-            return format!("{}{unit}", s / size);
-        }
-    }
-    format!("{s}s")
-}
-
 /// Same rule as [`SEMVER_REGEX`].
 pub(crate) fn is_semver(s: &str) -> bool {
     let (rest, build) = match s.split_once('+') {
@@ -434,20 +402,6 @@ pub(crate) fn is_semver(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_need_units_and_format_back() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert!(parse_duration("30").unwrap_err().contains("no unit"));
-        assert!(parse_duration("3w").unwrap_err().contains("unknown duration unit"));
-        assert!(parse_duration("h").is_err());
-        assert_eq!(format_duration(Duration::from_secs(600)), "10m");
-        assert_eq!(format_duration(Duration::from_secs(7 * 86_400)), "7d");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
-    }
 
     #[test]
     fn semver_and_names() {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use tollgate_sandbox::{CredentialSpec, Effects, Manifest, ToolSpec};
+use tollgate_contract::{CredentialSpec, Effects, Manifest, ToolSpec};
 use tollgate_workflow::{Diagnostic, parse};
 
 struct Expect {

@@ -75,13 +75,13 @@ fn values_are_read_and_defaults_applied() {
 #[test]
 fn sandbox_grants_follow_the_workflow() {
     let lw = example();
-    let g = lw.sandbox_grants("ads").unwrap();
-    assert!(g.grants_http());
-    assert_eq!(g.limits_ref().timeout, Duration::from_secs(15));
-    assert_eq!(g.limits_ref().fuel, 2_000_000_000);
+    let g = lw.grants("ads").unwrap();
+    assert!(!g.hosts.is_empty());
+    assert_eq!(g.limits.timeout, Duration::from_secs(15));
+    assert_eq!(g.limits.fuel, 2_000_000_000);
     // Unset limits keep the sandbox defaults.
-    assert_eq!(lw.sandbox_grants("crm").unwrap().limits_ref(), &tollgate_sandbox::Limits::default());
-    assert!(lw.sandbox_grants("nope").is_none());
+    assert_eq!(lw.grants("crm").unwrap().limits, tollgate_contract::Limits::default());
+    assert!(lw.grants("nope").is_none());
 }
 
 #[test]

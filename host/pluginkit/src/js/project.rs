@@ -9,8 +9,10 @@
 use std::path::Path;
 
 use serde_json::Value;
+use tollgate_contract::capability::HTTP_TYPES;
 
 use crate::error::BuildError;
+use crate::wit::PLUGIN_VERSION;
 
 pub use crate::wit::{Capability, WASI_VERSION};
 
@@ -128,11 +130,10 @@ impl Project {
     pub fn world(&self) -> String {
         let mut imports = String::new();
         for capability in &self.capabilities {
+            // The contract's own interfaces by their short names: the world is in its package.
             let line = match capability {
-                Capability::Http => format!("wasi:http/outgoing-handler@{WASI_VERSION}"),
-                Capability::Kv => "kv".to_owned(),
-                Capability::Log => "log".to_owned(),
-                Capability::Secrets => "secrets".to_owned(),
+                Capability::Http => capability.import(WASI_VERSION, PLUGIN_VERSION),
+                Capability::Kv | Capability::Log | Capability::Secrets => capability.interface_name().to_owned(),
             };
             imports.push_str(&format!("    import {line};\n"));
         }
@@ -150,25 +151,19 @@ impl Project {
         let mut imports = String::new();
         let mut fields = vec![format!("engine: '{}'", self.engine.name())];
         for capability in &self.capabilities {
+            let import = capability.import(WASI_VERSION, PLUGIN_VERSION);
             match capability {
                 Capability::Http => {
                     imports.push_str(&format!(
-                        "import * as httpHandler from 'wasi:http/outgoing-handler@{WASI_VERSION}';\n\
-                         import * as httpTypes from 'wasi:http/types@{WASI_VERSION}';\n"
+                        "import * as httpHandler from '{import}';\n\
+                         import * as httpTypes from '{HTTP_TYPES}@{WASI_VERSION}';\n"
                     ));
                     fields.push("http: { handler: iface(httpHandler), types: iface(httpTypes) }".to_owned());
                 }
-                Capability::Kv => {
-                    imports.push_str("import * as kv from 'tollgate:plugin/kv@0.1.0';\n");
-                    fields.push("kv: iface(kv)".to_owned());
-                }
-                Capability::Log => {
-                    imports.push_str("import * as log from 'tollgate:plugin/log@0.1.0';\n");
-                    fields.push("log: iface(log)".to_owned());
-                }
-                Capability::Secrets => {
-                    imports.push_str("import * as secrets from 'tollgate:plugin/secrets@0.1.0';\n");
-                    fields.push("secrets: iface(secrets)".to_owned());
+                Capability::Kv | Capability::Log | Capability::Secrets => {
+                    let name = capability.name();
+                    imports.push_str(&format!("import * as {name} from '{import}';\n"));
+                    fields.push(format!("{name}: iface({name})"));
                 }
             }
         }

@@ -25,6 +25,8 @@ use std::process::Command;
 pub use project::{Capability, Project};
 pub use template::template;
 
+use tollgate_contract::capability::HTTP_TYPES;
+
 use crate::error::BuildError;
 use crate::toolchain;
 
@@ -129,7 +131,7 @@ pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<Pat
         .arg("--import-interface-name")
         .arg(format!("{namespace}/types@{version}=types"));
     if project.uses(Capability::Http) {
-        cmd.arg("--import-interface-name").arg(format!("wasi:http/types@{}=http_types", project::WASI_VERSION));
+        cmd.arg("--import-interface-name").arg(format!("{HTTP_TYPES}@{}=http_types", project::WASI_VERSION));
     }
     cmd.arg("componentize").arg("-p").arg(dir).arg("-p").arg(&sdk).arg("-p").arg(&work);
     if !project.uses(Capability::Http) {

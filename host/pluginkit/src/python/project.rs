@@ -93,13 +93,7 @@ impl Project {
              package tollgate:project;\n\nworld plugin {\n",
         );
         for capability in &self.capabilities {
-            let import = match capability {
-                Capability::Http => format!("wasi:http/outgoing-handler@{WASI_VERSION}"),
-                Capability::Kv => format!("{package}/kv{at}"),
-                Capability::Log => format!("{package}/log{at}"),
-                Capability::Secrets => format!("{package}/secrets{at}"),
-            };
-            world.push_str(&format!("    import {import};\n"));
+            world.push_str(&format!("    import {};\n", capability.import(WASI_VERSION, version)));
         }
         world.push_str(&format!("    export {package}/tool{at};\n}}\n"));
         world

@@ -15,7 +15,6 @@
 //! Each attempt, allowed or denied, becomes an [`EgressRecord`] in the call report.
 
 pub mod addr;
-pub mod pattern;
 mod send;
 
 use std::collections::BTreeMap;
@@ -27,10 +26,12 @@ use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::grants::{SecretSource, Upstream};
+use tollgate_contract::SecretSource;
+use tollgate_contract::pattern::{HostMatch, HostPattern, Scheme, Target};
+
+use crate::grants::Upstream;
 use crate::report::EgressRecord;
 use addr::blocked_range;
-use pattern::{HostMatch, HostPattern, Scheme, Target};
 
 /// A manifest credential resolved against the operator's grants.
 #[derive(Debug, Clone)]

@@ -16,8 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
-use super::pattern::{Scheme, Target};
 use super::{EgressCaps, RecordHandle};
+use tollgate_contract::pattern::{Scheme, Target};
 
 pub(super) struct Timeouts {
     pub connect: Duration,

@@ -13,13 +13,14 @@
 use std::time::Instant;
 
 use serde_json::Value;
+use tollgate_contract::Limits;
 use wasmtime::Store;
 use wasmtime::component::{Instance, Val};
 
 use super::{PlainExports, value};
 use crate::call::{settle, wait_until};
 use crate::error::{CallError, ToolError};
-use crate::limits::{Limits, clip_text};
+use crate::limits::clip_text;
 use crate::state::CallState;
 
 /// Longest tool-error text, as for Tollgate plugins.

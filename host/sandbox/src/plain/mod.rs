@@ -26,8 +26,9 @@ use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
 
-use crate::capability::Capability;
-use crate::manifest::{self, Effects, Manifest, ToolSpec};
+use tollgate_contract::{Capability, Effects, Manifest, ToolSpec};
+
+use crate::manifest;
 use crate::schema::Schema;
 use crate::state::CallState;
 

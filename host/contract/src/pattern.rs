@@ -6,11 +6,12 @@
 //!   host), or an IP literal (IPv6 in brackets). Names compare case-insensitively, without a
 //!   trailing dot.
 //! - port: a number, or `*` for any port; omitted means the scheme's default port.
+//!
+//! IP literals are recognised in every spelling a URL host can carry ([`parse_ip_literal`]), so
+//! `2130706433` and `127.0.0.1` name the same address here and at the egress gate.
 
 use std::fmt;
-use std::net::IpAddr;
-
-use super::addr::parse_ip_literal;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostMatch {
@@ -218,9 +219,71 @@ pub fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
+/// Parses a URL host as an IP address, accepting the spellings browsers and libc accept for
+/// IPv4 (decimal, hex and octal parts; one to four parts, e.g. `2130706433`, `0x7f000001`,
+/// `0177.0.0.1`, `127.1`) and bracketed or bare IPv6. Returns `None` for host names.
+pub fn parse_ip_literal(host: &str) -> Option<IpAddr> {
+    let host = host.trim_end_matches('.');
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    if let Ok(v6) = host.parse::<Ipv6Addr>() {
+        return Some(IpAddr::V6(v6));
+    }
+    parse_ipv4_loose(host).map(IpAddr::V4)
+}
+
+fn parse_ipv4_part(part: &str) -> Option<u64> {
+    if part.is_empty() {
+        return None;
+    }
+    let (digits, radix) = if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+        (hex, 16)
+    } else if part.len() > 1 && part.starts_with('0') {
+        (&part[1..], 8)
+    } else {
+        (part, 10)
+    };
+    if digits.is_empty() {
+        // "0x" alone is zero in inet_aton.
+        return Some(0);
+    }
+    u64::from_str_radix(digits, radix).ok()
+}
+
+fn parse_ipv4_loose(host: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let nums: Vec<u64> = parts.iter().map(|p| parse_ipv4_part(p)).collect::<Option<_>>()?;
+    let (last, head) = nums.split_last()?;
+    if head.iter().any(|&n| n > 255) {
+        return None;
+    }
+    // The last part fills all remaining bytes (inet_aton semantics).
+    let remaining_bytes = 4 - head.len() as u32;
+    if *last >= 1u64 << (8 * remaining_bytes) {
+        return None;
+    }
+    let mut value: u32 = 0;
+    for (i, &n) in head.iter().enumerate() {
+        value |= (n as u32) << (8 * (3 - i as u32));
+    }
+    value |= *last as u32;
+    Some(Ipv4Addr::from(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v4(s: &str) -> Option<Ipv4Addr> {
+        match parse_ip_literal(s)? {
+            IpAddr::V4(v) => Some(v),
+            IpAddr::V6(_) => None,
+        }
+    }
 
     fn t(url_scheme: Scheme, host: &str, port: u16) -> Target {
         Target::new(url_scheme, host, Some(port))
@@ -270,6 +333,20 @@ mod tests {
     fn rejects_malformed() {
         for bad in ["ftp://x", "x/path", "user@x", "*x.com", "a.*.com", "x:99999", "x:abc", "", "a b", "*."] {
             assert!(HostPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ipv4_spellings_normalise() {
+        let lo = Some(Ipv4Addr::LOCALHOST);
+        for s in ["127.0.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "0x7f.0.0.1", "127.0.1", "127.0.0.1."]
+        {
+            assert_eq!(v4(s), lo, "{s}");
+        }
+        assert_eq!(v4("169.254.169.254"), Some(Ipv4Addr::new(169, 254, 169, 254)));
+        assert_eq!(v4("0xa9fea9fe"), Some(Ipv4Addr::new(169, 254, 169, 254)));
+        for s in ["example.com", "127.0.0.256", "1.2.3.4.5", "4294967296", "08.0.0.1", "a.b", "", "1..2"] {
+            assert_eq!(parse_ip_literal(s), None, "{s}");
         }
     }
 }

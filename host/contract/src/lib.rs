@@ -10,7 +10,8 @@
 //! - [`secret`] — [`SecretSource`] (`env:VAR`, `file:PATH`) and reading it;
 //! - [`grants`] — [`GrantSet`], what an operator grants one plugin;
 //! - [`manifest`] — [`Manifest`], [`ToolSpec`], [`Effects`], [`CredentialSpec`];
-//! - [`capability`] — [`Capability`] and the only map from import names to capabilities.
+//! - [`capability`] — [`Capability`] and the only map from import names to capabilities;
+//! - [`egress`] — [`EgressRecord`], one outbound request attempt, for reports and the audit log.
 //!
 //! The rule: **no wasmtime here** — nor tokio, hyper or jsonschema. Enforcement (egress,
 //! limits, the load-time import check, manifest validation) stays in `tollgate-sandbox`; this
@@ -18,6 +19,7 @@
 //! `tests/dependencies.rs` checks the workflow's dependency tree).
 
 pub mod capability;
+pub mod egress;
 pub mod grants;
 pub mod limits;
 pub mod manifest;
@@ -26,6 +28,7 @@ pub mod secret;
 pub mod units;
 
 pub use capability::Capability;
+pub use egress::EgressRecord;
 pub use grants::GrantSet;
 pub use limits::Limits;
 pub use manifest::{CredentialSpec, Effects, Manifest, ToolSpec};

@@ -104,5 +104,5 @@ fn record_report(audit: &mut ToolCall, report: &CallReport) {
     audit.memory_refused = report.memory_refused;
     audit.guest_error = report.guest_error.clone();
     audit.instance = if report.reused_instance { Instance::Reused } else { Instance::Fresh };
-    audit.egress = report.egress.iter().filter_map(|e| serde_json::to_value(e).ok()).collect();
+    audit.egress = report.egress.clone();
 }

@@ -2,37 +2,7 @@
 //! Everything in it has already passed through the redactor.
 
 use serde::Serialize;
-
-/// One outbound request attempt, allowed or not.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct EgressRecord {
-    pub method: String,
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-    /// Path only: queries can carry tokens.
-    pub path: String,
-    /// Where the operator's upstream remap sent it, if anywhere.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<String>,
-    /// The checked address the host connected to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// Set when the gate refused the request: why.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub denied: Option<String>,
-    /// Set when an allowed request failed: how.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Name of the credential the host injected, if any (never the value).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-    pub request_bytes: usize,
-    pub response_bytes: usize,
-    pub duration_us: u64,
-}
+pub use tollgate_contract::EgressRecord;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LogRecord {

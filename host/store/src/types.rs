@@ -60,10 +60,15 @@ impl RunStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Counters {
+    /// Model turns taken.
     pub steps: u64,
+    /// Calls the gate allowed.
     pub tool_calls: u64,
+    /// Guest instructions (wasmtime fuel) the run's calls burned.
     pub fuel: u64,
+    /// Tokens the model read, as vendors reported them.
     pub input_tokens: u64,
+    /// Tokens the model wrote.
     pub output_tokens: u64,
     /// Sum of the declared cost of calls charged against the per-run spend cap.
     pub spend: i64,

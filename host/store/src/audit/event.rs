@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tollgate_contract::EgressRecord;
 
 use crate::{Counters, RunStatus};
 
@@ -121,6 +122,7 @@ pub struct RequestedCall {
     pub id: String,
     /// The name the model used (`ads__update_campaign`, `handoff__copywriter`).
     pub name: String,
+    /// The input the model gave.
     pub input: Value,
 }
 
@@ -211,7 +213,9 @@ impl DenyStage {
 pub struct ChargeRecord {
     /// The counter: `spend:<run>:<cap>`, `rate:<cap>:<tool>`, `freq:<cap>:<tool>:<target>`.
     pub scope: String,
+    /// What the call adds to the counter.
     pub amount: i64,
+    /// The cap the counter may not pass.
     pub limit: i64,
 }
 
@@ -330,19 +334,24 @@ pub struct ToolCall {
     pub input: Value,
     /// `ok`, or the error kind (`timeout`, `fuel-exhausted`, `tool-denied`, `unknown-tool`, …).
     pub outcome: String,
+    /// The error message, when the call failed.
     pub error: Option<String>,
     /// sha256 of the output's JSON, when the call succeeded.
     pub output_sha256: Option<String>,
+    /// Guest instructions the call burned (wasmtime fuel).
     pub fuel_used: u64,
+    /// Wall-clock time of the call, in microseconds.
     pub duration_us: u64,
+    /// The instance's peak linear memory.
     pub peak_memory_bytes: u64,
     /// The memory limit refused a `memory.grow` during the call.
     pub memory_refused: bool,
     /// The guest's own error text, when the host reported a more precise cause.
     pub guest_error: Option<String>,
+    /// A fresh instance, or one an earlier call of the run used (`instances = "per-run"`).
     pub instance: Instance,
     /// Every outbound request attempt, allowed or refused (credentials never appear).
-    pub egress: Vec<Value>,
+    pub egress: Vec<EgressRecord>,
 }
 
 /// Whether a call ran on a fresh instance or one an earlier call of the same run used.
@@ -600,7 +609,16 @@ mod tests {
                 memory_refused: false,
                 guest_error: None,
                 instance: Instance::Reused,
-                egress: vec![json!({"host": "api.hubapi.com"})],
+                egress: vec![EgressRecord {
+                    method: "POST".into(),
+                    scheme: "https".into(),
+                    host: "api.hubapi.com".into(),
+                    port: 443,
+                    path: "/crm/v3/objects/notes".into(),
+                    status: Some(201),
+                    credential: Some("hubspot".into()),
+                    ..EgressRecord::default()
+                }],
             }
             .into(),
             Handoff { step: 2, from: "a".into(), to: "b".into(), payload: json!({"message": "m"}) }.into(),

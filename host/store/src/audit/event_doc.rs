@@ -69,14 +69,14 @@ fn render() -> String {
         let def = &defs[&name];
         let _ = write!(out, "\n### {name}\n\n");
         if let Some(description) = def.get("description").and_then(Value::as_str) {
-            let _ = writeln!(out, "{description}\n");
+            let _ = writeln!(out, "{description}");
         }
         if def.get("properties").is_some() || def.get("oneOf").is_some() {
             let mut more = BTreeSet::new();
             table(&mut out, def, &defs, &mut more);
             referenced.extend(more);
         } else {
-            let _ = writeln!(out, "{}", type_of(def, &mut referenced));
+            let _ = writeln!(out, "\n{}", type_of(def, &mut referenced));
         }
     }
     out
@@ -86,8 +86,12 @@ fn render() -> String {
 /// tag and each variant's fields, marked with the variant they belong to.
 fn table(out: &mut String, schema: &Value, defs: &Map<String, Value>, referenced: &mut BTreeSet<String>) {
     out.push_str("\n| field | type | meaning |\n|---|---|---|\n");
+    let required: BTreeSet<&str> =
+        schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     for (name, field) in schema["properties"].as_object().into_iter().flatten() {
-        let _ = writeln!(out, "| `{name}` | {} | {} |", type_of(field, referenced), cell(&text(field)));
+        // Fields a record may leave out (only in nested records; a body has every field).
+        let optional = if required.contains(name.as_str()) { "" } else { " (may be absent)" };
+        let _ = writeln!(out, "| `{name}`{optional} | {} | {} |", type_of(field, referenced), cell(&text(field)));
     }
     for variant in schema["oneOf"].as_array().into_iter().flatten() {
         let variant = resolve(variant, defs);

@@ -66,14 +66,14 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 async fn check(lw: &LoadedWorkflow, sandbox: &Sandbox) -> (Diagnostics, Option<serde_json::Value>) {
     let mut found = lw.warnings.clone();
     let mut manifests: BTreeMap<String, (Manifest, String)> = BTreeMap::new();
-    for name in lw.workflow.plugins.keys() {
+    for name in lw.definition.plugins.keys() {
         match inspect(lw, sandbox, name).await {
             Ok(mut i) => {
                 found.extend(imports_granted(lw, name, &i));
                 if i.plain.is_some() {
                     // A plain component declares no hosts: its egress is what the operator grants
                     // (as in the sandbox), so its grants are checked for shape, not narrowing.
-                    i.manifest.hosts = lw.workflow.plugins[name].grants.hosts.clone();
+                    i.manifest.hosts = lw.definition.plugins[name].grants.hosts.clone();
                 }
                 manifests.insert(name.clone(), (i.manifest, i.sha256));
             }
@@ -90,7 +90,7 @@ async fn check(lw: &LoadedWorkflow, sandbox: &Sandbox) -> (Diagnostics, Option<s
     found.extend(checked.into_iter().filter(|d| !taken.contains(&(d.line, d.column))));
     let mut all = Diagnostics(found);
     all.sort();
-    let w = &lw.workflow;
+    let w = &lw.definition;
     let summary = serde_json::json!({
         "name": w.name,
         "version": w.version,

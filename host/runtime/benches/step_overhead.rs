@@ -428,7 +428,7 @@ async fn baseline_batch(pool: &SqlitePool, next: &mut i64) -> Vec<f64> {
 async fn scripted_model(runtime: &Runtime, state: &RunState, dir: &Path) -> Stats {
     let spec: ModelSpec = "scripted:turns.toml".parse().expect("spec");
     let provider = tollgate_models::connect(&spec, &ProviderOptions::new(dir)).expect("scripted provider");
-    let agent = &runtime.workflow().workflow.agents["worker"];
+    let agent = &runtime.workflow().definition.agents["worker"];
     let tools = runtime.catalogue().tools_matching(&agent.tools);
     let mid = STEPS / 2;
     // The conversation as the model saw it at the middle turn: goal, then (turn, result) pairs.

@@ -134,7 +134,7 @@ impl Runtime {
 
     /// The first run-level bound the run has reached, described for the operator.
     fn bound_hit(&self, run: &RunRecord, state: &RunState) -> Option<String> {
-        let bounds = &self.workflow.workflow.run;
+        let bounds = &self.workflow.definition.run;
         let c = &run.counters;
         let tokens = c.input_tokens.saturating_add(c.output_tokens);
         if c.steps >= bounds.max_steps {

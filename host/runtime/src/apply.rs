@@ -190,7 +190,7 @@ impl<'r> StepCommit<'r> {
     /// would run it.
     fn request_approval(&mut self, rt: &Runtime, row: &ToolCallRecord, reason: String) {
         let digest = rt.catalogue.tool(&row.tool).map(|(p, _)| p.digest().to_string()).unwrap_or_default();
-        let expiry = i64::try_from(rt.workflow.workflow.run.approval_expiry.as_millis()).unwrap_or(i64::MAX);
+        let expiry = i64::try_from(rt.workflow.definition.run.approval_expiry.as_millis()).unwrap_or(i64::MAX);
         let approval = ApprovalRecord {
             id: ids::approval_id(),
             run_id: self.run.id.clone(),

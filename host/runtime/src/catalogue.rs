@@ -37,7 +37,7 @@ pub async fn load(
     options: &RunOptions,
 ) -> Result<Catalogue, RuntimeError> {
     let mut plugins = BTreeMap::new();
-    for (name, decl) in &workflow.workflow.plugins {
+    for (name, decl) in &workflow.definition.plugins {
         let path = workflow.plugin_source(name);
         let bytes = std::fs::read(&path)
             .map_err(|e| RuntimeError::Plugin { plugin: name.clone(), message: format!("{}: {e}", path.display()) })?;

@@ -57,7 +57,7 @@ impl Runtime {
         };
         let input = serde_json::to_string(&row.input).unwrap_or_default();
         crate::crashtest::pause_point("call_started");
-        let outcome = match self.workflow.workflow.plugins.get(plugin_name).map(|p| p.instances) {
+        let outcome = match self.workflow.definition.plugins.get(plugin_name).map(|p| p.instances) {
             Some(InstanceMode::PerRun) => {
                 self.warm.get(&row.run_id, plugin_name, plugin).call(tool, &input, &ctx).await
             }

@@ -42,7 +42,7 @@ impl Runtime {
     /// Runs the next fixed step if the workflow has them and no agent step is active. `None`
     /// means: continue with the agent loop.
     pub(crate) async fn fixed_step(&self, pass: &mut Pass<'_>) -> Result<Option<Next>, RuntimeError> {
-        let steps = &self.workflow.workflow.steps;
+        let steps = &self.workflow.definition.steps;
         let Some(cursor) = pass.state.fixed.clone() else { return Ok(None) };
         if cursor.agent_active {
             return Ok(None);
@@ -124,7 +124,7 @@ impl Runtime {
     /// Called when an agent step's agent answered without tool calls: its answer is the step's
     /// result. Returns false when the run has no fixed steps (the answer ends the run).
     pub(crate) fn finish_agent_step(&self, state: &mut RunState, answer: Option<String>) -> bool {
-        let steps = &self.workflow.workflow.steps;
+        let steps = &self.workflow.definition.steps;
         let Some(cursor) = state.fixed.as_mut() else { return false };
         let Some(step) = steps.get(cursor.index) else { return false };
         cursor.state.insert(step.id().to_string(), answer.map(Value::String).unwrap_or(Value::Null));

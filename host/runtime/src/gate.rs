@@ -188,7 +188,7 @@ fn handoff(ctx: &GateContext<'_>, tally: &mut Tally, to: &str, payload: &Value) 
     if tally.handed_off {
         return Verdict::deny(DenyStage::Handoff, "only one handoff per turn");
     }
-    let checked = match ctx.workflow.workflow.agents.get(to).and_then(|a| a.accepts.as_ref()) {
+    let checked = match ctx.workflow.definition.agents.get(to).and_then(|a| a.accepts.as_ref()) {
         None => match payload.get("message").and_then(Value::as_str) {
             Some(_) => Ok(()),
             None => return Verdict::deny(DenyStage::Schema, "a handoff needs a `message` string"),
@@ -215,7 +215,7 @@ fn human_gate(ctx: &GateContext<'_>, step_id: &str, approval: Option<&ApprovalRe
             Err(deny) => deny,
         };
     }
-    match ctx.workflow.workflow.steps.iter().find(|s| s.id() == step_id) {
+    match ctx.workflow.definition.steps.iter().find(|s| s.id() == step_id) {
         Some(Step::Approval { prompt, .. }) => Verdict::RequireApproval { reason: prompt.clone() },
         _ => Verdict::deny(DenyStage::Enabled, format!("the workflow has no approval step `{step_id}`")),
     }
@@ -270,7 +270,7 @@ async fn tool(
     if let Err(message) = plugin.check_input(&spec.name, call.input) {
         return Verdict::deny(DenyStage::Schema, format!("input does not match the tool's schema: {message}"));
     }
-    let bounds = &ctx.workflow.workflow.run;
+    let bounds = &ctx.workflow.definition.run;
     if ctx.run.counters.tool_calls + tally.allowed >= bounds.max_tool_calls {
         return Verdict::deny(
             DenyStage::Bound,
@@ -301,8 +301,8 @@ async fn tool(
     // `deny` (an edited input, or run facts that moved since, can match a deny rule now).
     let rule = match ctx.workflow.policy().approval(&facts) {
         Ok(ApprovalDecision::Allow { rule }) => rule,
-        Ok(ApprovalDecision::Require { .. }) if approval.is_some() => None,
-        Ok(ApprovalDecision::Require { reason, .. }) => return Verdict::RequireApproval { reason },
+        Ok(ApprovalDecision::RequireApproval { .. }) if approval.is_some() => None,
+        Ok(ApprovalDecision::RequireApproval { reason, .. }) => return Verdict::RequireApproval { reason },
         Ok(ApprovalDecision::Deny { rule, reason }) => {
             return Verdict::deny(DenyStage::Policy, format!("policy.approvals[{rule}]: {reason}"));
         }

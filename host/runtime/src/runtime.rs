@@ -33,7 +33,7 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("workflow", &self.workflow.workflow.name).finish_non_exhaustive()
+        f.debug_struct("Runtime").field("workflow", &self.workflow.definition.name).finish_non_exhaustive()
     }
 }
 
@@ -85,7 +85,7 @@ impl Runtime {
             return Ok(spec.clone());
         }
         self.workflow
-            .workflow
+            .definition
             .agents
             .get(agent)
             .and_then(|a| a.model.clone())
@@ -109,7 +109,7 @@ impl Runtime {
     /// Creates a run (status `running`, nothing done yet) and returns its id. `goal` overrides
     /// the workflow's default goal.
     pub async fn start(&self, goal: Option<String>) -> Result<String, RuntimeError> {
-        let wf = &self.workflow.workflow;
+        let wf = &self.workflow.definition;
         let goal = goal
             .or_else(|| wf.goal.clone())
             .ok_or_else(|| RuntimeError::InvalidInput("the workflow has no default goal; pass --goal".into()))?;
@@ -175,7 +175,7 @@ impl Runtime {
 
     /// How long one model call may take: what is left of the run's deadline.
     pub(crate) fn remaining(&self, state: &RunState) -> Duration {
-        self.workflow.workflow.run.deadline.saturating_sub(Duration::from_millis(state.active_ms))
+        self.workflow.definition.run.deadline.saturating_sub(Duration::from_millis(state.active_ms))
     }
 }
 

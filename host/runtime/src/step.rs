@@ -52,7 +52,7 @@ impl Runtime {
 
     /// The workflow's agent `name`.
     pub(crate) fn agent(&self, name: &str) -> Result<&Agent, RuntimeError> {
-        let agents = &self.workflow.workflow.agents;
+        let agents = &self.workflow.definition.agents;
         agents.get(name).ok_or_else(|| RuntimeError::State(format!("run is at unknown agent `{name}`")))
     }
 
@@ -75,7 +75,7 @@ impl Runtime {
             system: spec.instructions.clone(),
             messages: state.conversations.remove(agent).unwrap_or_default(),
             tools: self.catalogue.model_tools(tools, &self.handoff_tools(&spec.handoffs)),
-            max_output_tokens: u32::try_from(self.workflow.workflow.run.max_output_tokens).unwrap_or(u32::MAX),
+            max_output_tokens: u32::try_from(self.workflow.definition.run.max_output_tokens).unwrap_or(u32::MAX),
         };
         let answer = tokio::time::timeout(remaining, provider.complete(&request)).await;
         if state.threads.contains_key(agent) {
@@ -139,7 +139,7 @@ impl Runtime {
         targets
             .iter()
             .map(|to| {
-                let receiver = self.workflow.workflow.agents.get(to);
+                let receiver = self.workflow.definition.agents.get(to);
                 let schema = receiver.and_then(|a| a.accepts.clone()).unwrap_or_else(|| {
                     json!({"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]})
                 });

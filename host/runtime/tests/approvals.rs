@@ -31,7 +31,7 @@ tools = ["ads.*", "echo.*"]
 
 [[policy.approvals]]
 tool = "echo.*"
-action = "require"
+action = "require_approval"
 reason = "A human looks at echo calls."
 
 [[policy.approvals]]
@@ -278,7 +278,7 @@ tools = ["echo.*"]
 
 [[policy.approvals]]
 tool = "echo.*"
-action = "require"
+action = "require_approval"
 
 [plugins.echo]
 source = "{}"

@@ -399,7 +399,7 @@ action = "allow"
 
 [[policy.approvals]]
 tool = "echo.echo"
-action = "require"
+action = "require_approval"
 "#;
     let turns = r#"
 [[turns]]

@@ -36,7 +36,7 @@ pub(crate) fn check(lw: &LoadedWorkflow, manifests: &Manifests) -> Diagnostics {
         // `load` parsed this very text; it cannot fail now.
         return Diagnostics(vec![crate::Diagnostic::whole_file(lw.display_path(), "the workflow no longer parses")]);
     };
-    let w = &lw.workflow;
+    let w = &lw.definition;
     let mut c = Checker {
         r: Reporter::new(&map),
         root: root.get_ref(),
@@ -195,7 +195,7 @@ impl<'a> Checker<'a> {
     }
 
     fn policy(&mut self, lw: &LoadedWorkflow) {
-        let p = &lw.workflow.policy;
+        let p = &lw.definition.policy;
         for (i, rule) in p.approvals.iter().enumerate() {
             let base = [Seg::Key("policy"), Seg::Key("approvals"), Seg::Index(i)];
             let matched = match &rule.tool {

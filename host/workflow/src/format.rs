@@ -47,7 +47,7 @@ pub struct RunBounds {
     pub max_fuel: u64,
     /// `max_tokens`: input + output tokens across model turns. Default 500,000; at most 1e8.
     pub max_tokens: u64,
-    /// `deadline`: wall clock including model time, excluding time parked. Default 1h; 1s..=7d.
+    /// `deadline`: wall clock including model time, excluding time waiting for approval. Default 1h; 1s..=7d.
     pub deadline: Duration,
     /// `approval_expiry`: how long an approval request stays open. Default 24h; 1m..=30d.
     pub approval_expiry: Duration,

@@ -73,7 +73,8 @@ impl std::fmt::Display for Location {
 /// A parsed workflow that passed every check that needs no plugin.
 #[derive(Debug, Clone)]
 pub struct LoadedWorkflow {
-    pub workflow: Workflow,
+    /// What the file defines.
+    pub definition: Workflow,
     /// Absolute path of the file (plugin sources resolve against its directory).
     pub path: PathBuf,
     pub source: String,
@@ -118,7 +119,7 @@ pub fn parse(source: &str, path: &Path) -> Result<LoadedWorkflow, Diagnostics> {
         return Err(found);
     }
     Ok(LoadedWorkflow {
-        workflow,
+        definition: workflow,
         path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
         source: source.to_string(),
         digest: hex::encode(Sha256::digest(source.as_bytes())),
@@ -131,7 +132,7 @@ impl LoadedWorkflow {
     /// The plugin's `source`, resolved against the workflow file's directory. An unknown
     /// plugin name gives an empty path (which no file has).
     pub fn plugin_source(&self, plugin: &str) -> PathBuf {
-        match self.workflow.plugins.get(plugin) {
+        match self.definition.plugins.get(plugin) {
             Some(p) => self.dir().join(&p.source),
             None => PathBuf::new(),
         }
@@ -143,7 +144,7 @@ impl LoadedWorkflow {
 
     /// The compiled policy.
     pub fn policy(&self) -> &Policy {
-        &self.workflow.policy
+        &self.definition.policy
     }
 
     /// The path diagnostics name (as it was given to `load`/`parse`).
@@ -192,7 +193,7 @@ impl LoadedWorkflow {
     /// parse, which `load` has already reported). The sandbox's `Grants` are built from this
     /// where the sandbox is linked (`tollgate_runtime::catalogue::sandbox_grants`).
     pub fn grants(&self, plugin: &str) -> Option<GrantSet> {
-        let cfg = self.workflow.plugins.get(plugin)?;
+        let cfg = self.definition.plugins.get(plugin)?;
         let hosts = cfg.grants.hosts.iter().map(|h| HostPattern::parse(h).ok()).collect::<Option<_>>()?;
         let mut credentials = BTreeMap::new();
         for (name, spec) in &cfg.grants.credentials {
@@ -205,7 +206,7 @@ impl LoadedWorkflow {
         Some(GrantSet {
             hosts,
             credentials,
-            kv_namespace: cfg.grants.kv.namespace(&self.workflow.name, plugin),
+            kv_namespace: cfg.grants.kv.namespace(&self.definition.name, plugin),
             log: cfg.grants.log,
             limits: cfg.limits.apply(Limits::default()),
         })

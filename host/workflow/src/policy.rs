@@ -51,9 +51,11 @@ impl Default for Policy {
     }
 }
 
+/// What a matching `[[policy.approvals]]` rule does with a call (`action = "..."`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    Require,
+    /// `require_approval`: a human decides before the call runs.
+    RequireApproval,
     Allow,
     Deny,
 }
@@ -133,8 +135,8 @@ pub enum ApprovalDecision {
     Allow {
         rule: Option<usize>,
     },
-    /// Park the call for a human: by rule `rule`, or (`None`) by `approval_effects`.
-    Require {
+    /// A human must approve the call first: by rule `rule`, or (`None`) by `approval_effects`.
+    RequireApproval {
         rule: Option<usize>,
         reason: String,
     },
@@ -219,12 +221,12 @@ impl Policy {
             let reason = rule.reason.clone().unwrap_or_else(|| format!("policy rule #{i} ({})", rule.location));
             return Ok(match rule.action {
                 Action::Allow => ApprovalDecision::Allow { rule: Some(i) },
-                Action::Require => ApprovalDecision::Require { rule: Some(i), reason },
+                Action::RequireApproval => ApprovalDecision::RequireApproval { rule: Some(i), reason },
                 Action::Deny => ApprovalDecision::Deny { rule: i, reason },
             });
         }
         match facts.effects.iter().find(|e| self.approval_effects.iter().any(|a| a == *e)) {
-            Some(e) => Ok(ApprovalDecision::Require {
+            Some(e) => Ok(ApprovalDecision::RequireApproval {
                 rule: None,
                 reason: format!("{qualified} has the `{e}` effect, which needs approval"),
             }),

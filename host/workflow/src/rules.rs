@@ -43,7 +43,7 @@ pub(crate) fn decode(r: &mut Reporter<'_>, file: &str, names: &Names, p: View<'_
         let when = compile_kind(r, file, &v, "when", what, &[Kind::Bool], "a boolean");
         let tool = glob(r, &v);
         let action = match v.str("action").map(|(a, _)| a) {
-            Some("require") => Action::Require,
+            Some("require_approval") => Action::RequireApproval,
             Some("allow") => Action::Allow,
             Some("deny") => Action::Deny,
             _ => continue,

@@ -1,7 +1,7 @@
 //! The JSON Schema of the format, for editors (taplo / Even Better TOML read it through a
 //! `#:schema` comment). Generated from [`crate::spec`], the same tables the parser checks
 //! against, so the two cannot disagree; `schemas/workflow.schema.json` in the repository is
-//! this output, and a test fails when it is stale (`UPDATE_SCHEMA=1` rewrites it).
+//! this output, and a test fails when it is stale (`TOLLGATE_BLESS=1` rewrites it).
 //!
 //! The schema checks shapes, types, names, bounds of integers and the spelling of durations and
 //! sizes; cross references, CEL and bounds of durations are the parser's job.
@@ -141,17 +141,17 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
     }
 
-    /// `schemas/workflow.schema.json` is the generated schema; `UPDATE_SCHEMA=1` rewrites it.
+    /// `schemas/workflow.schema.json` is the generated schema; `TOLLGATE_BLESS=1` rewrites it.
     #[test]
     fn schema_file_is_current() {
         let path = repo().join("schemas/workflow.schema.json");
         let text = serde_json::to_string_pretty(&json_schema()).unwrap() + "\n";
-        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        if std::env::var_os("TOLLGATE_BLESS").is_some() {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, &text).unwrap();
         }
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(on_disk == text, "{} is stale: run `UPDATE_SCHEMA=1 cargo test -p tollgate-workflow`", path.display());
+        assert!(on_disk == text, "{} is stale: run `TOLLGATE_BLESS=1 cargo test -p tollgate-workflow`", path.display());
     }
 
     fn toml_json(text: &str) -> Value {

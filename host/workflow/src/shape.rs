@@ -146,7 +146,7 @@ fn scalar_error(path: &str, v: &Node<'_>, ty: &Ty) -> Option<Finding> {
             (
                 span.clone(),
                 format!("`{path}` = \"{s}\" is not one of the allowed values"),
-                Some(suggestion(s, allowed, "allowed")),
+                Some(value_suggestion(s, allowed)),
             )
         }),
         (Ty::EnumList(allowed), DeValue::Array(a)) => a.iter().find_map(|i| match i.get_ref() {
@@ -154,7 +154,7 @@ fn scalar_error(path: &str, v: &Node<'_>, ty: &Ty) -> Option<Finding> {
             DeValue::String(s) => Some((
                 i.span(),
                 format!("`{path}`: \"{s}\" is not one of the allowed values"),
-                Some(suggestion(s, allowed, "allowed")),
+                Some(value_suggestion(s, allowed)),
             )),
             other => Some((i.span(), format!("`{path}` must hold strings, not {}", type_name(other)), None)),
         }),
@@ -292,5 +292,14 @@ impl<'d, 'i> View<'d, 'i> {
     /// Span of `key` itself, if present.
     pub fn key_span(&self, key: &str) -> Option<Range<usize>> {
         entry(self.table, key).map(|(k, _)| k)
+    }
+}
+
+/// The help for a value that is not allowed: a value it is the start of (a shortened or older
+/// spelling, such as `require` for `require_approval`), else the usual near miss or list.
+fn value_suggestion(value: &str, allowed: &[&str]) -> String {
+    match allowed.iter().filter(|a| value.len() >= 4 && a.starts_with(value)).collect::<Vec<_>>()[..] {
+        [only] => format!("did you mean `{only}`?"),
+        _ => suggestion(value, allowed, "allowed"),
     }
 }

@@ -76,7 +76,7 @@ pub(crate) const SEMVER_REGEX: &str = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1
 
 /// The effects a tool can declare (the manifest's `effects` flags).
 pub(crate) const EFFECTS: &[&str] = &Effects::NAMES;
-pub(crate) const ACTIONS: &[&str] = &["require", "allow", "deny"];
+pub(crate) const ACTIONS: &[&str] = &["require_approval", "allow", "deny"];
 
 pub(crate) enum Ty {
     Str,
@@ -194,7 +194,7 @@ pub(crate) const RUN: TableSpec = TableSpec {
             "deadline",
             Ty::Duration { min: SEC, max: Duration::from_secs(7 * 86_400) },
             "\"1h\"",
-            "Wall-clock time of the run, model time included, time parked for approval excluded.",
+            "Wall-clock time of the run, model time included, time waiting for approval excluded.",
         ),
         def(
             "approval_expiry",
@@ -325,7 +325,7 @@ pub(crate) const APPROVAL: TableSpec = TableSpec {
         key("tool", Ty::Str, "Tool glob (`ads.update_campaign`, `ads.*`); default: every tool."),
         key("effects", Ty::EnumList(EFFECTS), "Matches if the tool declares any of these; default: any tool."),
         key("when", Ty::Cel, "CEL predicate over input, tool, plugin, agent, effects, run; default: true."),
-        req("action", Ty::Enum(ACTIONS), "`require` (park for a human), `allow`, or `deny`."),
+        req("action", Ty::Enum(ACTIONS), "`require_approval` (a human decides first), `allow`, or `deny`."),
         key("reason", Ty::Str, "Shown to the approver or in the denial."),
     ],
 };

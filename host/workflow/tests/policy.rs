@@ -30,7 +30,7 @@ const SPEND: &[&str] = &["write", "spend"];
 #[test]
 fn values_are_read_and_defaults_applied() {
     let lw = example();
-    let w = &lw.workflow;
+    let w = &lw.definition;
     assert_eq!(
         (w.name.as_str(), w.version.as_str(), w.entry.as_deref()),
         ("campaign-review", "1.0.0", Some("analyst"))
@@ -66,9 +66,9 @@ fn values_are_read_and_defaults_applied() {
     // A minimal workflow gets every default.
     let min = parse("name = 'm'\nversion = '0.1.0'\n[[steps]]\nid = 'gate'\napproval = 'go?'\n", Path::new("m.toml"))
         .unwrap();
-    assert_eq!(min.workflow.run, RunBounds::default());
-    assert_eq!(min.workflow.run.max_steps, 32);
-    assert_eq!(min.workflow.run.approval_expiry, Duration::from_secs(86_400));
+    assert_eq!(min.definition.run, RunBounds::default());
+    assert_eq!(min.definition.run.max_steps, 32);
+    assert_eq!(min.definition.run.approval_expiry, Duration::from_secs(86_400));
     assert_eq!(min.policy().approval_effects, ["spend", "delete", "send-message"]);
 }
 
@@ -91,7 +91,7 @@ fn approvals_first_matching_rule_decides_else_effects() {
     let raise = json!({"campaign_id": "1", "daily_budget": 60000});
     assert!(matches!(
         p.approval(&facts("ads", "update_campaign", "analyst", SPEND, &raise)).unwrap(),
-        ApprovalDecision::Require { rule: Some(0), reason } if reason.contains("$500/day")
+        ApprovalDecision::RequireApproval { rule: Some(0), reason } if reason.contains("$500/day")
     ));
     let pause = json!({"campaign_id": "1", "status": "PAUSED"});
     assert_eq!(
@@ -102,7 +102,7 @@ fn approvals_first_matching_rule_decides_else_effects() {
     let resume = json!({"campaign_id": "1", "status": "ACTIVE"});
     assert!(matches!(
         p.approval(&facts("ads", "update_campaign", "analyst", SPEND, &resume)).unwrap(),
-        ApprovalDecision::Require { rule: None, reason } if reason.contains("`spend`")
+        ApprovalDecision::RequireApproval { rule: None, reason } if reason.contains("`spend`")
     ));
     let note = json!({"contact_id": "1", "body": "x"});
     assert_eq!(
@@ -116,7 +116,7 @@ fn approvals_first_matching_rule_decides_else_effects() {
     ));
     assert!(matches!(
         p.approval(&facts("email", "send_email", "copywriter", &["send-message"], &mail)).unwrap(),
-        ApprovalDecision::Require { rule: None, .. }
+        ApprovalDecision::RequireApproval { rule: None, .. }
     ));
     let q = json!({"query": "x"});
     assert_eq!(
@@ -173,7 +173,7 @@ fn evaluation_errors_name_the_rule_and_fail_closed() {
 #[test]
 fn step_input_expressions_evaluate_to_json() {
     let lw = example();
-    let Step::Tool { input: StepInput::Expr(program), .. } = &lw.workflow.steps[2] else {
+    let Step::Tool { input: StepInput::Expr(program), .. } = &lw.definition.steps[2] else {
         panic!("steps[2] is a tool step with input_expr")
     };
     let mut vars = serde_json::Map::new();

@@ -1,16 +1,16 @@
-//! Memory of runs parked at approvals: what 1,000 runs waiting for a human cost one process.
+//! Memory of runs waiting for approval: what 1,000 runs waiting for a human cost one process.
 //!
-//! Run: `cargo bench -p tollgate-runtime --bench parked_runs` (needs `target/plugins/echo.wasm`,
-//! built by `cargo xtask plugins`). Prints numbers; asserts only that every run really parked
+//! Run: `cargo bench -p tollgate-runtime --bench waiting_runs` (needs `target/plugins/echo.wasm`,
+//! built by `cargo xtask plugins`). Prints numbers; asserts only that every run really waited for approval
 //! and really completed after its approval, never anything about memory or speed. See
 //! BENCHMARKS.md.
 //!
 //! One process, one `Runtime` over a `SqliteStore` (WAL, `synchronous=FULL`, audit signer) in a
 //! temp dir. The workflow's agent (scripted model, replay) calls `echo.echo` first, and a policy
-//! rule requires approval for it, so every run parks (`waiting_approval`) after its first turn.
-//! `RUNS` runs are started and advanced until parked, one after another; RSS (`VmRSS`) is read
+//! rule requires approval for it, so every run waits for approval (`waiting_approval`) after its first turn.
+//! `RUNS` runs are started and advanced until they wait for approval, one after another; RSS (`VmRSS`) is read
 //! before and after, with `VmHWM`. Then every approval is granted and every run resumed to
-//! completion, which proves the runs were parked with everything they need in the store.
+//! completion, which proves the runs waited with everything they need in the store.
 
 mod common;
 use common::echo_path;
@@ -23,11 +23,11 @@ use tollgate_runtime::{Quiet, RunOptions, Runtime};
 use tollgate_sandbox::{Sandbox, SandboxConfig};
 use tollgate_store::{ApprovalFilter, ApprovalStatus, RunFilter, RunStatus, Signer, SqliteStore, Store};
 
-/// Runs parked at once.
+/// Runs waiting for approval at once.
 const RUNS: usize = 1000;
-/// The issue's target for the whole process with `RUNS` runs parked.
+/// The issue's target for the whole process with `RUNS` runs waiting.
 const TARGET_RSS_MIB: f64 = 150.0;
-/// Runs at either end compared to see whether parking or resuming slows as runs accumulate.
+/// Runs at either end compared to see whether waiting or resuming slows as runs accumulate.
 const EDGE: usize = 100;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -53,7 +53,7 @@ fn files_mib(dir: &Path) -> (f64, f64) {
 
 fn write_workflow(dir: &Path, echo: &Path) -> PathBuf {
     let workflow = format!(
-        r#"name = "bench-parked"
+        r#"name = "bench-waiting"
 version = "1.0.0"
 entry = "worker"
 goal = "Echo the greeting once a human agrees, then report."
@@ -71,12 +71,12 @@ tools = ["echo.echo"]
 
 [[policy.approvals]]
 tool = "echo.echo"
-action = "require"
+action = "require_approval"
 reason = "Every echo needs a human (benchmark)."
 "#,
         echo = echo.display(),
     );
-    let turns = r#"# Replayed model turns for the parked-runs benchmark: not a model.
+    let turns = r#"# Replayed model turns for the waiting-runs benchmark: not a model.
 [[turns]]
 agent = "worker"
 text = "I will echo the greeting."
@@ -101,7 +101,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let workflow_path = write_workflow(dir.path(), &echo);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
-    println!("parked_runs: {RUNS} runs, data in {}", dir.path().display());
+    println!("waiting_runs: {RUNS} runs, data in {}", dir.path().display());
 
     let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox starts");
     let (runtime, store) = rt.block_on(async {
@@ -118,9 +118,9 @@ fn main() {
     // allocates once (provider, compiled policy, connection caches, the first instance).
     rt.block_on(async {
         let id = runtime.start(None).await.expect("warm-up run starts");
-        let parked = runtime.advance(&id, &Quiet).await.expect("warm-up advances");
-        assert_eq!(parked.status, RunStatus::WaitingApproval);
-        runtime.approve(&parked.pending_approvals[0].id, "bench", None).await.expect("warm-up approved");
+        let waiting = runtime.advance(&id, &Quiet).await.expect("warm-up advances");
+        assert_eq!(waiting.status, RunStatus::WaitingApproval);
+        runtime.approve(&waiting.pending_approvals[0].id, "bench", None).await.expect("warm-up approved");
         let done = runtime.advance(&id, &Quiet).await.expect("warm-up resumes");
         assert_eq!(done.status, RunStatus::Completed, "{:?}", done.detail);
     });
@@ -128,8 +128,8 @@ fn main() {
     let (rss_before, hwm_before) = rss_mib();
     println!("\nbefore: VmRSS {rss_before:.1} MiB, VmHWM {hwm_before:.1} MiB");
 
-    println!("[1] starting {RUNS} runs, each advanced until it parks…");
-    let mut park_ms = Vec::with_capacity(RUNS);
+    println!("[1] starting {RUNS} runs, each advanced until it waits for approval…");
+    let mut wait_ms = Vec::with_capacity(RUNS);
     let start = Instant::now();
     let ids: Vec<String> = rt.block_on(async {
         let mut ids = Vec::with_capacity(RUNS);
@@ -139,14 +139,14 @@ fn main() {
             let outcome = runtime.advance(&id, &Quiet).await.expect("run advances");
             assert_eq!(outcome.status, RunStatus::WaitingApproval, "{:?}", outcome.detail);
             assert_eq!(outcome.pending_approvals.len(), 1);
-            park_ms.push(one.elapsed().as_secs_f64() * 1e3);
+            wait_ms.push(one.elapsed().as_secs_f64() * 1e3);
             ids.push(id);
         }
         ids
     });
-    let park_time = start.elapsed();
-    let (rss_parked, hwm_parked) = rss_mib();
-    let (db_parked, wal_parked) = files_mib(dir.path());
+    let wait_time = start.elapsed();
+    let (rss_waiting, hwm_waiting) = rss_mib();
+    let (db_waiting, wal_waiting) = files_mib(dir.path());
 
     let (waiting, pending) = rt.block_on(async {
         let filter = RunFilter { status: Some(RunStatus::WaitingApproval), limit: None };
@@ -160,9 +160,9 @@ fn main() {
     assert_eq!(waiting, RUNS);
     assert_eq!(pending.len(), RUNS);
     println!(
-        "  parked {waiting} runs in {:.1} s ({:.1} ms per run); VmRSS {rss_parked:.1} MiB, VmHWM {hwm_parked:.1} MiB",
-        park_time.as_secs_f64(),
-        park_time.as_secs_f64() * 1e3 / RUNS as f64
+        "  {waiting} runs waiting for approval after {:.1} s ({:.1} ms per run); VmRSS {rss_waiting:.1} MiB, VmHWM {hwm_waiting:.1} MiB",
+        wait_time.as_secs_f64(),
+        wait_time.as_secs_f64() * 1e3 / RUNS as f64
     );
 
     println!("[2] approving all {RUNS} and resuming each to completion…");
@@ -202,23 +202,23 @@ fn main() {
     rt.block_on(store.close());
     let (db_closed, _) = files_mib(dir.path());
 
-    let verdict = if rss_parked <= TARGET_RSS_MIB { "met" } else { "NOT met" };
-    let per_run_kib = (rss_parked - rss_before) * 1024.0 / RUNS as f64;
+    let verdict = if rss_waiting <= TARGET_RSS_MIB { "met" } else { "NOT met" };
+    let per_run_kib = (rss_waiting - rss_before) * 1024.0 / RUNS as f64;
     let row = |what: &str, value: String, target: &str| println!("| {what:<44} | {value:>16} | {target:<18} |");
     println!("\n== summary ==");
     println!("| {:<44} | {:>16} | {:<18} |", "measurement", "value", "target");
     println!("|{:-<46}|{:-<18}|{:-<20}|", "", "", "");
     row("VmRSS before (runtime open, one run done)", format!("{rss_before:.1} MiB"), "");
     row(
-        &format!("VmRSS with {RUNS} runs parked"),
-        format!("{rss_parked:.1} MiB"),
+        &format!("VmRSS with {RUNS} runs waiting"),
+        format!("{rss_waiting:.1} MiB"),
         &format!("≤ {TARGET_RSS_MIB} MiB: {verdict}"),
     );
-    row("VmRSS growth per parked run", format!("{per_run_kib:.2} KiB"), "");
-    row("VmHWM (peak) with runs parked", format!("{hwm_parked:.1} MiB"), "");
+    row("VmRSS growth per waiting run", format!("{per_run_kib:.2} KiB"), "");
+    row("VmHWM (peak) with runs waiting", format!("{hwm_waiting:.1} MiB"), "");
     row("VmRSS after all completed", format!("{rss_done:.1} MiB"), "");
     row("VmHWM at the end", format!("{hwm_done:.1} MiB"), "");
-    row("park: start + advance, per run", format!("{:.2} ms", park_time.as_secs_f64() * 1e3 / RUNS as f64), "");
+    row("wait: start + advance, per run", format!("{:.2} ms", wait_time.as_secs_f64() * 1e3 / RUNS as f64), "");
     row(
         "approve + resume to completion, per run",
         format!("{:.2} ms", resume_time.as_secs_f64() * 1e3 / RUNS as f64),
@@ -228,12 +228,12 @@ fn main() {
         let part = if last { &v[v.len() - EDGE..] } else { &v[..EDGE] };
         format!("{:.2} ms", median(part.to_vec()))
     };
-    row(&format!("park, median of the first {EDGE} runs"), edge(&park_ms, false), "");
-    row(&format!("park, median of the last {EDGE} runs"), edge(&park_ms, true), "");
+    row(&format!("wait, median of the first {EDGE} runs"), edge(&wait_ms, false), "");
+    row(&format!("wait, median of the last {EDGE} runs"), edge(&wait_ms, true), "");
     row(&format!("resume after approval, median of first {EDGE}"), edge(&resume_ms, false), "");
     row(&format!("resume after approval, median of last {EDGE}"), edge(&resume_ms, true), "");
     row("runs completed after approval", format!("{completed}/{RUNS}"), "");
-    row("store with runs parked: db + wal", format!("{db_parked:.2} + {wal_parked:.2} MiB"), "");
+    row("store with runs waiting: db + wal", format!("{db_waiting:.2} + {wal_waiting:.2} MiB"), "");
     row("store at the end: db + wal", format!("{db_done:.2} + {wal_done:.2} MiB"), "");
     row("store after close (wal folded in)", format!("{db_closed:.2} MiB"), "");
 }

@@ -63,7 +63,6 @@ impl Runtime {
                 let input = match tool_input(input, &cursor, &pass.run.goal) {
                     Ok(input) => input,
                     Err(e) => {
-                        drop(commit);
                         let detail = format!("step `{id}`: input_expr failed: {e}");
                         return self.stop(pass, RunStatus::Failed, detail).await.map(Some);
                     }

@@ -4,7 +4,7 @@
 //! observer that records every event.
 //!
 //! Each test binary uses part of it.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod racing;
 

@@ -1,6 +1,6 @@
 //! Shared test support: where the built plugins are, a sandbox per test, and a loopback HTTP
 //! server that records what reached it.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-use crate::bindings::PluginPre;
 use crate::cache::{CacheOutcome, load_or_compile};
+use crate::call::TollgatePre;
 use crate::capability::{Capability, Import, ImportClass, check_imports, classify};
 use crate::egress::pattern::HostMatch;
 use crate::egress::pattern::HostPattern;
@@ -23,7 +23,7 @@ use crate::kv::NullKv;
 use crate::manifest::{self, Manifest};
 use crate::plain::{self, PlainExports, PlainInfo};
 use crate::schema::Schema;
-use crate::state::{CallState, PluginScope};
+use crate::state::PluginScope;
 
 /// A loaded plugin. Cheap to clone; calls may run concurrently.
 #[derive(Clone)]
@@ -48,7 +48,7 @@ pub(crate) struct PluginInner {
 /// How a plugin is called.
 pub(crate) enum Kind {
     /// Exports `tollgate:plugin/tool`: one `call(tool, input, context)` export.
-    Tollgate(PluginPre<CallState>),
+    Tollgate(TollgatePre),
     /// A plain component: one export per tool.
     Plain(PlainExports, PlainInfo),
 }
@@ -137,7 +137,7 @@ impl Sandbox {
         // What differs between the two kinds: how the manifest is obtained and which hosts
         // count as declared. Everything after is shared.
         let (kind, manifest, schemas, declared) = if plain::is_tollgate_plugin(&component, engine) {
-            let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
+            let pre = TollgatePre::new(instance_pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
             // The manifest is fetched like a call: fresh instance, the plugin's limits, no egress.
             let probe_scope = Arc::new(PluginScope {
                 kv_namespace: String::new(),

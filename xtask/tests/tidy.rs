@@ -99,6 +99,8 @@ struct Package {
     /// `[package.metadata.tidy] used-only-through-macros`: dependencies the sources never name
     /// because only macro expansions refer to them (a re-exported derive, say).
     macro_only: Vec<String>,
+    /// The package's `default` feature list.
+    default_features: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -109,6 +111,8 @@ struct Dep {
     ident: String,
     /// `normal`, `dev` or `build`.
     kind: String,
+    /// Features this entry turns on.
+    features: Vec<String>,
 }
 
 impl Package {
@@ -185,14 +189,20 @@ fn packages() -> &'static [Package] {
                             None => lib_name(name).unwrap_or_else(|| name.replace('-', "_")),
                         };
                         let kind = d["kind"].as_str().unwrap_or("normal").to_owned();
-                        Dep { key, ident, kind }
+                        let features = d["features"].as_array().unwrap().iter();
+                        Dep { key, ident, kind, features: features.map(|f| f.as_str().unwrap().to_owned()).collect() }
                     })
                     .collect();
                 let macro_only = p["metadata"]["tidy"]["used-only-through-macros"]
                     .as_array()
                     .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
                     .unwrap_or_default();
-                Package { name: p["name"].as_str().unwrap().to_owned(), dir, manifest, targets, deps, macro_only }
+                let default_features = p["features"]["default"]
+                    .as_array()
+                    .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+                    .unwrap_or_default();
+                let name = p["name"].as_str().unwrap().to_owned();
+                Package { name, dir, manifest, targets, deps, macro_only, default_features }
             })
             .collect();
         packages.sort_by(|a, b| a.dir.cmp(&b.dir));
@@ -483,6 +493,32 @@ fn every_crate_inherits_the_workspace_lints() {
         .map(|p| format!("{}: no `[lints]` / `workspace = true`", p.manifest))
         .collect();
     report("crates without the workspace lints", offences);
+}
+
+/// The crash tests' pause points (`TOLLGATE_TEST_PAUSE_AT`) must not ship: only a
+/// dev-dependency may turn on the feature that compiles them, so only test builds have them.
+#[test]
+fn pause_points_only_in_test_builds() {
+    const FEATURE: &str = "test-pause-points";
+    let mut offences = Vec::new();
+    for package in packages() {
+        if package.default_features.iter().any(|f| f == FEATURE) {
+            offences.push(format!("{}: `{FEATURE}` is a default feature", package.manifest));
+        }
+        for dep in package.deps.iter().filter(|d| d.kind != "dev" && d.features.iter().any(|f| f == FEATURE)) {
+            offences.push(format!("{}: [{}] `{}` turns on `{FEATURE}`", package.manifest, dep.kind, dep.key));
+        }
+    }
+    let runtime = packages().iter().find(|p| p.name == "tollgate-runtime").expect("the runtime crate");
+    let enabled_by_tests =
+        packages().iter().any(|p| p.deps.iter().any(|d| d.kind == "dev" && d.features.iter().any(|f| f == FEATURE)));
+    if !enabled_by_tests {
+        offences.push(format!(
+            "no dev-dependency turns on `{FEATURE}` of {}: the crash tests cannot pause",
+            runtime.manifest
+        ));
+    }
+    report("pause points outside test builds", offences);
 }
 
 #[test]

@@ -1,0 +1,12 @@
+//! The sandbox's integration tests, one binary (one link of wasmtime instead of one per file):
+//! limits, data-driven egress cases, connectors against the stand-ins, concurrency, loading, plain
+//! components, warm instances.
+
+mod common;
+mod concurrency;
+mod connectors;
+mod egress;
+mod limits;
+mod load;
+mod plain;
+mod warm;

@@ -2,6 +2,8 @@
 //! limits, data-driven egress cases, connectors against the stand-ins, concurrency, loading, plain
 //! components, warm instances.
 
+#[path = "../../../../tests/support/built_plugins.rs"]
+mod built_plugins;
 mod common;
 mod concurrency;
 mod connectors;

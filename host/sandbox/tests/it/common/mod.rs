@@ -15,9 +15,7 @@ use tollgate_sandbox::{CallContext, CallOutcome, Grants, Plugin, Sandbox, Sandbo
 
 /// `target/plugins/<name>.wasm`, built by `cargo xtask plugins`.
 pub fn plugin_path(name: &str) -> PathBuf {
-    let path = target_dir().join("plugins").join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run `cargo xtask plugins` (or `cargo xtask test`) first", path.display());
-    path
+    crate::built_plugins::path(name)
 }
 
 fn target_dir() -> PathBuf {

@@ -4,6 +4,7 @@
 //! crate natively and runs it from the workspace root.
 
 mod demo;
+mod deny;
 mod plugins;
 mod test;
 
@@ -20,7 +21,7 @@ struct Cli {
 enum Command {
     /// Build every plugin crate under plugins/ to a component in target/plugins/<name>.wasm.
     Plugins(plugins::Args),
-    /// Run every check CI runs: fmt, plugin builds, clippy (native and wasm), all tests.
+    /// Run every check CI runs: fmt, plugin builds, clippy (native and wasm), cargo deny, all tests.
     Test,
     /// Build everything, start the local HubSpot stand-in and call the CRM connector (offline).
     Demo,

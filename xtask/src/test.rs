@@ -1,11 +1,12 @@
 //! `cargo xtask test`: the project's one test command (README, CI). Formatting, plugin builds,
-//! clippy with `-D warnings` natively and for wasm32-wasip2, then every test in the workspace.
+//! clippy with `-D warnings` natively and for wasm32-wasip2, `cargo deny` (licences, bans,
+//! sources), then every test in the workspace (the tidy tests in `xtask/tests/` among them).
 
 use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::plugins;
+use crate::{deny, plugins};
 
 fn run(step: &str, cmd: &mut Command) -> Result<()> {
     eprintln!("==> {step}");
@@ -32,6 +33,7 @@ pub fn run_all() -> Result<()> {
         wasm.args(["-p", &p]);
     }
     run("clippy (wasm32-wasip2 plugins)", wasm.args(["--", "-D", "warnings"]))?;
+    run("cargo deny check licenses bans sources", &mut deny::check(&cargo)?)?;
     run("cargo test", Command::new(&cargo).args(["test", "--workspace"]))?;
     Ok(())
 }

@@ -243,5 +243,5 @@ A Tollgate plugin in Rust: one tool, `greet`.
 
 `vendor/tollgate-sdk` is the SDK this project was created with (a copy of the one the host was
 built with). Capabilities follow calls: a plugin that never calls `tollgate_sdk::kv` does not
-import `tollgate:plugin/kv`, and the host grants only what a workflow allows.
+import the kv interface, and the host grants only what a workflow allows.
 "#;

@@ -1,5 +1,7 @@
-//! Host bindings generated from `wit/plugin.wit`. Only this module and [`crate::state`] know
-//! the generated types; the rest of the crate speaks in its own types.
+//! Host bindings generated from `wit/plugin.wit`. Only this module, [`crate::state`] (the host
+//! side of the imports), `call` (instantiating and calling) and `manifest` (converting the
+//! guest's manifest) name the generated types; the rest of the crate speaks in its own types.
+//! ARCHITECTURE.md states this invariant and `xtask/tests/tidy.rs` checks it.
 
 wasmtime::component::bindgen!({
     path: "../../wit",

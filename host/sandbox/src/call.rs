@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tollgate_contract::Limits;
-use wasmtime::component::Val;
+use wasmtime::component::{InstancePre, Val};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::bindings::PluginPre;
@@ -125,6 +125,17 @@ pub(crate) fn classify(
     CallError::Trap { message, backtrace }
 }
 
+/// A Tollgate plugin's component, pre-instantiated against the sandbox's linker. Wraps the
+/// generated `PluginPre` so that only this module and the bindings name wit-bindgen types.
+pub(crate) struct TollgatePre(PluginPre<CallState>);
+
+impl TollgatePre {
+    /// Fails when the component does not export `tollgate:plugin/tool` as the contract says.
+    pub(crate) fn new(pre: InstancePre<CallState>) -> wasmtime::Result<TollgatePre> {
+        PluginPre::new(pre).map(TollgatePre)
+    }
+}
+
 /// A live instance of either kind of component.
 pub(crate) enum Instance {
     Tollgate(crate::bindings::Plugin),
@@ -133,12 +144,12 @@ pub(crate) enum Instance {
 
 /// Instantiates a fresh Tollgate plugin in `store` under the call's deadline.
 async fn instantiate(
-    pre: &PluginPre<CallState>,
+    pre: &TollgatePre,
     store: &mut Store<CallState>,
     limits: &Limits,
     deadline: Instant,
 ) -> Result<crate::bindings::Plugin, CallError> {
-    let instantiated = tokio::time::timeout_at(wait_until(deadline), pre.instantiate_async(&mut *store)).await;
+    let instantiated = tokio::time::timeout_at(wait_until(deadline), pre.0.instantiate_async(&mut *store)).await;
     settle(instantiated, store, limits, true)
 }
 
@@ -189,7 +200,7 @@ async fn invoke(
 /// Calls `manifest()` on a fresh instance under `limits`.
 pub(crate) async fn fetch_manifest(
     sandbox: &Sandbox,
-    pre: &PluginPre<CallState>,
+    pre: &TollgatePre,
     scope: Arc<PluginScope>,
     limits: &Limits,
 ) -> Result<WitManifest, CallError> {

@@ -9,12 +9,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tollgate_contract::limits::MAX_MEMORY_BYTES;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::Plugin as Bindings;
 use crate::kv::{KvStore, MemoryKv};
-use crate::state::CallState;
+use crate::state::{self, CallState};
 
 /// Host-wide settings. Defaults:
 ///
@@ -123,7 +122,7 @@ impl Sandbox {
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(err)?;
-        Bindings::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s).map_err(err)?;
+        state::add_plugin_interfaces(&mut linker).map_err(err)?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let (e, s, tick) = (engine.clone(), stop.clone(), config.epoch_tick);

@@ -13,8 +13,8 @@ use tollgate_contract::pattern::{HostMatch, HostPattern};
 use tollgate_contract::{Limits, Manifest};
 use wasmtime::component::Component;
 
-use crate::bindings::PluginPre;
 use crate::cache::{CacheOutcome, load_or_compile};
+use crate::call::TollgatePre;
 use crate::capability::{Import, check_imports};
 use crate::egress::{CredentialBinding, EgressPolicy};
 use crate::engine::Sandbox;
@@ -24,7 +24,7 @@ use crate::kv::NullKv;
 use crate::manifest;
 use crate::plain::{self, PlainExports, PlainInfo};
 use crate::schema::Schema;
-use crate::state::{CallState, PluginScope};
+use crate::state::PluginScope;
 
 /// A loaded plugin. Cheap to clone; calls may run concurrently.
 #[derive(Clone)]
@@ -49,7 +49,7 @@ pub(crate) struct PluginInner {
 /// How a plugin is called.
 pub(crate) enum Kind {
     /// Exports `tollgate:plugin/tool`: one `call(tool, input, context)` export.
-    Tollgate(PluginPre<CallState>),
+    Tollgate(TollgatePre),
     /// A plain component: one export per tool.
     Plain(PlainExports, PlainInfo),
 }
@@ -138,7 +138,7 @@ impl Sandbox {
         // What differs between the two kinds: how the manifest is obtained and which hosts
         // count as declared. Everything after is shared.
         let (kind, manifest, schemas, declared) = if plain::is_tollgate_plugin(&component, engine) {
-            let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
+            let pre = TollgatePre::new(instance_pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
             // The manifest is fetched like a call: fresh instance, the plugin's limits, no egress.
             let probe_scope = Arc::new(PluginScope {
                 kv_namespace: String::new(),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tollgate_contract::{Limits, SecretSource};
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -206,6 +206,12 @@ impl WasiHttpView for CallState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
     }
+}
+
+/// Adds the host side of `wit/plugin.wit`'s imports (`log`, `kv`, `secrets`, `types`) to the
+/// sandbox's linker, implemented by [`CallState`] below.
+pub(crate) fn add_plugin_interfaces(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    crate::bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
 }
 
 impl crate::bindings::tollgate::plugin::types::Host for CallState {}

@@ -17,9 +17,10 @@
 //! # Ok(()) }
 //! ```
 
-// Handlers return `Result<_, Response>` to bail out with a vendor-shaped error response; the
-// large `Err` is fine off any hot path.
-#![allow(clippy::result_large_err)]
+#![expect(
+    clippy::result_large_err,
+    reason = "handlers return `Result<_, Response>` to bail out with a vendor-shaped error response; the large `Err` is fine off any hot path"
+)]
 
 pub mod hubspot;
 pub mod meta;

@@ -183,12 +183,31 @@ async fn a_cancelled_commit_writes_nothing_and_releases_the_write_lock() {
     // Someone else holds the write lock, so the commit's BEGIN waits in SQLite: one poll sends
     // it, then the commit is dropped.
     let mut holder = raw(dir.path()).await;
-    sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    sqlx::raw_sql("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let tasks = tokio::runtime::Handle::current().metrics();
+    let tasks_before = tasks.num_alive_tasks();
     let cancelled = tokio::time::timeout(std::time::Duration::ZERO, store.commit(turn_commit("r1", 1))).await;
     assert!(cancelled.is_err(), "the commit cannot finish while another connection holds the lock");
-    // Let the waiting BEGIN take the lock (SQLite's busy handler retries at least every 100 ms).
+    // The drop handed the connection to a task that sends ROLLBACK after the waiting BEGIN.
+    let rollback_spawned = tasks.num_alive_tasks() > tasks_before;
     sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Let the waiting BEGIN take the lock (SQLite's busy handler retries at least every 100 ms)
+    // before another handle competes for it. Signals, not a guess at the time: the rollback
+    // task has finished (so BEGIN got the lock and gave it back), or the lock is seen held by
+    // the cancelled commit's connection (the only other one).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if rollback_spawned && tasks.num_alive_tasks() <= tasks_before {
+            break;
+        }
+        match sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut holder).await {
+            Ok(_) => sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.map(drop).unwrap(),
+            Err(e) if e.to_string().contains("locked") => break,
+            Err(e) => panic!("probing the write lock: {e}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "the cancelled commit's BEGIN never took the lock");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
 
     let other = async { open(dir.path()).await.commit(turn_commit("r1", 1)).await };
     tokio::time::timeout(std::time::Duration::from_secs(5), other)

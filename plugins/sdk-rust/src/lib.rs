@@ -107,7 +107,7 @@ macro_rules! plugin {
         tools: [$($tool:expr),* $(,)?] $(,)?
     ) => {
         /// The plugin declared with `tollgate_sdk::plugin!`.
-        #[allow(dead_code)]
+        #[allow(dead_code, reason = "a plugin's component never calls it; its tests and tools may")]
         pub fn tollgate_plugin() -> $crate::Plugin {
             $crate::Plugin::new($name, $version, $description)
                 $($(.host($host))*)?

@@ -4,7 +4,7 @@
 //! observer that records every event.
 //!
 //! Each test binary uses part of it.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod racing;
 
@@ -18,11 +18,16 @@ use tollgate_sandbox::{Sandbox, SandboxConfig};
 use tollgate_standins::{StandIns, Tokens};
 use tollgate_store::{ApprovalRecord, RunRecord, SealedRecord, Signer, SqliteStore, Store, ToolCallRecord};
 
-/// `target/plugins`, where `cargo xtask plugins` puts the components.
+#[path = "../../../../tests/support/built_plugins.rs"]
+mod built_plugins;
+
+/// `target/plugins`, where `cargo xtask plugins` puts the components (each one the tests load
+/// is checked, so a missing one names the command to run).
 pub fn plugins_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/plugins");
-    dir.canonicalize()
-        .unwrap_or_else(|e| panic!("{}: {e}; build the plugins with `cargo xtask plugins`", dir.display()))
+    for name in ["ads", "crm", "email", "echo"] {
+        built_plugins::path(name);
+    }
+    built_plugins::dir().canonicalize().unwrap()
 }
 
 /// The `[plugins.*]` tables every test workflow gets: the three connectors with credentials read

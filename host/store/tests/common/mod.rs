@@ -1,7 +1,7 @@
 //! Fixtures shared by the integration tests: records with sensible defaults, stores on real
 //! SQLite files in temporary directories, and a raw connection for tampering.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! the local stand-ins: real API shapes, credentials injected at egress (never seen by the
 //! plugin), idempotency keys forwarded and honoured.
 
-mod common;
+use crate::common;
 
 use serde_json::json;
 use tollgate_sandbox::{CallContext, CallError, Grants, Plugin, Sandbox, SecretSource, ToolError, Upstream};

@@ -1,6 +1,6 @@
 //! The scripted (replay) provider and model spec strings.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -57,12 +57,7 @@ struct Fixture {
 }
 
 fn plugin(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let path = target.join("plugins").join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run `cargo xtask plugins` first", path.display());
-    path.canonicalize().expect("plugin path")
+    crate::built_plugins::path(name).canonicalize().expect("plugin path")
 }
 
 fn fixture() -> Fixture {

@@ -19,9 +19,12 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Where the example's plugins are built (each checked, so a missing one names the command).
 fn plugin_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
-    target.join("plugins")
+    for name in ["ads", "crm", "email"] {
+        crate::built_plugins::path(name);
+    }
+    crate::built_plugins::dir()
 }
 
 /// The example workflow, copied with absolute plugin paths (the build may live elsewhere).

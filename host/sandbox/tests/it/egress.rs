@@ -4,7 +4,7 @@
 //! Placeholders: `{port}` is the test server's port, `{token_file}` a file holding the
 //! credential `tok-SECRET-123`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Meta Marketing API stand-in over real HTTP: token auth, campaign listing with cursor
 //! paging, insights, campaign updates (form and JSON), Graph errors and idempotent replay.
 
-mod common;
+use crate::common;
 
 use common::{get, json, send};
 use serde_json::{Value, json as j};

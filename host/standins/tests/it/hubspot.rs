@@ -1,7 +1,7 @@
 //! HubSpot CRM v3 stand-in over real HTTP: auth, search, read, create, update, notes,
 //! validation errors, idempotent replay and request recording.
 
-mod common;
+use crate::common;
 
 use common::{get, json, send};
 use serde_json::{Value, json as j};

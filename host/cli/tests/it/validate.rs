@@ -10,16 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
-
 fn plugin(name: &str) -> PathBuf {
-    let path = target_dir().join("plugins").join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run `cargo xtask plugins` first", path.display());
-    path
+    crate::built_plugins::path(name)
 }
 
 fn tollgate(cwd: &Path, args: &[&str]) -> Output {

@@ -1,7 +1,7 @@
 //! SendGrid Mail Send stand-in over real HTTP: key auth, accepted sends, SendGrid-shaped
 //! validation errors, sandbox mode and idempotent replay.
 
-mod common;
+use crate::common;
 
 use common::{json, send};
 use serde_json::{Value, json as j};

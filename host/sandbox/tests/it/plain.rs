@@ -4,7 +4,7 @@
 //! the component name, nothing callable, and the http capability; `plain-http` makes real
 //! requests through the egress gate.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Every misbehaving plugin gets its precise, typed error; the host stays up; the next call
 //! works.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

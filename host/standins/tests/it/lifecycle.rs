@@ -1,7 +1,7 @@
 //! Starting and stopping: custom tokens, shutdown on drop, the blocking runtime for sync tests,
 //! and the `tollgate-standins` binary.
 
-mod common;
+use crate::common;
 
 use std::io::BufRead as _;
 use std::net::SocketAddr;

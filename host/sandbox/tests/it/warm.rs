@@ -2,7 +2,7 @@
 //! per-call limit and every part of the report stays per call; an instance that trapped or hit
 //! a limit is never reused.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! OpenAI Chat Completions and OpenAI-compatible servers, against local stand-ins.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Loading: two-key capabilities (imports ∩ grants), malformed components, the compilation
 //! cache.
 
-mod common;
+use crate::common;
 
 use tollgate_sandbox::{CacheOutcome, Capability, Grants, LoadError, Sandbox, SandboxConfig, SecretSource};
 

@@ -2,7 +2,7 @@
 //! way the vendor does (answering with the vendor's real error JSON), records every request,
 //! and answers from a per-test responder.
 
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

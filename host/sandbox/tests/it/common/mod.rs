@@ -1,6 +1,6 @@
 //! Shared test support: where the built plugins are, a sandbox per test, and a loopback HTTP
 //! server that records what reached it.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,9 +15,7 @@ use tollgate_sandbox::{CallContext, CallOutcome, Grants, Plugin, Sandbox, Sandbo
 
 /// `target/plugins/<name>.wasm`, built by `cargo xtask plugins`.
 pub fn plugin_path(name: &str) -> PathBuf {
-    let path = target_dir().join("plugins").join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run `cargo xtask plugins` (or `cargo xtask test`) first", path.display());
-    path
+    crate::built_plugins::path(name)
 }
 
 fn target_dir() -> PathBuf {

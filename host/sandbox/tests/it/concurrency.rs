@@ -1,7 +1,7 @@
 //! One call cannot affect another: well-behaved calls running at the same time as every kind
 //! of misbehaviour return exactly their own results.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

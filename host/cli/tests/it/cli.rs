@@ -4,12 +4,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn plugin(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let path = target.join("plugins").join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run `cargo xtask plugins` first", path.display());
-    path
+    crate::built_plugins::path(name)
 }
 
 fn tollgate(args: &[&str]) -> Output {

@@ -1,6 +1,6 @@
 //! Anthropic Messages against a local stand-in.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

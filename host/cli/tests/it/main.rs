@@ -1,0 +1,9 @@
+//! The CLI's integration tests, one binary: they drive the real `tollgate` binary (plugin calls,
+//! `validate`, a live-model run, and the kill -9 crash test).
+
+#[path = "../../../../tests/support/built_plugins.rs"]
+mod built_plugins;
+mod cli;
+mod crash;
+mod live_model;
+mod validate;

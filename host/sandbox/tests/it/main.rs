@@ -1,0 +1,14 @@
+//! The sandbox's integration tests, one binary (one link of wasmtime instead of one per file):
+//! limits, data-driven egress cases, connectors against the stand-ins, concurrency, loading, plain
+//! components, warm instances.
+
+#[path = "../../../../tests/support/built_plugins.rs"]
+mod built_plugins;
+mod common;
+mod concurrency;
+mod connectors;
+mod egress;
+mod limits;
+mod load;
+mod plain;
+mod warm;

@@ -1,5 +1,5 @@
 //! Classification of every kind of break, on in-memory chains (the SQLite-level tampering is in
-//! `tests/audit_tamper.rs`).
+//! `tests/it/audit_tamper.rs`).
 
 use super::*;
 use crate::audit::{Signer, seal_raw};

@@ -1,9 +1,7 @@
 //! Fixed steps (`[[steps]]`): a tool step, a human gate, a tool step reading earlier state and
 //! an agent step, in order, with the last step's result as the run's output.
 
-mod common;
-
-use common::{Harness, Recorder, only_approval, start};
+use crate::common::{Harness, Recorder, only_approval, start};
 use serde_json::{Value, json};
 use tollgate_models::Message;
 use tollgate_runtime::approvals;

@@ -1,9 +1,7 @@
 //! `Store::commit` and `create_run` on a real SQLite file: everything or nothing, version
 //! conflicts across handles, approval transitions, tool-call upserts, durability across reopen.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use tollgate_store::audit::verify_store;
 use tollgate_store::{

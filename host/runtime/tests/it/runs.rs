@@ -1,9 +1,8 @@
 //! Whole runs: handoffs between agents, the run's bounds, concurrent calls within a turn, and
 //! the shipped campaign-review example from start to finish with its audit trail.
 
-mod common;
-
-use common::{Harness, Recorder, only_approval, requests_to, result_of, start, tool_results};
+use crate::common;
+use crate::common::{Harness, Recorder, only_approval, requests_to, result_of, start, tool_results};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tollgate_models::Message;

@@ -18,7 +18,7 @@ use tollgate_sandbox::{Sandbox, SandboxConfig};
 use tollgate_standins::{StandIns, Tokens};
 use tollgate_store::{ApprovalRecord, RunRecord, SealedRecord, Signer, SqliteStore, Store, ToolCallRecord};
 
-#[path = "../../../../tests/support/built_plugins.rs"]
+#[path = "../../../../../tests/support/built_plugins.rs"]
 mod built_plugins;
 
 /// `target/plugins`, where `cargo xtask plugins` puts the components (each one the tests load

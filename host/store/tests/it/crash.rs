@@ -1,13 +1,11 @@
 //! Durability against `kill -9`: a child process commits in a loop and is killed mid-stream;
 //! every commit it reported as returned is there afterwards and the chain still verifies.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use tollgate_store::audit::verify_store;
 use tollgate_store::{Commit, RunStatus, Store};
@@ -40,7 +38,7 @@ async fn crash_child() {
 async fn commits_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args(["crash::crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env(DIR_ENV, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

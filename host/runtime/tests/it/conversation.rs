@@ -1,9 +1,7 @@
 //! Conversations live in the store's message rows, written by the same commits that move the
 //! checkpoint; the checkpoint holds only a cursor, so it does not grow with the run.
 
-mod common;
-
-use common::{Harness, Recorder, start};
+use crate::common::{Harness, Recorder, start};
 use serde_json::json;
 use tollgate_models::Message;
 use tollgate_runtime::RunState;

@@ -2,9 +2,8 @@
 //! idempotency key; denials and expiry reach the model; edits are checked; an approval never
 //! authorises twice, nor a plugin build other than the one it was requested for.
 
-mod common;
-
-use common::{Harness, Recorder, only_approval, requests_to, result_of, start};
+use crate::common;
+use crate::common::{Harness, Recorder, only_approval, requests_to, result_of, start};
 use serde_json::{Value, json};
 use tollgate_runtime::{RuntimeError, approvals, now_ms};
 use tollgate_store::{ApprovalStatus, RunStatus, Store, ToolCallStatus};

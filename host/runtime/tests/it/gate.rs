@@ -2,10 +2,9 @@
 //! as a tool result carrying the reason; the checks run in the documented order (enabled →
 //! schema → caps → approval rules); caps hold within a turn, across turns and across runs.
 
-mod common;
-
-use common::racing::RacingStore;
-use common::{Harness, Recorder, requests_to, result_of, start, tool_results};
+use crate::common;
+use crate::common::racing::RacingStore;
+use crate::common::{Harness, Recorder, requests_to, result_of, start, tool_results};
 use serde_json::{Value, json};
 use tollgate_runtime::Event;
 use tollgate_store::{RunStatus, Store, ToolCallStatus};

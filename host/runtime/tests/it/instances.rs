@@ -2,9 +2,7 @@
 //! over), another run starts fresh, and the default keeps a fresh instance per call. The
 //! echo test plugin's `calls` tool counts the calls its instance served, in guest memory.
 
-mod common;
-
-use common::{Harness, Recorder, plugins_dir, result_of, start};
+use crate::common::{Harness, Recorder, plugins_dir, result_of, start};
 use serde_json::json;
 use tollgate_store::RunStatus;
 

@@ -1,8 +1,6 @@
 //! Cap windows (checked inside the commit) and the plugin kv.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use tollgate_store::{CapCharge, Commit, Store, StoreError};
 
 const HOUR: i64 = 3_600_000;

@@ -1,12 +1,10 @@
 //! The audit chain against someone editing the SQLite file by hand: every kind of tampering is
 //! named at the right seq by `verify_store`.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};

@@ -1,0 +1,11 @@
+//! The runtime's integration tests, one binary (one link of wasmtime instead of six): approvals,
+//! conversations, fixed steps, the gate, per-run instances and whole runs, each against real
+//! plugins, a SQLite store and the vendor stand-ins.
+
+mod approvals;
+mod common;
+mod conversation;
+mod fixed;
+mod gate;
+mod instances;
+mod runs;

@@ -1,0 +1,8 @@
+//! The store's integration tests, one binary: audit tampering on the SQLite file, caps and kv,
+//! commits, and crash safety.
+
+mod audit_tamper;
+mod caps_kv;
+mod commit;
+mod common;
+mod crash;

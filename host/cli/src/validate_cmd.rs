@@ -13,9 +13,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use tollgate_contract::Manifest;
-use tollgate_runtime::sandbox_grants;
 use tollgate_sandbox::capability::check_imports;
-use tollgate_sandbox::{Inspection, Sandbox};
+use tollgate_sandbox::{Grants, Inspection, Sandbox};
 use tollgate_workflow::{Diagnostic, Diagnostics, LoadedWorkflow};
 
 use crate::plugin_cmd::{CacheArgs, sandbox_config};
@@ -116,7 +115,7 @@ async fn inspect(lw: &LoadedWorkflow, sandbox: &Sandbox, name: &str) -> Result<I
 /// The sandbox refuses a plugin that imports a capability its grants do not cover; say so now,
 /// at the plugin's grants, rather than when a run starts.
 fn imports_granted(lw: &LoadedWorkflow, name: &str, i: &Inspection) -> Option<Diagnostic> {
-    let grants = sandbox_grants(lw.grants(name)?);
+    let grants = Grants::from(lw.grants(name)?);
     let err = check_imports(i.imports.iter().map(|imp| imp.name.as_str()), &grants).err()?;
     let help = "grant it under [plugins.<name>.grants] (hosts, kv, log), or use a plugin that does not import it";
     Some(lw.diagnostic_at(

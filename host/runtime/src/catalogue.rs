@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use tollgate_contract::{GrantSet, ToolSpec};
+use tollgate_contract::ToolSpec;
 use tollgate_models::ToolSpec as ModelTool;
 use tollgate_sandbox::{Grants, Plugin, Sandbox, Upstream, sha256_hex};
 use tollgate_workflow::{LoadedWorkflow, tool_matches};
@@ -60,35 +60,19 @@ pub async fn load(
     Ok(Catalogue { plugins })
 }
 
-/// The workflow's grants for one plugin (`LoadedWorkflow::grants` through [`sandbox_grants`])
+/// The workflow's grants for one plugin (`LoadedWorkflow::grants`, as the sandbox's `Grants`)
 /// plus the operator's upstream remaps for this run.
 fn grants_for(workflow: &LoadedWorkflow, name: &str, options: &RunOptions) -> Result<Grants, RuntimeError> {
     let bad = |message: String| RuntimeError::Plugin { plugin: name.to_string(), message };
     let mut grants = workflow
         .grants(name)
-        .map(sandbox_grants)
+        .map(Grants::from)
         .ok_or_else(|| bad("its grants are invalid; run `tollgate validate` on the workflow".into()))?;
     for (host, url) in &options.upstreams {
         grants = grants.upstream(host, Upstream::parse(url).map_err(bad)?);
     }
     grants.limits_ref().validate().map_err(|e| bad(e.to_string()))?;
     Ok(grants)
-}
-
-/// A workflow's grants for one plugin as the sandbox's deny-by-default builder: the one
-/// conversion from the workflow file to the sandbox, used by [`load`] and `tollgate validate`.
-pub fn sandbox_grants(set: GrantSet) -> Grants {
-    let mut grants = Grants::new().log(set.log);
-    for host in set.hosts {
-        grants = grants.allow_pattern(host);
-    }
-    for (name, source) in set.credentials {
-        grants = grants.credential(&name, source);
-    }
-    if let Some(namespace) = &set.kv_namespace {
-        grants = grants.kv_namespace(namespace);
-    }
-    grants.limits(set.limits)
 }
 
 impl Catalogue {

@@ -21,7 +21,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use tollgate_contract::pattern::{HostPattern, PatternError, Scheme};
-use tollgate_contract::{Limits, SecretSource};
+use tollgate_contract::{GrantSet, Limits, SecretSource};
 
 /// Where requests for one granted host are actually sent: an operator's override of the
 /// plugin's base URL (a staging API, a local stand-in, a proxy). The plugin keeps addressing
@@ -65,6 +65,24 @@ pub struct Grants {
     pub(crate) upstreams: BTreeMap<String, Upstream>,
     pub(crate) resolve: BTreeMap<String, Vec<IpAddr>>,
     pub(crate) limits: Limits,
+}
+
+/// A workflow's grants for one plugin as this deny-by-default builder: the one conversion from
+/// the workflow file to the sandbox (`tollgate run` and `tollgate validate` both use it).
+impl From<GrantSet> for Grants {
+    fn from(set: GrantSet) -> Grants {
+        let mut grants = Grants::new().log(set.log);
+        for host in set.hosts {
+            grants = grants.allow_pattern(host);
+        }
+        for (name, source) in set.credentials {
+            grants = grants.credential(&name, source);
+        }
+        if let Some(namespace) = &set.kv_namespace {
+            grants = grants.kv_namespace(namespace);
+        }
+        grants.limits(set.limits)
+    }
 }
 
 impl Grants {

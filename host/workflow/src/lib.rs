@@ -191,7 +191,7 @@ impl LoadedWorkflow {
     /// `file:` credential paths resolve against the workflow's directory), with its limits
     /// applied over [`Limits::default`]. `None` for an unknown plugin (or grants that do not
     /// parse, which `load` has already reported). The sandbox's `Grants` are built from this
-    /// where the sandbox is linked (`tollgate_runtime::catalogue::sandbox_grants`).
+    /// where the sandbox is linked (`impl From<GrantSet> for tollgate_sandbox::Grants`).
     pub fn grants(&self, plugin: &str) -> Option<GrantSet> {
         let cfg = self.definition.plugins.get(plugin)?;
         let hosts = cfg.grants.hosts.iter().map(|h| HostPattern::parse(h).ok()).collect::<Option<_>>()?;

@@ -136,12 +136,13 @@ pub struct CallRequest<'a> {
     pub agent_tools: &'a [String],
 }
 
-/// What the gate allowed earlier in the same step, not yet committed: the caps and the
-/// tool-call bound count it, and a turn hands off at most once.
+/// What the gate let through earlier in the same step, not yet committed: the caps count what
+/// it allowed, the tool-call bound counts what it allowed or sent for approval (a call waiting
+/// for approval may still run), and a turn hands off at most once.
 #[derive(Debug, Default)]
 pub struct Tally {
     charges: BTreeMap<String, i64>,
-    allowed: u64,
+    claimed: u64,
     handed_off: bool,
 }
 
@@ -166,10 +167,17 @@ pub async fn check(
         Verdict::RequireApproval { reason } if approval.is_some() => Verdict::deny(DenyStage::Approval, reason),
         verdict => verdict,
     };
-    if let (Verdict::Allow { charges, .. }, CallTarget::Tool { .. }) = (&verdict, call.target) {
-        tally.allowed += 1;
-        for charge in charges {
-            *tally.charges.entry(charge.scope.key()).or_default() += charge.amount;
+    if let CallTarget::Tool { .. } = call.target {
+        match &verdict {
+            Verdict::Allow { charges, .. } => {
+                tally.claimed += 1;
+                for charge in charges {
+                    let counted = tally.charges.entry(charge.scope.key()).or_default();
+                    *counted = counted.saturating_add(charge.amount);
+                }
+            }
+            Verdict::RequireApproval { .. } => tally.claimed += 1,
+            Verdict::Deny { .. } => {}
         }
     }
     verdict
@@ -271,7 +279,7 @@ async fn tool(
         return Verdict::deny(DenyStage::Schema, format!("input does not match the tool's schema: {message}"));
     }
     let bounds = &ctx.workflow.definition.run;
-    if ctx.run.counters.tool_calls + tally.allowed >= bounds.max_tool_calls {
+    if ctx.run.counters.tool_calls.saturating_add(tally.claimed) >= bounds.max_tool_calls {
         return Verdict::deny(
             DenyStage::Bound,
             format!("the run reached its max_tool_calls bound ({})", bounds.max_tool_calls),

@@ -497,3 +497,62 @@ action = "allow"
     assert_eq!(audit[0]["decision"], "allow");
     assert_eq!(tool_results(&h.state(&id).await, "ops").len(), 0, "the step waits for its last call");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cost_that_would_overflow_the_cap_counter_is_refused_not_a_panic() {
+    let h = Harness::new().await;
+    let policy = r#"
+[[policy.approvals]]
+tool = "ads.update_campaign"
+action = "allow"
+
+[[policy.spend_caps]]
+tool = "ads.update_campaign"
+cost = "has(input.daily_budget) ? input.daily_budget : 0"
+max_per_run = 100000
+"#;
+    // A small raise is charged; a budget of i64::MAX after it would overflow `used + cost`.
+    let turns = script(&[
+        vec![("ads__update_campaign", budget(C1, 100))],
+        vec![("ads__update_campaign", budget(C2, i64::MAX as u64))],
+    ]);
+    let runtime = h.runtime(&workflow(policy), &turns).await;
+    let (id, outcome) = start(&runtime, &Recorder::default()).await;
+    assert_eq!(outcome.status, RunStatus::Completed, "{outcome:?}");
+    let (refused, is_error) = result_of(&h.state(&id).await, "ops", "call_ops_1_0");
+    assert!(is_error);
+    assert_eq!(
+        refused,
+        "Refused by Tollgate's gate (caps): spend cap policy.spend_caps[0]: 100 used + 9223372036854775807 > 100000"
+    );
+    assert_eq!(h.run(&id).await.counters.spend, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_waiting_for_approval_count_against_max_tool_calls() {
+    let h = Harness::new().await;
+    // Every email needs approval (send-message); the run may make two tool calls in all.
+    let policy = "[run]\nmax_tool_calls = 2\n";
+    let turns = script(&[vec![
+        ("email__send_email", email("a@example.com")),
+        ("email__send_email", email("b@example.com")),
+        ("email__send_email", email("c@example.com")),
+        ("email__send_email", email("d@example.com")),
+    ]]);
+    let runtime = h.runtime(&workflow(policy), &turns).await;
+    let (id, outcome) = start(&runtime, &Recorder::default()).await;
+    assert_eq!(outcome.status, RunStatus::WaitingApproval, "{outcome:?}");
+    assert_eq!(outcome.pending_approvals.len(), 2, "{outcome:#?}");
+    let statuses: Vec<ToolCallStatus> = h.rows(&id).await.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            ToolCallStatus::WaitingApproval,
+            ToolCallStatus::WaitingApproval,
+            ToolCallStatus::Denied,
+            ToolCallStatus::Denied
+        ]
+    );
+    let gates = h.audit_of(&id, "gate.decision").await;
+    assert_eq!(gates[2]["stage"], "bound", "{gates:#?}");
+}

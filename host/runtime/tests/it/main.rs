@@ -8,4 +8,5 @@ mod conversation;
 mod fixed;
 mod gate;
 mod instances;
+mod model_numbers;
 mod runs;

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use tollgate_contract::Manifest;
+use tollgate_runtime::check_manifests;
 use tollgate_sandbox::capability::check_imports;
 use tollgate_sandbox::{Grants, Inspection, Sandbox};
 use tollgate_workflow::{Diagnostic, Diagnostics, LoadedWorkflow};
@@ -64,25 +64,21 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 /// Inspects the plugins and runs the manifest checks; returns every finding and a summary.
 async fn check(lw: &LoadedWorkflow, sandbox: &Sandbox) -> (Diagnostics, Option<serde_json::Value>) {
     let mut found = lw.warnings.clone();
-    let mut manifests: BTreeMap<String, (Manifest, String)> = BTreeMap::new();
+    let mut inspected: BTreeMap<String, Inspection> = BTreeMap::new();
     for name in lw.definition.plugins.keys() {
         match inspect(lw, sandbox, name).await {
-            Ok(mut i) => {
+            Ok(i) => {
                 found.extend(imports_granted(lw, name, &i));
-                if i.plain.is_some() {
-                    // A plain component declares no hosts: its egress is what the operator grants
-                    // (as in the sandbox), so its grants are checked for shape, not narrowing.
-                    i.manifest.hosts = lw.definition.plugins[name].grants.hosts.clone();
-                }
-                manifests.insert(name.clone(), (i.manifest, i.sha256));
+                inspected.insert(name.clone(), i);
             }
             Err(d) => found.push(d),
         }
     }
-    // A plugin that did not load is reported above, at its `source`; `check_plugins` says
-    // the same at the same place.
+    // The same manifest checks `tollgate run` makes. A plugin that did not load is reported
+    // above, at its `source`; the checks say the same at the same place.
     let taken: Vec<(u32, u32)> = found.iter().map(|d| (d.line, d.column)).collect();
-    let checked = match lw.check_plugins(&manifests) {
+    let plugins = inspected.iter().map(|(name, i)| (name.as_str(), &i.manifest, i.sha256.as_str(), i.plain.is_some()));
+    let checked = match check_manifests(lw, plugins) {
         Ok(warnings) => warnings,
         Err(d) => d.0,
     };
@@ -94,7 +90,7 @@ async fn check(lw: &LoadedWorkflow, sandbox: &Sandbox) -> (Diagnostics, Option<s
         "name": w.name,
         "version": w.version,
         "plugins": w.plugins.len(),
-        "tools": manifests.values().map(|(m, _)| m.tools.len()).sum::<usize>(),
+        "tools": inspected.values().map(|i| i.manifest.tools.len()).sum::<usize>(),
         "agents": w.agents.len(),
         "steps": w.steps.len(),
     });

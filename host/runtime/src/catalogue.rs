@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use tollgate_contract::ToolSpec;
+use tollgate_contract::{Manifest, ToolSpec};
 use tollgate_models::ToolSpec as ModelTool;
 use tollgate_sandbox::{Grants, Plugin, Sandbox, Upstream, sha256_hex};
-use tollgate_workflow::{LoadedWorkflow, tool_matches};
+use tollgate_workflow::{Diagnostic, Diagnostics, LoadedWorkflow, tool_matches};
 
 use crate::error::RuntimeError;
 use crate::options::RunOptions;
@@ -57,7 +57,31 @@ pub async fn load(
             .map_err(|e| RuntimeError::Plugin { plugin: name.clone(), message: e.to_string() })?;
         plugins.insert(name.clone(), plugin);
     }
+    // What `tollgate validate` rejects, a run refuses too, before anything starts.
+    let loaded = plugins.iter().map(|(name, p)| (name.as_str(), p.manifest(), p.digest(), p.plain().is_some()));
+    check_manifests(workflow, loaded).map_err(|d| RuntimeError::Workflow(d.to_string()))?;
     Ok(Catalogue { plugins })
+}
+
+/// The checks that need the plugins' manifests (`LoadedWorkflow::check_plugins`), the same for
+/// `tollgate run` (in [`load`]) and `tollgate validate`. Each plugin is `(name, manifest,
+/// sha256, plain)`. A plain component declares no hosts: its egress is what the operator
+/// grants, so its grants are checked for shape, not narrowing. On success, the warnings.
+pub fn check_manifests<'a>(
+    workflow: &LoadedWorkflow,
+    plugins: impl IntoIterator<Item = (&'a str, &'a Manifest, &'a str, bool)>,
+) -> Result<Vec<Diagnostic>, Diagnostics> {
+    let manifests: BTreeMap<String, (Manifest, String)> = plugins
+        .into_iter()
+        .map(|(name, manifest, sha256, plain)| {
+            let mut manifest = manifest.clone();
+            if plain && let Some(declared) = workflow.definition.plugins.get(name) {
+                manifest.hosts = declared.grants.hosts.clone();
+            }
+            (name.to_string(), (manifest, sha256.to_string()))
+        })
+        .collect();
+    workflow.check_plugins(&manifests)
 }
 
 /// The workflow's grants for one plugin (`LoadedWorkflow::grants`, as the sandbox's `Grants`)

@@ -41,7 +41,7 @@ mod step;
 mod warm;
 
 pub use advance::RunOutcome;
-pub use catalogue::{Catalogue, model_name};
+pub use catalogue::{Catalogue, check_manifests, model_name};
 pub use error::RuntimeError;
 pub use events::{Event, Observer, Quiet};
 pub use fixed::FixedCursor;

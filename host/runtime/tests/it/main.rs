@@ -8,5 +8,6 @@ mod conversation;
 mod fixed;
 mod gate;
 mod instances;
+mod loading;
 mod model_numbers;
 mod runs;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tollgate_models::Message;
-use tollgate_runtime::{Event, Observer, RunOptions, RunOutcome, RunState, Runtime};
+use tollgate_runtime::{Event, Observer, RunOptions, RunOutcome, RunState, Runtime, RuntimeError};
 use tollgate_sandbox::{Sandbox, SandboxConfig};
 use tollgate_standins::{StandIns, Tokens};
 use tollgate_store::{ApprovalRecord, RunRecord, SealedRecord, Signer, SqliteStore, Store, ToolCallRecord};
@@ -111,11 +111,16 @@ impl Harness {
     /// Writes `workflow` (with [`plugins_toml`] appended unless it declares its own plugins) and
     /// the script `turns.toml`, then opens a runtime on them.
     pub async fn runtime(&self, workflow: &str, turns: &str) -> Runtime {
+        self.try_runtime(workflow, turns).await.unwrap()
+    }
+
+    /// [`Harness::runtime`], returning the error a runtime that cannot open gives.
+    pub async fn try_runtime(&self, workflow: &str, turns: &str) -> Result<Runtime, RuntimeError> {
         let text =
             if workflow.contains("[plugins.") { workflow.to_string() } else { workflow.to_string() + &plugins_toml() };
         std::fs::write(&self.workflow_path, text).unwrap();
         std::fs::write(self.dir.path().join("turns.toml"), turns).unwrap();
-        self.open().await
+        self.try_open_on(self.dyn_store()).await
     }
 
     /// Opens a runtime on the workflow as it is on disk now (plugins are read again), with the
@@ -126,6 +131,10 @@ impl Harness {
 
     /// [`Harness::open`] on another store (a wrapper around [`Harness::store`]).
     pub async fn open_on(&self, store: Arc<dyn Store>) -> Runtime {
+        self.try_open_on(store).await.unwrap()
+    }
+
+    async fn try_open_on(&self, store: Arc<dyn Store>) -> Result<Runtime, RuntimeError> {
         let loaded = tollgate_workflow::load(&self.workflow_path).unwrap_or_else(|d| panic!("workflow: {d}"));
         let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runtime-tests-cache");
         let config = SandboxConfig { cache_dir: Some(cache), pooling: false, ..SandboxConfig::default() };
@@ -138,7 +147,7 @@ impl Harness {
         ] {
             options.upstreams.insert(host.into(), standin.base_url());
         }
-        Runtime::open(store, &sandbox, loaded, options).await.unwrap()
+        Runtime::open(store, &sandbox, loaded, options).await
     }
 
     pub async fn run(&self, id: &str) -> RunRecord {

@@ -30,7 +30,8 @@ pub enum ApprovalsCommand {
     /// in a `tollgate run --wait` that is waiting for it).
     Approve {
         id: String,
-        /// Who approves [default: $USER].
+        /// A label for who approves; the decider recorded is the OS user running this command
+        /// (`root (as alice)`).
         #[arg(long = "as")]
         actor: Option<String>,
         /// Run the call with this input instead (JSON; checked against the tool's schema).
@@ -47,6 +48,7 @@ pub enum ApprovalsCommand {
         id: String,
         #[arg(long)]
         reason: String,
+        /// A label for who denies; the OS user running this command is recorded with it.
         #[arg(long = "as")]
         actor: Option<String>,
         /// Print the decided approval as JSON.

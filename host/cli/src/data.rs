@@ -54,7 +54,34 @@ impl DataArgs {
     }
 }
 
-/// Who is acting, for approvals and cancellations: `--as`, else $USER, else `operator`.
-pub fn actor(explicit: Option<String>) -> String {
-    explicit.or_else(|| std::env::var("USER").ok()).filter(|s| !s.is_empty()).unwrap_or_else(|| "operator".into())
+/// Who is acting, for approvals and cancellations: the operating-system user running this
+/// command (looked up by uid, not taken from `$USER`), with `--as` only as a label, as in
+/// `root (as alice)`. Until the server's identities exist, that is all a local command can vouch
+/// for. The runtime refuses names with control characters.
+pub fn actor(label: Option<String>) -> String {
+    let user = os_user();
+    match label {
+        Some(label) if label != user => format!("{user} (as {label})"),
+        _ => user,
+    }
+}
+
+/// The name of the effective user, or `uid <n>` when it has none.
+fn os_user() -> String {
+    // SAFETY: `geteuid` has no preconditions; `getpwuid_r` writes only into the buffers passed,
+    // whose sizes are given, and `pw_name` points into `buf`, read before `buf` is dropped.
+    unsafe {
+        let uid = libc::geteuid();
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found);
+        if rc == 0 && !found.is_null() && !pwd.pw_name.is_null() {
+            let name = std::ffi::CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned();
+            if !name.is_empty() {
+                return name;
+            }
+        }
+        format!("uid {uid}")
+    }
 }

@@ -80,7 +80,7 @@ pub enum RunsCommand {
         id: String,
         #[arg(long, default_value = "cancelled by an operator")]
         reason: String,
-        /// Who is cancelling [default: $USER].
+        /// A label for who cancels; the OS user running this command is recorded with it.
         #[arg(long = "as")]
         actor: Option<String>,
     },

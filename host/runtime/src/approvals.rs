@@ -49,6 +49,7 @@ impl Runtime {
     /// Approves a pending approval as `by`. With `edit`, the call runs with that input instead;
     /// it must match the tool's schema now, and passes the caps again when the run continues.
     pub async fn approve(&self, id: &str, by: &str, edit: Option<Value>) -> Result<ApprovalRecord, RuntimeError> {
+        typed_text("the approver's name", by, MAX_NAME_CHARS, false)?;
         let now = now_ms();
         let mut approval = pending(&*self.store, id, now).await?;
         if let Some(edited) = &edit {
@@ -92,6 +93,35 @@ impl Runtime {
     }
 }
 
+/// Longest name of a person who decides, in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+/// Longest reason a person gives, in characters.
+pub const MAX_REASON_CHARS: usize = 2_000;
+
+/// Checks text a person typed before it is stored, audited and printed to others: not empty,
+/// not too long, and no control or bidirectional-formatting characters (which could rewrite a
+/// terminal or disguise a name). `multiline` text (reasons) may contain newlines and tabs.
+pub fn typed_text(what: &str, text: &str, max_chars: usize, multiline: bool) -> Result<(), RuntimeError> {
+    let invalid = |why: String| Err(RuntimeError::InvalidInput(format!("{what} {why}")));
+    if text.trim().is_empty() {
+        return invalid("is empty".into());
+    }
+    if text.chars().count() > max_chars {
+        return invalid(format!("is longer than {max_chars} characters"));
+    }
+    let allowed = |c: char| multiline && (c == '\n' || c == '\t');
+    if let Some(c) = text.chars().find(|&c| (c.is_control() && !allowed(c)) || is_format_control(c)) {
+        return invalid(format!("contains the control character U+{:04X}", u32::from(c)));
+    }
+    Ok(())
+}
+
+/// Unicode format characters that reorder or hide text (bidi embeddings, overrides, isolates,
+/// marks; zero-width joiners and spaces).
+fn is_format_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// The input an approved call runs with: the approver's edit, or the input as requested.
 pub fn approved_input(approval: &ApprovalRecord) -> &Value {
     approval.approved_input.as_ref().unwrap_or(&approval.input)
@@ -99,6 +129,8 @@ pub fn approved_input(approval: &ApprovalRecord) -> &Value {
 
 /// Denies a pending approval as `by`; the model is told `reason` when the run continues.
 pub async fn deny(store: &dyn Store, id: &str, by: &str, reason: &str) -> Result<ApprovalRecord, RuntimeError> {
+    typed_text("the name of who denies", by, MAX_NAME_CHARS, false)?;
+    typed_text("the reason", reason, MAX_REASON_CHARS, true)?;
     let now = now_ms();
     let mut approval = pending(store, id, now).await?;
     let denied = ApprovalDenied {
@@ -131,6 +163,8 @@ pub async fn deny(store: &dyn Store, id: &str, by: &str, reason: &str) -> Result
 
 /// Cancels a run that has not ended: its pending approvals are denied, the run is `cancelled`.
 pub async fn cancel(store: &dyn Store, run_id: &str, by: &str, reason: &str) -> Result<(), RuntimeError> {
+    typed_text("the name of who cancels", by, MAX_NAME_CHARS, false)?;
+    typed_text("the reason", reason, MAX_REASON_CHARS, true)?;
     let now = now_ms();
     let run = store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
     if run.status.is_terminal() {
@@ -183,6 +217,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn typed_names_refuse_empty_long_and_control_text() {
+        assert!(typed_text("name", "Ada Lovelace", MAX_NAME_CHARS, false).is_ok());
+        assert!(typed_text("name", "Zoë O'Brien-Müller", MAX_NAME_CHARS, false).is_ok());
+        for bad in ["", "   ", "evil\u{1b}[2J", "a\nb", "alice\u{202E}eciffo", "x\u{200B}y", "bell\u{7}"] {
+            let e = typed_text("the approver's name", bad, MAX_NAME_CHARS, false).unwrap_err().to_string();
+            assert!(e.starts_with("invalid input: the approver's name "), "{bad:?}: {e}");
+        }
+        assert!(typed_text("name", &"a".repeat(129), MAX_NAME_CHARS, false).is_err());
+        assert!(typed_text("reason", "line one\nline\ttwo", MAX_REASON_CHARS, true).is_ok());
+        assert!(typed_text("reason", "no\r\u{1b}]0;pwned\u{7}", MAX_REASON_CHARS, true).is_err());
+    }
 
     #[test]
     fn binding_changes_with_any_part() {

@@ -127,3 +127,15 @@ fn new_plugin_writes_a_project_and_refuses_bad_names_and_existing_dirs() {
     assert_eq!(not_a_project.status.code(), Some(2));
     assert!(text(&not_a_project.stderr).contains("not a plugin project"), "{}", text(&not_a_project.stderr));
 }
+
+#[test]
+fn a_decider_name_with_control_characters_is_refused_before_anything_is_read() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let out =
+        tollgate(&["approvals", "deny", "ap_0000000000", "--reason", "no", "--as", "ops\u{1b}[2J", "--data-dir", dir]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(err.contains("contains the control character U+001B"), "{err}");
+    assert!(!err.contains('\u{1b}'), "the refused name is not echoed raw: {err:?}");
+}

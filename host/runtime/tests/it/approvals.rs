@@ -316,3 +316,27 @@ source = "{}"
     assert!(h.audit_of(&changed, "tool.call").await.is_empty(), "the call never ran");
     assert_eq!(h.store.approval(&voided.id).await.unwrap().unwrap().status, ApprovalStatus::Consumed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_with_control_characters_decide_nothing() {
+    let h = Harness::new().await;
+    let runtime = h.runtime(&workflow(), &script("ads__update_campaign", PAUSE)).await;
+    let (id, outcome) = start(&runtime, &Recorder::default()).await;
+    let approval = only_approval(&outcome);
+    // A name that clears the screen, an empty one, one that reverses what follows it.
+    for name in ["alice\u{1b}[2J\u{1b}[H", "", "  ", "alice\u{202E}nimda"] {
+        let refused = runtime.approve(&approval.id, name, None).await.unwrap_err();
+        assert!(matches!(refused, RuntimeError::InvalidInput(_)), "{name:?}: {refused}");
+        let refused = approvals::deny(&**runtime.store(), &approval.id, name, "no").await.unwrap_err();
+        assert!(matches!(refused, RuntimeError::InvalidInput(_)), "{name:?}: {refused}");
+    }
+    let refused = approvals::deny(&**runtime.store(), &approval.id, "bob", "no\u{1b}]0;owned\u{7}").await.unwrap_err();
+    assert!(matches!(refused, RuntimeError::InvalidInput(_)), "{refused}");
+    let refused = approvals::cancel(&**runtime.store(), &id, "eve\u{0}", "stop").await.unwrap_err();
+    assert!(matches!(refused, RuntimeError::InvalidInput(_)), "{refused}");
+    // Nothing was decided, stored or audited.
+    assert_eq!(h.store.approval(&approval.id).await.unwrap().unwrap().status, ApprovalStatus::Pending);
+    assert!(h.audit_of(&id, "approval.granted").await.is_empty());
+    assert!(h.audit_of(&id, "approval.denied").await.is_empty());
+    assert_eq!(h.run(&id).await.status, RunStatus::WaitingApproval);
+}

@@ -53,9 +53,19 @@ fn ensure_installed(cargo: &str) -> Result<PathBuf> {
 }
 
 /// Licences, banned and duplicate crates, and sources of the whole workspace, against
-/// `deny.toml`; offline (nothing it checks needs the network).
+/// `deny.toml`; offline (nothing it checks needs the network). cargo-deny reads the
+/// metadata of every platform's dependencies, which a build for this one never downloads, so
+/// they are fetched (from the lock file, crates.io only) first.
 pub fn check(cargo: &str) -> Result<Command> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the workspace root")?;
+    let fetched = Command::new(cargo)
+        .current_dir(root)
+        .args(["fetch", "--locked"])
+        .status()
+        .context("running `cargo fetch --locked`")?;
+    if !fetched.success() {
+        bail!("`cargo fetch --locked` failed ({fetched})");
+    }
     let mut command = Command::new(ensure_installed(cargo)?);
     command.current_dir(root).args(["deny", "--offline", "check", "licenses", "bans", "sources"]);
     Ok(command)

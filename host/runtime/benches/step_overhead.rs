@@ -212,6 +212,12 @@ impl Store for TimedStore {
     fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<AuditCheckpoint>> {
         self.timed("audit_checkpoints", self.inner.audit_checkpoints())
     }
+    fn vouched_step_records<'a>(&'a self, run_id: &'a str, step: u32) -> StoreFuture<'a, Vec<SealedRecord>> {
+        self.timed("vouched_step_records", self.inner.vouched_step_records(run_id, step))
+    }
+    fn vouched_run_start<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<SealedRecord>> {
+        self.timed("vouched_run_start", self.inner.vouched_run_start(run_id))
+    }
     fn kv_get<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
         self.timed("kv_get", self.inner.kv_get(namespace, key))
     }

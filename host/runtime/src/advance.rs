@@ -58,6 +58,7 @@ impl Runtime {
         if run.status.is_terminal() {
             return self.outcome(&run).await;
         }
+        self.check_bindings(&run).await?;
         let mut state = RunState::load(&*self.store, &run).await?;
         let _warm = self.warm.advancing(run_id);
         loop {

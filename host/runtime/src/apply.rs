@@ -7,8 +7,8 @@
 use serde_json::{Value, json};
 use tollgate_store::audit::{ApprovalConsumed, ApprovalRequested, AuditEntry, AuditEvent, GateDecision, RunEnded};
 use tollgate_store::{
-    ApprovalRecord, ApprovalStatus, ApprovalTransition, Commit, Counters, RunRecord, RunStatus, ToolCallRecord,
-    ToolCallStatus,
+    ApprovalRecord, ApprovalStatus, ApprovalTransition, Checkpoint, Commit, Counters, RunRecord, RunStatus,
+    ToolCallRecord, ToolCallStatus,
 };
 
 use crate::approvals::binding_hash;
@@ -106,7 +106,8 @@ impl<'r> StepCommit<'r> {
     ) {
         row.decision = serde_json::to_value(verdict.record()).unwrap_or_default();
         row.updated_at = self.now;
-        self.record_verdict(&row, &verdict, approval);
+        let digest = rt.catalogue.tool(&row.tool).map(|(p, _)| p.digest().to_string());
+        self.record_verdict(&row, digest, &verdict, approval);
         match verdict {
             Verdict::Allow { charges, .. } => match target {
                 CallTarget::Handoff { to } => {
@@ -138,7 +139,13 @@ impl<'r> StepCommit<'r> {
     /// The verdict's audit record: the gate's decision, or the consumption of the approval it
     /// answered (an approval is `approved → consumed` in the commit that applies it, so it never
     /// authorises again). Denied and expired approvals were audited when they were decided.
-    fn record_verdict(&mut self, row: &ToolCallRecord, verdict: &Verdict, approval: Option<&ApprovalRecord>) {
+    fn record_verdict(
+        &mut self,
+        row: &ToolCallRecord,
+        plugin_digest: Option<String>,
+        verdict: &Verdict,
+        approval: Option<&ApprovalRecord>,
+    ) {
         let (record, reason) = (verdict.record(), verdict.reason());
         match approval {
             None => {
@@ -155,6 +162,7 @@ impl<'r> StepCommit<'r> {
                     tool: row.tool.clone(),
                     agent: row.agent.clone(),
                     input: row.input.clone(),
+                    plugin_digest,
                     verdict: record,
                     reason,
                 });
@@ -166,6 +174,8 @@ impl<'r> StepCommit<'r> {
                     step: row.step,
                     index: row.index,
                     tool: row.tool.clone(),
+                    input: row.input.clone(),
+                    plugin_digest,
                     verdict: record,
                     reason,
                 });
@@ -235,11 +245,16 @@ impl<'r> StepCommit<'r> {
     }
 
     /// Finishes the commit with the run's new state: `status`, this commit's counters, and the
-    /// checkpoint of `state`. A run that starts waiting for approval gets a signed audit
-    /// checkpoint.
+    /// checkpoint of `state`. A commit that allows a call has its audit head signed (the call
+    /// runs only once a signature vouches for its `allow`); a run that starts waiting for
+    /// approval has it witnessed outside the database too.
     pub fn finish(mut self, rt: &Runtime, state: &mut RunState, status: RunStatus) -> (Commit, Vec<Event>) {
-        self.commit.checkpoint_audit |=
-            status == RunStatus::WaitingApproval && self.run.status != RunStatus::WaitingApproval;
+        if self.commit.tool_calls.iter().any(|row| row.status == ToolCallStatus::Allowed) {
+            self.commit.checkpoint = self.commit.checkpoint.max(Checkpoint::Signed);
+        }
+        if status == RunStatus::WaitingApproval && self.run.status != RunStatus::WaitingApproval {
+            self.commit.checkpoint = Checkpoint::Witnessed;
+        }
         self.commit.run = Some(rt.update(self.run, state, status, None, self.counters, self.now));
         (self.commit, self.events)
     }
@@ -268,7 +283,7 @@ impl StepCommit<'_> {
             detail: detail.clone(),
             output: state.final_output.clone(),
         });
-        self.commit.checkpoint_audit = true;
+        self.commit.checkpoint = Checkpoint::Witnessed;
         self.commit.run = Some(rt.update(self.run, state, status, detail, self.counters, self.now));
         (self.commit, self.events)
     }

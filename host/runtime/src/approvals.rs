@@ -6,9 +6,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tollgate_store::audit::{ApprovalDenied, ApprovalGranted, AuditEntry, RunEnded, canonical_json};
 use tollgate_store::{
-    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, Commit, RunStatus, RunUpdate, Store, StoreError,
+    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, Checkpoint, Commit, RunStatus, RunUpdate,
+    Store, StoreError,
 };
 
+use crate::authorise::StepLog;
 use crate::error::RuntimeError;
 use crate::ids::now_ms;
 use crate::runtime::Runtime;
@@ -52,6 +54,7 @@ impl Runtime {
         typed_text("the approver's name", by, MAX_NAME_CHARS, false)?;
         let now = now_ms();
         let mut approval = pending(&*self.store, id, now).await?;
+        StepLog::check_request(&*self.store, &approval).await?;
         if let Some(edited) = &edit {
             let (plugin, spec) = self
                 .catalogue
@@ -82,6 +85,8 @@ impl Runtime {
                 approved_input: edit.clone(),
             }],
             audit: vec![AuditEntry::of_run(&approval.run_id, now, granted)],
+            // A person's decision is witnessed outside the database at once.
+            checkpoint: Checkpoint::Witnessed,
             ..Commit::default()
         };
         self.store.commit(commit).await.map_err(moved)?;
@@ -152,6 +157,7 @@ pub async fn deny(store: &dyn Store, id: &str, by: &str, reason: &str) -> Result
             approved_input: None,
         }],
         audit: vec![AuditEntry::of_run(&approval.run_id, now, denied)],
+        checkpoint: Checkpoint::Witnessed,
         ..Commit::default()
     };
     store.commit(commit).await.map_err(moved)?;
@@ -184,7 +190,7 @@ pub async fn cancel(store: &dyn Store, run_id: &str, by: &str, reason: &str) -> 
             messages: Vec::new(),
             updated_at: now,
         }),
-        checkpoint_audit: true,
+        checkpoint: Checkpoint::Witnessed,
         ..Commit::default()
     };
     for a in approvals {

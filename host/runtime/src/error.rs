@@ -21,6 +21,17 @@ pub enum RuntimeError {
         "workflow {path} changed since run {run_id} started (sha256 was {was}, now {now}); restore it or start a new run"
     )]
     WorkflowChanged { run_id: String, path: String, was: String, now: String },
+    /// A plugin's component is another build than the one the run started with.
+    #[error(
+        "plugin `{plugin}` changed since run {run_id} started (sha256 was {was}, now {now}); restore that build or start a new run"
+    )]
+    PluginChanged { run_id: String, plugin: String, was: String, now: String },
+    /// The store does not match the signed audit log: something was edited behind the
+    /// runtime's back. Nothing was run.
+    #[error(
+        "run {run_id}: the store does not match its signed audit log ({what}); nothing was run — check it with `tollgate audit verify`"
+    )]
+    Tampered { run_id: String, what: String },
     #[error("workflow: {0}")]
     Workflow(String),
     #[error("model: {0}")]

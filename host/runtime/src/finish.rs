@@ -16,6 +16,7 @@ use tollgate_store::{
 use crate::advance::{Next, Pass};
 use crate::apply::StepCommit;
 use crate::approvals::approved_input;
+use crate::authorise::StepLog;
 use crate::error::RuntimeError;
 use crate::events::Event;
 use crate::execute::Finished;
@@ -31,8 +32,16 @@ impl Runtime {
     pub(crate) async fn finish_step(&self, pass: &mut Pass<'_>, pending: &PendingStep) -> Result<Next, RuntimeError> {
         let mut rows = self.step_rows(pass, pending).await?;
         self.settle_approvals(pass, pending, &mut rows).await?;
-        let runnable = rows.values().filter(|r| r.status == ToolCallStatus::Allowed && r.result.is_none());
-        let finished = join_all(runnable.cloned().map(|row| self.execute(row, pass.observer))).await;
+        let runnable: Vec<ToolCallRecord> =
+            rows.values().filter(|r| r.status == ToolCallStatus::Allowed && r.result.is_none()).cloned().collect();
+        if !runnable.is_empty() {
+            // Only what the signed chain allows runs (authorise.rs).
+            let log = StepLog::read(&*self.store, &pass.run.id, pending.step).await?;
+            for row in &runnable {
+                log.authorises(row, self.catalogue.tool(&row.tool).map(|(p, _)| p.digest()))?;
+            }
+        }
+        let finished = join_all(runnable.into_iter().map(|row| self.execute(row, pass.observer))).await;
         self.commit_results(pass, pending, rows, finished).await
     }
 
@@ -58,13 +67,16 @@ impl Runtime {
         if !rows.values().any(|r| waiting(&r)) {
             return Ok(());
         }
-        let approvals = self.step_approvals(pass, pending.step).await?;
+        let stored = self.step_approvals(pass, pending.step).await?;
+        // The decisions come from the signed chain; the approval rows must agree with it.
+        let log = StepLog::read(&*self.store, &pass.run.id, pending.step).await?;
         let mut step = StepCommit::new(pass.run, pending.step, &pending.agent);
         for row in rows.values().filter(waiting) {
             let (step_no, index) = (row.step, row.index);
-            let approval = approvals.get(&index).ok_or_else(|| {
+            let approval = log.approval(index, &row.agent, stored.get(&index))?.ok_or_else(|| {
                 RuntimeError::State(format!("call {step_no}#{index} waits for approval but has none"))
             })?;
+            let approval = &approval;
             // Undecided, or consumed by the commit that allowed the row (never still waiting).
             if matches!(approval.status, ApprovalStatus::Pending | ApprovalStatus::Consumed) {
                 continue;

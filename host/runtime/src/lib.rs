@@ -24,6 +24,7 @@
 mod advance;
 mod apply;
 pub mod approvals;
+mod authorise;
 mod catalogue;
 mod crashtest;
 mod error;

@@ -24,4 +24,8 @@ pub enum StoreError {
     Corrupt { what: &'static str, message: String },
     #[error("audit key: {0}")]
     Key(String),
+    /// The audit log cannot vouch for something the runtime would act on: a record, its link
+    /// to a signed checkpoint, or the signature itself does not hold.
+    #[error("the audit log does not vouch for this: {0}")]
+    Tampered(String),
 }

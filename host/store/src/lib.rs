@@ -57,6 +57,14 @@ pub trait Store: Send + Sync {
 
     /// Audit records with `seq >= from`, at most `limit`, in order.
     fn audit_records(&self, from: u64, limit: u32) -> StoreFuture<'_, Vec<SealedRecord>>;
+    /// The audit records of one step of a run (those whose body's `step` is `step`), oldest
+    /// first, each vouched for: linked by the chain to a checkpoint this store's key signed.
+    /// Records after the newest signed checkpoint are left out. Fails with
+    /// [`StoreError::Tampered`] when a link, a hash or the store's key does not hold.
+    fn vouched_step_records<'a>(&'a self, run_id: &'a str, step: u32) -> StoreFuture<'a, Vec<SealedRecord>>;
+    /// The run's first audit record (its `run.started`), vouched for as in
+    /// [`Store::vouched_step_records`]; `None` when there is none that is signed.
+    fn vouched_run_start<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<SealedRecord>>;
     /// Signed checkpoints kept in the database, oldest first.
     fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<AuditCheckpoint>>;
 

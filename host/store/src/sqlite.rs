@@ -13,6 +13,7 @@
 
 mod batch;
 mod rows;
+mod vouch;
 mod write;
 mod writer;
 
@@ -41,6 +42,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_messages.sql")),
     (3, include_str!("../migrations/0003_waiting_approval.sql")),
+    (4, include_str!("../migrations/0004_audit_by_step.sql")),
 ];
 
 /// The embedded store: one SQLite file (plus its `-wal` and `-shm`).
@@ -89,14 +91,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            // The liveness ping sqlx sends on every acquire is a round trip to the connection's
-            // worker thread that, for an embedded database, can only find the thread alive.
-            .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await
-            .map_err(|e| open_error(e.to_string()))?;
+        let pool = connect(&options).await.map_err(|e| open_error(e.to_string()))?;
         migrate(&pool).await.map_err(|e| match e {
             StoreError::Database(message) => open_error(format!("migration failed: {message}")),
             other => open_error(other.to_string()),
@@ -119,6 +114,36 @@ impl SqliteStore {
         self.writer.close().await;
         self.pool.close().await;
     }
+}
+
+/// Connect the read pool. Switching a fresh file to WAL needs its exclusive lock, and SQLite
+/// answers `SQLITE_BUSY` at once (without the busy handler) when two connections race for it,
+/// so several processes opening a new file together retry here, within [`BUSY_TIMEOUT`].
+async fn connect(options: &SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let attempt = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            // The liveness ping sqlx sends on every acquire is a round trip to the connection's
+            // worker thread that, for an embedded database, can only find the thread alive.
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await;
+        match attempt {
+            Err(e) if is_busy(&e) && tokio::time::Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `SQLITE_BUSY` (5) or `SQLITE_LOCKED` (6), including their extended codes.
+fn is_busy(error: &sqlx::Error) -> bool {
+    let code = error.as_database_error().and_then(|e| e.code()).and_then(|code| code.parse::<u32>().ok());
+    matches!(code.map(|code| code & 0xff), Some(5 | 6))
 }
 
 /// Apply the migrations newer than `user_version` in one `BEGIN IMMEDIATE` transaction, so two
@@ -315,6 +340,37 @@ impl Store for SqliteStore {
         })
     }
 
+    fn vouched_step_records<'a>(&'a self, run_id: &'a str, step: u32) -> StoreFuture<'a, Vec<SealedRecord>> {
+        Box::pin(async move {
+            // The same expression as the `audit_by_run_step` index, so the index serves it.
+            let found = sqlx::query(
+                "SELECT seq, ts, run_id, kind, body, prev_hash, hash FROM audit \
+                 WHERE run_id = ?1 AND json_extract(body, '$.step') = ?2 ORDER BY seq",
+            )
+            .bind(run_id)
+            .bind(i64::from(step))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            let records = found.iter().map(rows::sealed).collect::<Result<Vec<_>, _>>()?;
+            vouch::vouched(&self.pool, self.signer.as_deref(), records).await
+        })
+    }
+
+    fn vouched_run_start<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<SealedRecord>> {
+        Box::pin(async move {
+            let found = sqlx::query(
+                "SELECT seq, ts, run_id, kind, body, prev_hash, hash FROM audit WHERE run_id = ?1 ORDER BY seq LIMIT 1",
+            )
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            let records = found.iter().map(rows::sealed).collect::<Result<Vec<_>, _>>()?;
+            Ok(vouch::vouched(&self.pool, self.signer.as_deref(), records).await?.into_iter().next())
+        })
+    }
+
     fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<AuditCheckpoint>> {
         Box::pin(async move {
             let found =
@@ -442,7 +498,10 @@ mod tests {
         let path = dir.path().join("tollgate.db");
         let store = SqliteStore::open(&path, None).await.unwrap();
         // Roll the file back to schema 1, as a build from before conversation rows left it.
-        sqlx::raw_sql("DROP TABLE messages; PRAGMA user_version = 1").execute(&store.pool).await.unwrap();
+        sqlx::raw_sql("DROP TABLE messages; DROP INDEX audit_by_run_step; PRAGMA user_version = 1")
+            .execute(&store.pool)
+            .await
+            .unwrap();
         sqlx::raw_sql(
             "INSERT INTO runs VALUES ('r1', 'wf', '1.0.0', '/wf.toml', 'd', 'goal', 'running', NULL, 1, 1, NULL, \
              '{\"steps\":0,\"tool_calls\":0,\"fuel\":0,\"input_tokens\":0,\"output_tokens\":0,\"spend\":0}', '{}', '{\"conversations\": {}}', 1)",

@@ -311,9 +311,26 @@ pub struct Commit {
     pub approval_transitions: Vec<ApprovalTransition>,
     pub cap_charges: Vec<CapCharge>,
     pub audit: Vec<AuditEntry>,
-    /// Sign an audit checkpoint after this commit (a run that starts waiting for approval or ends asks for one).
-    pub checkpoint_audit: bool,
+    /// Whether to sign the audit head this commit leaves.
+    pub checkpoint: Checkpoint,
     pub durability: Durability,
+}
+
+/// What a commit asks of the audit head it leaves. Whatever it asks, the head is also signed
+/// (and witnessed) each time the chain passes a multiple of 64 records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Checkpoint {
+    /// Nothing beyond the regular cadence.
+    #[default]
+    Regular,
+    /// Sign the head in the same transaction, in the database: the commit authorises an effect,
+    /// and the runtime acts on that authorisation only once a signature vouches for it (a
+    /// writer of the database file cannot forge one).
+    Signed,
+    /// Sign the head and append the checkpoint to the external file beside the key, outside
+    /// the database, so a rollback past it shows: a person decided, a run starts waiting for
+    /// approval, or a run ends.
+    Witnessed,
 }
 
 /// When a commit must be on disk.

@@ -259,7 +259,7 @@ fn rebuild(path: &std::path::Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_approval_is_void_when_the_plugin_changed() {
+async fn a_run_whose_plugin_changed_is_refused_before_its_approval_is_used() {
     let h = Harness::new().await;
     let plugin = h.dir.path().join("echo-copy.wasm");
     std::fs::copy(common::plugins_dir().join("echo.wasm"), &plugin).unwrap();
@@ -299,22 +299,23 @@ source = "{}"
     assert!(!is_error, "{content}");
     assert_eq!(serde_json::from_str::<Value>(&content).unwrap(), json!({"note": "hello"}));
 
-    // The plugin file is replaced by another build: the same approval step fails closed.
+    // The plugin file is replaced by another build: the run is refused before anything is
+    // settled, since its signed run.started binds the build it started with.
     rebuild(&plugin);
     let runtime = h.open().await;
     assert_ne!(runtime.catalogue().plugin("echo").unwrap().digest(), voided.plugin_digest);
     runtime.approve(&voided.id, "alice", None).await.unwrap();
-    let outcome = runtime.advance(&changed, &Recorder::default()).await.unwrap();
-    assert_eq!(outcome.status, RunStatus::Completed, "{outcome:?}");
-    let (content, is_error) = result_of(&h.state(&changed).await, "ops", "call_ops_0_0");
-    assert!(is_error);
-    assert_eq!(
-        content,
-        "Refused by Tollgate's gate (approval): the plugin changed since the approval was requested; the approval is void"
-    );
-    assert_eq!(h.rows(&changed).await[0].status, ToolCallStatus::Denied);
+    let refused = runtime.advance(&changed, &Recorder::default()).await.unwrap_err();
+    match &refused {
+        RuntimeError::PluginChanged { plugin, was, .. } => {
+            assert_eq!(plugin, "echo");
+            assert_eq!(was, &voided.plugin_digest);
+        }
+        other => panic!("expected PluginChanged, got {other:?}"),
+    }
+    assert_eq!(h.rows(&changed).await[0].status, ToolCallStatus::WaitingApproval);
     assert!(h.audit_of(&changed, "tool.call").await.is_empty(), "the call never ran");
-    assert_eq!(h.store.approval(&voided.id).await.unwrap().unwrap().status, ApprovalStatus::Consumed);
+    assert_eq!(h.store.approval(&voided.id).await.unwrap().unwrap().status, ApprovalStatus::Approved);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,3 +11,4 @@ mod instances;
 mod loading;
 mod model_numbers;
 mod runs;
+mod tampering;

@@ -148,6 +148,10 @@ pub struct GateDecision {
     pub agent: String,
     /// The input the call would run with.
     pub input: Value,
+    /// sha256 of the component that would run it; `null` for handoffs, approval steps and
+    /// tools that are not loaded.
+    #[serde(default)]
+    pub plugin_digest: Option<String>,
     #[serde(flatten)]
     pub verdict: VerdictRecord,
     /// The verdict in words, as the model is told it.
@@ -309,6 +313,13 @@ pub struct ApprovalConsumed {
     pub index: u32,
     /// Qualified `plugin.tool`, or `approval.<step id>` for a fixed approval step.
     pub tool: String,
+    /// The input the call runs with (the approver's edit, if any). Absent in records written
+    /// before it was recorded (such a record authorises nothing).
+    #[serde(default)]
+    pub input: Value,
+    /// sha256 of the component that would run it; `null` for an approval step.
+    #[serde(default)]
+    pub plugin_digest: Option<String>,
     #[serde(flatten)]
     pub verdict: VerdictRecord,
     /// The verdict in words.
@@ -530,6 +541,7 @@ mod tests {
                 tool: "crm.add_note".into(),
                 agent: "a".into(),
                 input: json!({"x": 1}),
+                plugin_digest: Some("e".into()),
                 verdict: verdict.clone(),
                 reason: None,
             }
@@ -540,6 +552,7 @@ mod tests {
                 tool: "x".into(),
                 agent: "a".into(),
                 input: json!(null),
+                plugin_digest: None,
                 verdict: VerdictRecord::Deny { stage: DenyStage::Caps },
                 reason: Some("caps: over".into()),
             }
@@ -589,6 +602,8 @@ mod tests {
                 step: 1,
                 index: 0,
                 tool: "t".into(),
+                input: json!({}),
+                plugin_digest: None,
                 verdict: VerdictRecord::RequireApproval {},
                 reason: None,
             }
@@ -655,6 +670,7 @@ mod tests {
             gate.body(),
             json!({
                 "step": 1, "index": 0, "tool": "crm.add_note", "agent": "a", "input": {"x": 1}, "reason": null,
+                "plugin_digest": "e",
                 "decision": "allow", "rule": 1, "charges": [{"scope": "rate:0:crm.add_note", "amount": 1, "limit": 5}],
             })
         );

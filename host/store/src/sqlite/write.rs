@@ -16,8 +16,8 @@ use super::writer::{Heads, WriteTx};
 use super::{SqliteStore, db_error};
 use crate::audit::{ApprovalExpired, AuditEntry, RunEscalated, canonical_json, seal};
 use crate::{
-    ApprovalRecord, ApprovalStatus, ApprovalTransition, CapCharge, Commit, Durability, RunRecord, RunStatus, RunUpdate,
-    StepRecord, StoreError, ToolCallRecord,
+    ApprovalRecord, ApprovalStatus, ApprovalTransition, CapCharge, Checkpoint, Commit, Durability, RunRecord,
+    RunStatus, RunUpdate, StepRecord, StoreError, ToolCallRecord,
 };
 
 /// A checkpoint is signed whenever the chain passes a multiple of this many records.
@@ -55,7 +55,7 @@ pub(super) async fn create_run(store: &SqliteStore, run: &RunRecord, audit: &[Au
             json_text(&run.checkpoint).into(),
         ],
     );
-    let built = seal_audit(store, &heads, audit, false, &mut batch).map(|signed| (batch, signed));
+    let built = seal_audit(store, &heads, audit, Checkpoint::Signed, &mut batch).map(|signed| (batch, signed));
     let signed = tx.finish(built).await?;
     append_external(store, signed);
     Ok(())
@@ -107,7 +107,7 @@ async fn checked_batch(
     for call in &commit.tool_calls {
         upsert_tool_call(&mut batch, call);
     }
-    let signed = seal_audit(store, heads, &commit.audit, commit.checkpoint_audit, &mut batch)?;
+    let signed = seal_audit(store, heads, &commit.audit, commit.checkpoint, &mut batch)?;
     Ok((batch, signed))
 }
 
@@ -205,7 +205,7 @@ async fn expire_due(
             ));
         }
     }
-    let signed = seal_audit(store, heads, &events, true, &mut batch)?;
+    let signed = seal_audit(store, heads, &events, Checkpoint::Witnessed, &mut batch)?;
     Ok((expired, batch, signed))
 }
 
@@ -385,7 +385,7 @@ fn seal_audit(
     store: &SqliteStore,
     heads: &Heads,
     events: &[AuditEntry],
-    checkpoint_requested: bool,
+    requested: Checkpoint,
     batch: &mut Batch,
 ) -> Result<PendingCheckpoint, StoreError> {
     let mut head = heads.audit.clone();
@@ -410,7 +410,7 @@ fn seal_audit(
         return Ok(None);
     };
     let crossed = seq / CHECKPOINT_EVERY > last / CHECKPOINT_EVERY;
-    if *seq <= last || !(checkpoint_requested || crossed) {
+    if *seq <= last || !(requested > Checkpoint::Regular || crossed) {
         return Ok(None);
     }
     let signed_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -425,7 +425,8 @@ fn seal_audit(
             checkpoint.signature.as_str().into(),
         ],
     );
-    Ok(Some(checkpoint))
+    // Only witnessed checkpoints (and the regular cadence) go to the external file.
+    Ok((requested == Checkpoint::Witnessed || crossed).then_some(checkpoint))
 }
 
 /// Appends a checkpoint signed by a committed transaction to the key's external file. The

@@ -12,7 +12,7 @@ use tollgate_store::audit::{
     SealedRecord, Signer, VerifyStoreError, checkpoints_path_for, export_jsonl, read_external_checkpoints, seal,
     verify_store,
 };
-use tollgate_store::{AuditEntry, Commit, SqliteStore, Store, Tamper, TamperKind};
+use tollgate_store::{AuditEntry, Checkpoint, Commit, SqliteStore, Store, Tamper, TamperKind};
 
 /// A closed store under `dir` whose chain has `n` records, the last commit asking for a signed
 /// checkpoint.
@@ -21,7 +21,7 @@ async fn signed_chain(dir: &Path, n: u64) {
     chain_of(&store, "r1", n - 1).await;
     let last = Commit {
         audit: vec![event("r1", "run.ended", 9_000, json!({ "status": "completed" }))],
-        checkpoint_audit: true,
+        checkpoint: Checkpoint::Witnessed,
         ..Commit::default()
     };
     store.commit(last).await.unwrap();
@@ -52,29 +52,34 @@ async fn an_untouched_chain_verifies_with_the_right_counts() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     chain_of(&store, "r1", 130).await;
-    // Passing 64 and 128 signed checkpoints without anyone asking.
+    // The run's start is signed (it binds what the run may use); passing 64 and 128 signs
+    // without anyone asking.
     let seqs = |cps: Vec<tollgate_store::AuditCheckpoint>| cps.into_iter().map(|c| c.seq).collect::<Vec<_>>();
-    assert_eq!(seqs(store.audit_checkpoints().await.unwrap()), [64, 128]);
+    assert_eq!(seqs(store.audit_checkpoints().await.unwrap()), [1, 64, 128]);
     store
         .commit(Commit {
             audit: vec![event("r1", "run.ended", 9, json!({}))],
-            checkpoint_audit: true,
+            checkpoint: Checkpoint::Witnessed,
             ..Commit::default()
         })
         .await
         .unwrap();
     let external = read_external_checkpoints(&checkpoints_path_for(&key_path(dir.path()))).unwrap();
     assert_eq!(seqs(external.clone()), [64, 128, 131]);
-    assert_eq!(store.audit_checkpoints().await.unwrap(), external);
+    // Signed-only checkpoints (the run's start) stay in the database; every witnessed one is
+    // in both.
+    let in_db = store.audit_checkpoints().await.unwrap();
+    assert_eq!(seqs(in_db.clone()), [1, 64, 128, 131]);
+    assert!(external.iter().all(|c| in_db.contains(c)));
 
     let head = store.audit_records(131, 1).await.unwrap().remove(0);
     let report = verify_store(&store, Some(&key_path(dir.path()))).await.unwrap();
     assert_eq!((report.records, report.head_seq), (131, 131));
     assert_eq!(report.head_hash, head.hash);
-    assert_eq!((report.checkpoints_checked, report.newest_checkpoint_seq), (6, Some(131)));
+    assert_eq!((report.checkpoints_checked, report.newest_checkpoint_seq), (7, Some(131)));
     // Without the key: only the database's own checkpoints, checked against the key they name.
     let report = verify_store(&store, None).await.unwrap();
-    assert_eq!((report.records, report.checkpoints_checked), (131, 3));
+    assert_eq!((report.records, report.checkpoints_checked), (131, 4));
 }
 
 #[tokio::test]
@@ -91,7 +96,7 @@ async fn one_large_commit_passing_a_multiple_of_64_is_signed() {
     let plain = SqliteStore::open(&db_path(plain_dir.path()), None).await.unwrap();
     plain.create_run(&run("r1", 1), &[]).await.unwrap();
     let events: Vec<AuditEntry> = (0..70).map(|i| event("r1", "gate.decision", i, json!({ "i": i }))).collect();
-    plain.commit(Commit { audit: events, checkpoint_audit: true, ..Commit::default() }).await.unwrap();
+    plain.commit(Commit { audit: events, checkpoint: Checkpoint::Witnessed, ..Commit::default() }).await.unwrap();
     assert!(plain.audit_checkpoints().await.unwrap().is_empty());
     assert_eq!(plain.audit_records(70, 1).await.unwrap()[0].hash, store.audit_records(70, 1).await.unwrap()[0].hash);
 }
@@ -254,7 +259,7 @@ async fn restoring_an_older_copy_of_the_database_is_a_rollback() {
     for i in 0..3 {
         let commit = Commit {
             audit: vec![event("r1", "tool.call", 20_000 + i, json!({ "i": i }))],
-            checkpoint_audit: true,
+            checkpoint: Checkpoint::Witnessed,
             ..Commit::default()
         };
         store.commit(commit).await.unwrap();

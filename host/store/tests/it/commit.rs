@@ -5,8 +5,8 @@ use crate::common::*;
 use serde_json::json;
 use tollgate_store::audit::verify_store;
 use tollgate_store::{
-    ApprovalFilter, ApprovalStatus, ApprovalTransition, CapCharge, Commit, Durability, MessageRecord, RunFilter,
-    RunStatus, StepRecord, Store, StoreError, ToolCallStatus,
+    ApprovalFilter, ApprovalStatus, ApprovalTransition, CapCharge, Checkpoint, Commit, Durability, MessageRecord,
+    RunFilter, RunStatus, StepRecord, Store, StoreError, ToolCallStatus,
 };
 
 fn step(run_id: &str, step: u32) -> StepRecord {
@@ -51,7 +51,7 @@ fn turn_commit(run_id: &str, version: i64) -> Commit {
             event(run_id, "model.turn", 2_000, json!({ "calls": 2 })),
             event(run_id, "gate.decision", 2_001, json!({ "index": 0, "decision": "allowed" })),
         ],
-        checkpoint_audit: true,
+        checkpoint: Checkpoint::Witnessed,
         durability: Durability::Immediate,
     }
 }
@@ -76,11 +76,12 @@ async fn a_commit_writes_every_part_and_bumps_the_version() {
     assert_eq!(store.cap_usage("spend:r1", 2_000, None).await.unwrap(), 10);
     let kinds: Vec<String> = store.audit_records(0, 100).await.unwrap().into_iter().map(|r| r.kind).collect();
     assert_eq!(kinds, ["run.started", "model.turn", "gate.decision"]);
-    // checkpoint_audit: the head was signed, in the database and beside the key.
+    // The run's start is signed; Checkpoint::Witnessed: the head was signed, in the database
+    // and beside the key.
     let checkpoints = store.audit_checkpoints().await.unwrap();
-    assert_eq!(checkpoints.iter().map(|c| c.seq).collect::<Vec<_>>(), [3]);
+    assert_eq!(checkpoints.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 3]);
     let report = verify_store(&store, Some(&key_path(dir.path()))).await.unwrap();
-    assert_eq!((report.records, report.head_seq, report.checkpoints_checked), (3, 3, 2));
+    assert_eq!((report.records, report.head_seq, report.checkpoints_checked), (3, 3, 3));
 }
 
 #[tokio::test]
@@ -496,6 +497,7 @@ async fn a_database_from_before_waiting_approval_is_migrated() {
         .execute(&mut conn)
         .await
         .unwrap();
+    sqlx::query("DROP INDEX audit_by_run_step").execute(&mut conn).await.unwrap();
     sqlx::query("PRAGMA user_version = 2").execute(&mut conn).await.unwrap();
     drop(conn);
     let store = open(dir.path()).await;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use serde_json::json;
 use tollgate_store::audit::verify_store;
-use tollgate_store::{Commit, RunStatus, Store};
+use tollgate_store::{Checkpoint, Commit, RunStatus, Store};
 
 const DIR_ENV: &str = "TOLLGATE_STORE_CRASH_DIR";
 
@@ -25,7 +25,7 @@ async fn crash_child() {
         let commit = Commit {
             run: Some(update("r1", version, RunStatus::Running, version as u64)),
             audit: vec![event("r1", "model.turn", 1_000 + version, json!({ "version": version }))],
-            checkpoint_audit: version % 5 == 0,
+            checkpoint: if version % 5 == 0 { Checkpoint::Witnessed } else { Checkpoint::Regular },
             ..Commit::default()
         };
         store.commit(commit).await.unwrap();

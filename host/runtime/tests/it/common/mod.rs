@@ -135,10 +135,25 @@ impl Harness {
     }
 
     async fn try_open_on(&self, store: Arc<dyn Store>) -> Result<Runtime, RuntimeError> {
+        self.try_open_with(store, self.options()).await
+    }
+
+    /// [`Harness::open`] with other options.
+    pub async fn open_with(&self, options: RunOptions) -> Runtime {
+        self.try_open_with(self.dyn_store(), options).await.unwrap()
+    }
+
+    async fn try_open_with(&self, store: Arc<dyn Store>, options: RunOptions) -> Result<Runtime, RuntimeError> {
         let loaded = tollgate_workflow::load(&self.workflow_path).unwrap_or_else(|d| panic!("workflow: {d}"));
         let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runtime-tests-cache");
         let config = SandboxConfig { cache_dir: Some(cache), pooling: false, ..SandboxConfig::default() };
         let sandbox = Sandbox::new(config).unwrap();
+        Runtime::open(store, &sandbox, loaded, options).await
+    }
+
+    /// The options every runtime of the harness opens with: the three vendor hosts sent to the
+    /// stand-ins.
+    pub fn options(&self) -> RunOptions {
         let mut options = RunOptions::default();
         for (host, standin) in [
             ("graph.facebook.com", &self.standins.meta),
@@ -147,7 +162,7 @@ impl Harness {
         ] {
             options.upstreams.insert(host.into(), standin.base_url());
         }
-        Runtime::open(store, &sandbox, loaded, options).await
+        options
     }
 
     pub async fn run(&self, id: &str) -> RunRecord {
@@ -218,4 +233,16 @@ pub fn requests_to(
     suffix: &str,
 ) -> Vec<tollgate_standins::RecordedRequest> {
     standin.requests().into_iter().filter(|r| r.method == method && r.path.ends_with(suffix)).collect()
+}
+
+impl Harness {
+    /// Runs `sql` on the database file through a connection of its own, as anyone who can
+    /// write `tollgate.db` could (the runtime's store never sees it coming).
+    pub async fn tamper(&self, sql: &str) {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(self.dir.path().join("data/tollgate.db"));
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.unwrap();
+        assert!(done.rows_affected() > 0, "the tampering changed nothing: {sql}");
+        pool.close().await;
+    }
 }

@@ -66,6 +66,12 @@ impl Store for RacingStore {
     fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<AuditCheckpoint>> {
         self.inner.audit_checkpoints()
     }
+    fn vouched_step_records<'a>(&'a self, run_id: &'a str, step: u32) -> StoreFuture<'a, Vec<SealedRecord>> {
+        self.inner.vouched_step_records(run_id, step)
+    }
+    fn vouched_run_start<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<SealedRecord>> {
+        self.inner.vouched_run_start(run_id)
+    }
     fn kv_get<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
         self.inner.kv_get(namespace, key)
     }

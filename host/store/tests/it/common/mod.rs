@@ -90,6 +90,7 @@ pub fn event(run_id: &str, kind: &str, ts: i64, detail: Value) -> AuditEntry {
             tool: "email.send".into(),
             agent: "agent".into(),
             input: detail,
+            plugin_digest: None,
             verdict: audit::VerdictRecord::Allow { rule: None, charges: Vec::new() },
             reason: None,
         }

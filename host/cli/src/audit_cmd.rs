@@ -10,6 +10,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use crate::data::DataArgs;
+use tollgate_store::Store;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -33,11 +34,10 @@ pub enum AuditCommand {
 }
 
 pub async fn run(cmd: AuditCommand, data: &DataArgs) -> anyhow::Result<ExitCode> {
-    let store = data.open().await?;
+    let store = data.open_unchecked().await?;
     match cmd {
         AuditCommand::Verify { json } => {
-            let key = data.key_path()?;
-            match tollgate_store::audit::verify_store(&*store, Some(&key)).await {
+            match tollgate_store::audit::verify_store_with(&*store, store.signer()).await {
                 Ok(report) => {
                     if json {
                         println!("{}", json!({"ok": true, "report": report}));

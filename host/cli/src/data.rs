@@ -1,7 +1,7 @@
 //! Where Tollgate keeps its state: the data directory with the SQLite store, and the audit
 //! signing key (outside the database, so rolling the database back cannot hide it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -17,6 +17,11 @@ pub struct DataArgs {
     /// Ed25519 key that signs audit checkpoints [default: <data dir>/audit-signing.key].
     #[arg(long, env = "TOLLGATE_AUDIT_KEY", global = true)]
     pub audit_key: Option<PathBuf>,
+    /// The audit witness: signed checkpoints are appended here, and the store is compared with
+    /// it before anything acts. Put it outside the data dir (another volume, an append-only
+    /// mount) so it cannot be rolled back with the database [default: <audit key>.checkpoints.jsonl].
+    #[arg(long, env = "TOLLGATE_AUDIT_WITNESS", global = true)]
+    pub audit_witness: Option<PathBuf>,
 }
 
 impl DataArgs {
@@ -42,16 +47,59 @@ impl DataArgs {
         Ok(self.dir()?.join("tollgate.db"))
     }
 
-    /// Opens (creating if needed) the store and its signing key.
+    /// Opens (creating if needed) the store and its signing key, and checks the store against
+    /// the key and the witness (a rolled-back database, a removed witness or a replaced key is
+    /// an error; nothing acts on such a store).
     pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let store = self.open_unchecked().await?;
+        if let Some(signer) = store.signer() {
+            tollgate_store::audit::check_anchor(&*store, signer).await?;
+        }
+        Ok(store)
+    }
+
+    /// Opens the store and its key without comparing them with the witness: for `audit
+    /// verify`, which reports what does not match.
+    pub async fn open_unchecked(&self) -> anyhow::Result<Arc<SqliteStore>> {
         let dir = self.dir()?;
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let key = self.key_path()?;
-        let signer = Signer::load_or_create(&key).with_context(|| format!("audit key {}", key.display()))?;
         let db = self.db_path()?;
+        let signer = match Signer::load(&key) {
+            Err(tollgate_store::StoreError::NotFound { .. }) => {
+                refuse_a_new_key_for_a_signed_store(&db, &key).await?;
+                Signer::load_or_create(&key)
+            }
+            loaded => loaded,
+        }
+        .with_context(|| format!("audit key {}", key.display()))?;
+        let signer = match &self.audit_witness {
+            Some(witness) => signer.with_witness(witness),
+            None => signer,
+        };
         let store = SqliteStore::open(&db, Some(signer)).await.with_context(|| format!("store {}", db.display()))?;
         Ok(Arc::new(store))
     }
+}
+
+/// A missing key is created only for a store nothing was signed in: otherwise a new key would
+/// silently disown every checkpoint (and `audit verify` would have nothing to check them with).
+async fn refuse_a_new_key_for_a_signed_store(db: &Path, key: &Path) -> anyhow::Result<()> {
+    if !db.exists() {
+        return Ok(());
+    }
+    let store = SqliteStore::open(db, None).await.with_context(|| format!("store {}", db.display()))?;
+    let signed = store.audit_checkpoints().await;
+    store.close().await;
+    let signed = signed?.len();
+    if signed > 0 {
+        anyhow::bail!(
+            "the audit key {} is missing, but the store {} has {signed} checkpoints signed with it; restore the key (a new one is never made for a signed store)",
+            key.display(),
+            db.display()
+        );
+    }
+    Ok(())
 }
 
 /// Who is acting, for approvals and cancellations: the operating-system user running this

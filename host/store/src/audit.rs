@@ -15,6 +15,7 @@
 //! The store seals records inside the transaction that writes them, so the chain has no gaps
 //! even with several processes writing one database.
 
+mod anchor;
 mod canonical;
 mod event;
 #[cfg(test)]
@@ -27,10 +28,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+pub use anchor::{AnchorError, check_anchor};
 pub use canonical::canonical_json;
 pub use ed25519_dalek::VerifyingKey;
 pub use event::*;
-pub use export::{VerifyStoreError, export_jsonl, verify_store};
+pub use export::{VerifyStoreError, export_jsonl, verify_store, verify_store_with};
 pub use signer::{
     AuditCheckpoint, CHECKPOINT_MESSAGE_PREFIX, Signer, checkpoint_message, checkpoints_path_for,
     read_external_checkpoints,

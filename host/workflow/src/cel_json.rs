@@ -9,6 +9,7 @@ use std::sync::Arc;
 use cel::objects::{Key, Map};
 use serde_json::Value as Json;
 
+use crate::cel_cost::{DataSize, MAX_EVAL_STEPS, estimate};
 use crate::expr::{Program, env};
 use crate::policy::{PolicyError, PolicyErrorKind};
 
@@ -76,6 +77,17 @@ pub(crate) fn execute<'a>(
     vars: impl IntoIterator<Item = (&'a str, cel::Value)>,
     rule: Option<usize>,
 ) -> Result<cel::Value, PolicyError> {
+    let vars: Vec<(&str, cel::Value)> = vars.into_iter().collect();
+    let lookup = |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+    let steps = estimate(program.cel.expression(), &lookup, DataSize::of(vars.iter().map(|(_, v)| v)));
+    if steps > MAX_EVAL_STEPS {
+        return Err(PolicyError::new(
+            program,
+            rule,
+            PolicyErrorKind::TooCostly,
+            format!("evaluating it on this input could take {steps} steps, over the limit of {MAX_EVAL_STEPS}"),
+        ));
+    }
     let mut ctx = cel::Context::with_env(env());
     for (name, value) in vars {
         ctx.add_variable_from_value(name, value);

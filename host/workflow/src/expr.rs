@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
 
 use crate::Location;
+use crate::cel_cost::{DataSize, MAX_EVAL_STEPS, estimate};
 use crate::diagnostics::{Reporter, did_you_mean};
 use crate::spans::offset_in_string;
 
@@ -184,6 +185,19 @@ pub(crate) fn compile(r: &mut Reporter<'_>, src: &Source<'_>, vars: &[&str]) -> 
             r.error_at(src.offset(at), format!("unknown variable `{name}` in `{}`", src.what), Some(help));
             ok = false;
         }
+    }
+    // Even with every collection of the data counted as one element, an expression whose
+    // literal lists multiply past the budget can never run.
+    let steps = estimate(compiled.expression(), &|_| None, DataSize::UNKNOWN);
+    if steps > MAX_EVAL_STEPS {
+        r.error(
+            src.span.clone(),
+            format!(
+                "`{}` needs at least {steps} evaluation steps, over the limit of {MAX_EVAL_STEPS} (nested comprehensions multiply)",
+                src.what
+            ),
+        );
+        ok = false;
     }
     let location = r.map().location(src.span.start);
     ok.then(|| Program { cel: Arc::new(compiled), source: src.text.to_string(), what: src.what.clone(), location })

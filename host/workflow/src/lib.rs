@@ -13,6 +13,7 @@
 //! Warnings (e.g. an agent nothing runs) never make a workflow invalid; they are in
 //! [`LoadedWorkflow::warnings`] on success and alongside the errors on failure.
 
+mod cel_cost;
 mod cel_json;
 mod check;
 mod decode;
@@ -35,6 +36,7 @@ use tollgate_contract::pattern::HostPattern;
 use tollgate_contract::{GrantSet, Limits, Manifest, SecretSource};
 use toml::de::DeTable;
 
+pub use cel_cost::MAX_EVAL_STEPS;
 pub use cel_json::{eval_json, to_cel, to_json as cel_to_json};
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use expr::Program;

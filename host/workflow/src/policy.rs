@@ -13,7 +13,8 @@
 //! | `run` | map | `spend`, `steps`, `tool_calls` of the run so far |
 //!
 //! **Failing closed.** An expression that fails at run time (a missing field read without
-//! `has()`, a type mismatch, a `when` that is not a boolean, a negative cost) is a
+//! `has()`, a type mismatch, a `when` that is not a boolean, a negative cost, or one whose
+//! evaluation on this input could take more than [`crate::MAX_EVAL_STEPS`] steps) is a
 //! [`PolicyError`] naming the rule and its place in the file. The runtime treats every
 //! `PolicyError` as a denial of the call.
 
@@ -152,6 +153,9 @@ pub enum PolicyErrorKind {
     Evaluation,
     /// It returned a value of the wrong type (or a negative cost).
     WrongType,
+    /// Evaluating it on this data could take more than `cel_cost::MAX_EVAL_STEPS` steps, so it
+    /// was not run.
+    TooCostly,
 }
 
 /// A policy expression that could not decide. Fail closed: the runtime denies the call.

@@ -1,6 +1,7 @@
 //! The CLI's integration tests, one binary: they drive the real `tollgate` binary (plugin calls,
-//! `validate`, a live-model run, and the kill -9 crash test).
+//! `validate`, a live-model run, the rollback anchor, and the kill -9 crash test).
 
+mod anchor;
 #[path = "../../../../tests/support/built_plugins.rs"]
 mod built_plugins;
 mod cli;

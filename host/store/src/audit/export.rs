@@ -3,7 +3,6 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::signer::checkpoints_path_for;
 use super::{ChainVerifier, SealedRecord, Signer, Tamper, VerifyReport, read_external_checkpoints};
 use crate::{Store, StoreError};
 
@@ -40,14 +39,25 @@ pub enum VerifyStoreError {
 /// (`<key>.checkpoints.jsonl`) is checked too; without, checkpoints are checked against the
 /// key they name and truncation/rollback can only be seen through the database's own ones.
 pub async fn verify_store(store: &dyn Store, signer_key_path: Option<&Path>) -> Result<VerifyReport, VerifyStoreError> {
-    let (trusted_key, external) = match signer_key_path {
-        Some(key_path) => {
-            let signer = Signer::load(key_path)?;
-            let path = checkpoints_path_for(key_path);
-            let external = read_external_checkpoints(&path).map_err(|e| VerifyStoreError::Checkpoints {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+    match signer_key_path {
+        Some(key_path) => verify_store_with(store, Some(&Signer::load(key_path)?)).await,
+        None => verify_store_with(store, None).await,
+    }
+}
+
+/// [`verify_store`] with a loaded key, whose witness may have been moved
+/// ([`Signer::with_witness`]). Once the database holds a signed checkpoint, a missing witness
+/// is an error, never "nothing signed yet".
+pub async fn verify_store_with(store: &dyn Store, signer: Option<&Signer>) -> Result<VerifyReport, VerifyStoreError> {
+    let (trusted_key, external) = match signer {
+        Some(signer) => {
+            let path = signer.checkpoints_path();
+            let unreadable =
+                |message: String| VerifyStoreError::Checkpoints { path: path.display().to_string(), message };
+            if !path.exists() && !store.audit_checkpoints().await?.is_empty() {
+                return Err(unreadable("missing, but the store has signed checkpoints".into()));
+            }
+            let external = read_external_checkpoints(path).map_err(|e| unreadable(e.to_string()))?;
             (Some(signer.verifying_key()), external)
         }
         None => (None, Vec::new()),

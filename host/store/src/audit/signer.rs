@@ -101,7 +101,37 @@ impl Signer {
             other => return other,
         }
         create_key_file(key_path)?;
-        Signer::load(key_path)
+        let signer = Signer::load(key_path)?;
+        // The witness starts with the key, so a missing witness always means a removed one.
+        signer.create_witness()?;
+        Ok(signer)
+    }
+
+    /// Keep the witness (the external checkpoint file) at `path` instead of beside the key:
+    /// another volume or an append-only mount, outside the data dir's trust domain.
+    pub fn with_witness(mut self, path: &Path) -> Signer {
+        self.checkpoints_path = path.to_path_buf();
+        self
+    }
+
+    /// Create the witness file, empty, if there is none (mode 0600, never through a symlink).
+    pub fn create_witness(&self) -> Result<(), StoreError> {
+        let shown = self.checkpoints_path.display();
+        if let Some(parent) = self.checkpoints_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| StoreError::Key(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.checkpoints_path)
+            .and_then(|file| file.sync_all())
+            .map_err(|e| StoreError::Key(format!("cannot create {shown}: {e}")))
     }
 
     /// Load the key at `key_path`; [`StoreError::NotFound`] if there is none.
@@ -155,7 +185,7 @@ impl Signer {
         &self.key_path
     }
 
-    /// `<key path>.checkpoints.jsonl`.
+    /// The witness: `<key path>.checkpoints.jsonl` unless [`Signer::with_witness`] moved it.
     pub fn checkpoints_path(&self) -> &Path {
         &self.checkpoints_path
     }

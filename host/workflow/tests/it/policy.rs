@@ -184,3 +184,46 @@ fn step_input_expressions_evaluate_to_json() {
     let e = eval_json(program, &vars).unwrap_err();
     assert_eq!((e.expression.as_str(), e.rule), ("steps[2].input_expr", None));
 }
+
+/// A workflow whose one approval rule is `when`.
+fn with_rule(when: &str) -> String {
+    format!(
+        "name = 'p'\nversion = '1.0.0'\nentry = 'a'\n[plugins.ads]\nsource = 'a.wasm'\n[agents.a]\ninstructions = 'x'\ntools = ['*']\n\
+         [[policy.approvals]]\nwhen = '{when}'\naction = 'deny'\n"
+    )
+}
+
+#[test]
+fn a_rule_that_needs_more_steps_than_the_budget_is_refused_at_load() {
+    // Five nested comprehensions over a 100-element literal: 10^10 steps in 1.5 KB.
+    let hundred = format!("[{}]", (0..100).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    let when =
+        format!("{h}.all(a, {h}.all(b, {h}.all(c, {h}.all(d, {h}.all(e, a + b + c + d + e >= 0)))))", h = hundred);
+    assert!(when.len() < 2100, "{}", when.len());
+    let diagnostics = parse(&with_rule(&when), Path::new("p.toml")).unwrap_err();
+    let text = diagnostics.to_string();
+    assert!(text.contains("evaluation steps, over the limit of 1000000"), "{text}");
+    assert!(text.contains("p.toml:10:"), "{text}");
+}
+
+#[test]
+fn a_rule_too_costly_for_its_input_denies_the_call_without_running() {
+    let lw =
+        parse(&with_rule("input.items.all(a, input.items.all(b, a != b || a == b))"), Path::new("p.toml")).unwrap();
+    let p = lw.policy();
+    // 100 items: 10^4 steps, evaluated.
+    let small = json!({ "items": (0..100).collect::<Vec<_>>() });
+    assert!(p.approval(&facts("ads", "x", "a", &[], &small)).is_ok());
+    // 5,000 items: 2.5 * 10^7 steps, refused before it runs.
+    let large = json!({ "items": (0..5000).collect::<Vec<_>>() });
+    let started = std::time::Instant::now();
+    let e = p.approval(&facts("ads", "x", "a", &[], &large)).unwrap_err();
+    assert_eq!((e.rule, e.kind), (Some(0), PolicyErrorKind::TooCostly));
+    assert!(e.message.contains("over the limit of 1000000"), "{e}");
+    // Refused by the estimate, not after the work (which takes seconds): a generous bound.
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+    // `in` scans its list: a comprehension over it multiplies.
+    let lw = parse(&with_rule("input.items.all(a, a in input.items)"), Path::new("p.toml")).unwrap();
+    let e = lw.policy().approval(&facts("ads", "x", "a", &[], &large)).unwrap_err();
+    assert_eq!(e.kind, PolicyErrorKind::TooCostly);
+}

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use crate::error::LoadError;
+use crate::precheck::{self, CompileLimits};
+
 /// How a component was obtained, for reports and benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -64,18 +67,26 @@ fn ensure_dir(dir: &Path) -> bool {
     trusted(dir)
 }
 
-/// Loads the component from the cache, or compiles it (and stores the artifact).
+/// Checks the component's shape ([`crate::precheck`]), then compiles it.
+fn compile(engine: &Engine, bytes: &[u8], limits: &CompileLimits) -> Result<Component, LoadError> {
+    precheck::check(bytes, limits)?;
+    Component::new(engine, bytes).map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))
+}
+
+/// Loads the component from the cache, or checks and compiles it (and stores the artifact).
+/// Only compiled artifacts are cached, so everything in the cache passed the check once.
 pub(crate) fn load_or_compile(
     engine: &Engine,
     cache_dir: Option<&Path>,
     bytes: &[u8],
     digest: &str,
-) -> wasmtime::Result<(Component, CacheOutcome)> {
+    limits: &CompileLimits,
+) -> Result<(Component, CacheOutcome), LoadError> {
     let Some(dir) = cache_dir.filter(|d| ensure_dir(d)) else {
         if let Some(d) = cache_dir {
             tracing::warn!(dir = %d.display(), "compilation cache directory is not private to this user; not using it");
         }
-        return Ok((Component::new(engine, bytes)?, CacheOutcome::Disabled));
+        return Ok((compile(engine, bytes, limits)?, CacheOutcome::Disabled));
     };
     let path = artifact_path(dir, digest, engine);
     if trusted(&path) {
@@ -86,8 +97,9 @@ pub(crate) fn load_or_compile(
             Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached artifact"),
         }
     }
-    let component = Component::new(engine, bytes)?;
-    if let Err(e) = store(&path, &component.serialize()?) {
+    let component = compile(engine, bytes, limits)?;
+    let artifact = component.serialize().map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))?;
+    if let Err(e) = store(&path, &artifact) {
         tracing::warn!(path = %path.display(), error = %e, "could not write compilation cache");
     }
     Ok((component, CacheOutcome::Miss))

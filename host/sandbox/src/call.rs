@@ -24,6 +24,7 @@ use crate::plain;
 use crate::plugin::{Kind, Plugin};
 use crate::redact::Redactor;
 use crate::report::CallReport;
+use crate::schema::CheckError;
 use crate::state::{CallState, PluginScope};
 use crate::warm::{Idle, Warm};
 
@@ -292,16 +293,22 @@ impl Plugin {
         if input.len() > limits.input_bytes {
             return Err(CallError::InputTooLarge { size: input.len(), limit: limits.input_bytes });
         }
-        let value: serde_json::Value =
-            serde_json::from_str(input).map_err(|e| CallError::InputNotJson { message: e.to_string() })?;
-        if let Err(message) = input_schema.check(&value) {
-            // The schema decides; for a plain component the conversion says exactly where and
-            // what (`input.items[2].qty: expected u8 (0..=255), got 300`) when it can.
-            let message = match &p.kind {
-                Kind::Plain(exports, _) => plain::explain(exports, tool, &value).unwrap_or(message),
-                Kind::Tollgate(_) => message,
-            };
-            return Err(CallError::InvalidInput { message });
+        // The call's deadline starts now: checking the input counts against it.
+        let deadline = Instant::now() + limits.timeout;
+        let value: Arc<serde_json::Value> =
+            Arc::new(serde_json::from_str(input).map_err(|e| CallError::InputNotJson { message: e.to_string() })?);
+        match input_schema.check_until(value.clone(), deadline).await {
+            Ok(()) => {}
+            Err(CheckError::Deadline) => return Err(CallError::Timeout { limit: limits.timeout }),
+            Err(CheckError::Invalid(message)) => {
+                // The schema decides; for a plain component the conversion says exactly where
+                // and what (`input.items[2].qty: expected u8 (0..=255), got 300`) when it can.
+                let message = match &p.kind {
+                    Kind::Plain(exports, _) => plain::explain(exports, tool, &value).unwrap_or(message),
+                    Kind::Tollgate(_) => message,
+                };
+                return Err(CallError::InvalidInput { message });
+            }
         }
         let invocation = match &p.kind {
             Kind::Plain(exports, _) => Invocation::Plain(
@@ -330,7 +337,6 @@ impl Plugin {
             }
         }
         let credential_values = Arc::new(credential_values);
-        let deadline = Instant::now() + limits.timeout;
         // Secret values earlier calls handed to a reused instance: the guest may still hold
         // them, so this call's output, logs and errors are redacted of them too.
         let (mut store, instance, mut secrets_seen) = match warm.and_then(Idle::take) {
@@ -368,8 +374,8 @@ impl Plugin {
             }
         }
         fill_report(report, &mut store, limits, redactor);
-        let result =
-            finish(outcome, report, limits, matches!(p.kind, Kind::Plain(..)), redactor, output_schema.as_ref());
+        let plain = matches!(p.kind, Kind::Plain(..));
+        let result = finish(outcome, report, limits, plain, redactor, output_schema.as_ref(), deadline).await;
         if let (Some(idle), Some(instance)) = (warm, instance)
             && reusable(&result, report)
         {
@@ -389,13 +395,14 @@ fn reusable(result: &Result<serde_json::Value, CallError>, report: &CallReport) 
 
 /// The guest's outcome → the call's result: the host's more precise causes first, then the
 /// output size, JSON and schema checks.
-fn finish(
+async fn finish(
     outcome: Result<String, CallError>,
     report: &mut CallReport,
     limits: &Limits,
     plain: bool,
     redactor: &Redactor,
     output_schema: Option<&crate::schema::Schema>,
+    deadline: Instant,
 ) -> Result<serde_json::Value, CallError> {
     let output = attribute(outcome, report, limits, plain, redactor)?;
     if output.len() > limits.output_bytes {
@@ -403,12 +410,15 @@ fn finish(
     }
     let value: serde_json::Value =
         serde_json::from_str(&output).map_err(|e| CallError::InvalidOutput { message: format!("not JSON: {e}") })?;
-    if let Some(schema) = output_schema {
-        schema
-            .check(&value)
-            .map_err(|m| CallError::InvalidOutput { message: format!("does not match the output schema: {m}") })?;
+    let Some(schema) = output_schema else { return Ok(value) };
+    let value = Arc::new(value);
+    match schema.check_until(value.clone(), deadline).await {
+        Ok(()) => Ok(Arc::unwrap_or_clone(value)),
+        Err(CheckError::Deadline) => Err(CallError::Timeout { limit: limits.timeout }),
+        Err(CheckError::Invalid(m)) => {
+            Err(CallError::InvalidOutput { message: format!("does not match the output schema: {m}") })
+        }
     }
-    Ok(value)
 }
 
 /// Puts what the host knows above the guest's own account of a failure.

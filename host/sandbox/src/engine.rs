@@ -13,6 +13,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::kv::{KvStore, MemoryKv};
+use crate::precheck::CompileLimits;
 use crate::state::{self, CallState};
 
 /// Host-wide settings. Defaults:
@@ -24,6 +25,7 @@ use crate::state::{self, CallState};
 /// | `max_concurrent_instances` | 256 (pooling allocator slots) |
 /// | `epoch_tick` | 10 ms (timeout granularity) |
 /// | `pooling` | `true` |
+/// | `compile` | [`CompileLimits::default`]: what a component may contain to be compiled |
 ///
 /// Not configurable: after each call a pool slot's dirty pages are reset in place, or, on a
 /// host with swap on, every page is discarded (see `slot_reset`).
@@ -34,6 +36,8 @@ pub struct SandboxConfig {
     pub max_concurrent_instances: u32,
     pub epoch_tick: Duration,
     pub pooling: bool,
+    /// Checked before compiling a component that is not in the cache.
+    pub compile: CompileLimits,
 }
 
 impl Default for SandboxConfig {
@@ -44,6 +48,7 @@ impl Default for SandboxConfig {
             max_concurrent_instances: 256,
             epoch_tick: Duration::from_millis(10),
             pooling: true,
+            compile: CompileLimits::default(),
         }
     }
 }

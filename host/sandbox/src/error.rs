@@ -27,6 +27,13 @@ pub enum LoadError {
     ManifestCall(Box<CallError>),
     #[error("invalid manifest: {0}")]
     InvalidManifest(String),
+    /// A manifest list or string over its bound (checked before anything reads it).
+    #[error("invalid manifest: {what} is {len} long, over the limit of {max}")]
+    ManifestTooLarge { what: String, len: usize, max: usize },
+    /// The component is over a bound checked before compiling (size, functions, body
+    /// complexity, exports): compiling it could stall or exhaust the host.
+    #[error("component refused before compiling: {what} is {found}, over the limit of {limit}")]
+    ComponentTooComplex { what: String, found: u64, limit: u64 },
     #[error("invalid grants: {0}")]
     InvalidGrants(String),
     #[error("invalid limits: {0}")]

@@ -39,6 +39,7 @@ mod manifest;
 mod pipe;
 mod plain;
 mod plugin;
+mod precheck;
 mod redact;
 pub mod report;
 mod schema;
@@ -53,9 +54,10 @@ pub use error::{CallError, LoadError, ToolError};
 pub use grants::{Grants, Upstream};
 pub use plain::{PlainInfo, PlainTool, UnsupportedFunction};
 pub use plugin::{Inspection, Plugin, sha256_hex};
+pub use precheck::CompileLimits;
 pub use redact::Redactor;
 pub use report::{CallReport, EgressRecord, LogRecord};
-pub use schema::Schema;
+pub use schema::{RegexBudget, Schema};
 /// The `tollgate-contract` types this crate's API takes and returns (other crates import them
 /// from `tollgate_contract`).
 pub use tollgate_contract::{Capability, Limits, Manifest, SecretSource, ToolSpec};

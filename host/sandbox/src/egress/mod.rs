@@ -248,13 +248,13 @@ impl EgressHooks {
         };
 
         let upstream = policy.upstreams.get(&original.host);
-        // With a path prefix, dot segments could climb out of it on servers that normalise.
-        if upstream.is_some_and(|u| !u.path_prefix.is_empty())
-            && uri.path().split('/').any(|seg| seg == ".." || seg == "." || seg.eq_ignore_ascii_case("%2e%2e"))
-        {
+        // With a path prefix, dot segments could climb out of it on servers that normalise,
+        // including ones that decode `%2e` and `%2f` first.
+        if upstream.is_some_and(|u| !u.path_prefix.is_empty()) && could_leave_prefix(uri.path()) {
             return Err(deny(
                 HttpError::HttpRequestUriInvalid,
-                "dot segments are not allowed under an upstream path prefix",
+                "dot segments (plain or percent-encoded) and encoded slashes are not allowed under an upstream \
+                 path prefix",
             ));
         }
         let (connect, explicit_ip, path_prefix) = match upstream {
@@ -307,6 +307,49 @@ impl EgressHooks {
         };
         Ok(Plan { original, connect, explicit_ip, path_prefix, credential })
     }
+}
+
+/// Whether `path`, appended to an upstream's path prefix, could climb out of it on a server
+/// that decodes before normalising: any dot segment (`.`, `..`) once percent-decoding (as
+/// often as a server might) and with `\\` read as `/`, or any encoded slash or backslash
+/// (`%2f`, `%5c`) at all, which a server may or may not treat as a separator.
+fn could_leave_prefix(path: &str) -> bool {
+    let mut decoded = path.to_string();
+    for _ in 0..3 {
+        let lower = decoded.to_ascii_lowercase();
+        if lower.contains("%2f") || lower.contains("%5c") {
+            return true;
+        }
+        if decoded.split(['/', '\\']).any(|seg| seg == "." || seg == "..") {
+            return true;
+        }
+        let next = percent_decode(&decoded);
+        if next == decoded {
+            return false;
+        }
+        decoded = next;
+    }
+    // Still changing after three rounds of decoding: nothing legitimate looks like that.
+    true
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2)))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Resolves, checks addresses, connects and sends.
@@ -486,6 +529,29 @@ mod tests {
         // Declared but not mapped by the operator: the request goes out without it.
         let mut h = hooks(&["https://*:*"], &["https://*:*"], vec![cred(None)], &[]);
         assert!(plan(&mut h, "https://api.example.com/").unwrap().credential.is_none());
+    }
+
+    #[test]
+    fn paths_that_could_leave_an_upstream_prefix() {
+        for bad in [
+            "/../admin",
+            "/./x",
+            "/.%2e/admin",
+            "/%2e./admin",
+            "/%2E%2E/admin",
+            "/..%2f",
+            "/%2e%2e%2f",
+            "/a%2fb",
+            "/a%5C..",
+            "/a\\..\\b",
+            "/%252e%252e/admin",
+            "/%2e",
+        ] {
+            assert!(could_leave_prefix(bad), "{bad}");
+        }
+        for good in ["/", "/v1/items", "/a.b/c..d/...", "/%41bc", "/files/report%20v2.pdf", "/.well-known/x"] {
+            assert!(!could_leave_prefix(good), "{good}");
+        }
     }
 
     #[test]

@@ -5,5 +5,6 @@
 mod built_plugins;
 mod cli;
 mod crash;
+mod escaping;
 mod live_model;
 mod validate;

@@ -214,22 +214,19 @@ pub(crate) async fn fetch_manifest(
     settle(called, &store, limits, false)
 }
 
-/// Longest message a plugin's tool error may carry into results and reports.
-const MAX_TOOL_ERROR: usize = 8 << 10;
-
-fn clip(s: String) -> String {
-    clip_text(s, MAX_TOOL_ERROR)
-}
+/// Longest message a plugin's tool error may carry into results and reports. The message is
+/// clipped once the call's redactor has seen it (in [`Plugin::run`]), not when it is converted.
+pub(crate) const MAX_TOOL_ERROR: usize = 8 << 10;
 
 impl From<WitToolError> for ToolError {
     fn from(e: WitToolError) -> ToolError {
         match e {
-            WitToolError::InvalidInput(m) => ToolError::InvalidInput { message: clip(m) },
-            WitToolError::Denied(m) => ToolError::Denied { message: clip(m) },
-            WitToolError::NotFound(m) => ToolError::NotFound { message: clip(m) },
-            WitToolError::Upstream(u) => ToolError::Upstream { status: u.status, message: clip(u.message) },
-            WitToolError::Retryable(m) => ToolError::Retryable { message: clip(m) },
-            WitToolError::Internal(m) => ToolError::Internal { message: clip(m) },
+            WitToolError::InvalidInput(message) => ToolError::InvalidInput { message },
+            WitToolError::Denied(message) => ToolError::Denied { message },
+            WitToolError::NotFound(message) => ToolError::NotFound { message },
+            WitToolError::Upstream(u) => ToolError::Upstream { status: u.status, message: u.message },
+            WitToolError::Retryable(message) => ToolError::Retryable { message },
+            WitToolError::Internal(message) => ToolError::Internal { message },
         }
     }
 }
@@ -262,8 +259,10 @@ impl Plugin {
             redactor.json(&mut v);
             v
         });
+        // Redacted, then clipped: the other order lets a secret cut at the boundary escape.
         let result = result.map_err(|mut e| {
             e.map_text(&|s| redactor.text(s));
+            e.clip_tool_message(MAX_TOOL_ERROR);
             e
         });
         report.outcome = match &result {
@@ -346,6 +345,7 @@ impl Plugin {
                 report.reused_instance = true;
                 for (name, value) in &secrets_seen {
                     redactor.add(name, value);
+                    store.data_mut().egress.redactor.add(name, value);
                 }
                 (store, Some(instance), secrets_seen)
             }
@@ -441,7 +441,7 @@ fn attribute(
 ) -> Result<String, CallError> {
     match outcome {
         Err(CallError::Tool(own)) if report.memory_refused => {
-            report.guest_error = Some(redactor.text(&own.to_string()));
+            report.guest_error = Some(clip_text(redactor.text(&own.to_string()), MAX_TOOL_ERROR));
             Err(CallError::MemoryLimit { limit: limits.memory_bytes })
         }
         Err(CallError::Tool(ToolError::InvalidInput { message }))
@@ -478,8 +478,13 @@ fn fill_report(report: &mut CallReport, store: &mut Store<CallState>, limits: &L
     let out = state.stdout.take();
     let err = state.stderr.take();
     report.stdio_truncated = out.len() >= limits.stdio_bytes || err.len() >= limits.stdio_bytes;
-    report.stdout = redactor.text(&String::from_utf8_lossy(&out));
-    report.stderr = redactor.text(&String::from_utf8_lossy(&err));
+    // A full pipe was cut at the cap, possibly inside a secret.
+    let redact = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        if bytes.len() >= limits.stdio_bytes { redactor.text_cut(&text) } else { redactor.text(&text) }
+    };
+    report.stdout = redact(&out);
+    report.stderr = redact(&err);
     report.secrets_read = std::mem::take(&mut state.secrets_read);
     report.kv_ops = state.kv_ops;
 }

@@ -129,6 +129,22 @@ impl CallError {
         matches!(self, CallError::Capacity { .. } | CallError::Tool(ToolError::Retryable { .. }))
     }
 
+    /// Cuts a plugin's own tool-error message to `max` bytes. Called after redaction, so a
+    /// secret is never cut in half where the redactor can no longer see it.
+    pub(crate) fn clip_tool_message(&mut self, max: usize) {
+        if let CallError::Tool(
+            ToolError::InvalidInput { message }
+            | ToolError::Denied { message }
+            | ToolError::NotFound { message }
+            | ToolError::Upstream { message, .. }
+            | ToolError::Retryable { message }
+            | ToolError::Internal { message },
+        ) = self
+        {
+            *message = crate::limits::clip_text(std::mem::take(message), max);
+        }
+    }
+
     /// Applies `f` to every free-text field, for redaction.
     pub(crate) fn map_text(&mut self, f: &impl Fn(&str) -> String) {
         let texts: Vec<&mut String> = match self {

@@ -30,6 +30,7 @@ use tollgate_contract::SecretSource;
 use tollgate_contract::pattern::{HostMatch, HostPattern, Scheme, Target};
 
 use crate::grants::Upstream;
+use crate::redact::Redactor;
 use crate::report::EgressRecord;
 use addr::blocked_range;
 
@@ -82,10 +83,12 @@ fn clip(s: &str) -> String {
 }
 
 impl EgressLog {
-    fn push(&self, mut rec: EgressRecord) -> RecordHandle {
-        rec.method = clip(&rec.method);
-        rec.host = clip(&rec.host);
-        rec.path = clip(&rec.path);
+    /// Records `rec`, its guest-chosen fields redacted *before* they are clipped: a secret cut
+    /// at the clip boundary would no longer match the redactor.
+    fn push(&self, mut rec: EgressRecord, redactor: &Redactor) -> RecordHandle {
+        rec.method = clip(&redactor.text(&rec.method));
+        rec.host = clip(&redactor.text(&rec.host));
+        rec.path = clip(&redactor.text(&rec.path));
         let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
         v.push(rec);
         RecordHandle { log: self.clone(), index: v.len() - 1 }
@@ -118,6 +121,10 @@ pub(crate) struct EgressHooks {
     pub log: EgressLog,
     /// Credential values read at call start: name → value, or why it could not be read.
     pub credential_values: Arc<BTreeMap<String, Result<String, String>>>,
+    /// Every secret value known to the call so far (credentials, secrets the guest read, and
+    /// for a reused instance those earlier calls handed it): guest text is redacted with it
+    /// before it is clipped and kept.
+    pub redactor: Redactor,
     pub requests: usize,
     /// Attempts past the cap that were refused without a record.
     pub dropped: usize,
@@ -165,7 +172,7 @@ impl WasiHttpHooks for EgressHooks {
                 // requests must not grow host memory.
                 if self.requests <= self.caps.max_requests + 1 {
                     record.denied = Some(d.reason);
-                    self.log.push(record);
+                    self.log.push(record, &self.redactor);
                 } else {
                     self.dropped += 1;
                 }
@@ -173,7 +180,7 @@ impl WasiHttpHooks for EgressHooks {
                 return Box::new(async move { Err(code) });
             }
         };
-        let handle = self.log.push(record);
+        let handle = self.log.push(record, &self.redactor);
         let deadline = self.deadline;
         let caps = self.caps;
         let policy = self.policy.clone();
@@ -459,6 +466,7 @@ mod tests {
             credential_values: Arc::new(
                 values.iter().map(|(k, v)| (k.to_string(), v.map(String::from).map_err(String::from))).collect(),
             ),
+            redactor: Redactor::default(),
             requests: 0,
             dropped: 0,
         }

@@ -3,7 +3,8 @@
 //!
 //! ```sh
 //! cargo run -p tollgate-sandbox --example exhaust -- schema 40   # allOf/$ref fan-out, depth 40
-//! cargo run -p tollgate-sandbox --example exhaust -- regex 2200  # 2,200 `\p{L}{20}` patterns
+//! cargo run -p tollgate-sandbox --example exhaust -- schema 24 invalid  # … checking a bad value
+//! cargo run -p tollgate-sandbox --example exhaust -- regex 2000  # 2,000 `\p{L}{20}N` patterns
 //! cargo run -p tollgate-sandbox --example exhaust -- functions 100000
 //! cargo run -p tollgate-sandbox --example exhaust -- nesting 60000
 //! cargo run -p tollgate-sandbox --example exhaust -- exports 20000
@@ -30,7 +31,7 @@ fn fan_out(depth: usize) -> String {
 
 fn patterns(n: usize) -> String {
     let props: serde_json::Map<String, Value> =
-        (0..n).map(|i| (format!("p{i}"), json!({"pattern": "\\p{L}{20}"}))).collect();
+        (0..n).map(|i| (format!("p{i}"), json!({"pattern": format!("\\p{{L}}{{20}}{i}")}))).collect();
     json!({"type": "object", "properties": props}).to_string()
 }
 
@@ -72,7 +73,10 @@ async fn main() {
     let case = args.get(1).map(String::as_str).unwrap_or("schema");
     let n: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(40);
     let bytes = match case {
-        "schema" => return schema_case(&fan_out(n), &json!("x")),
+        "schema" => {
+            let value = if args.get(3).is_some_and(|a| a == "invalid") { json!(1) } else { json!("x") };
+            return schema_case(&fan_out(n), &value);
+        }
         "regex" => return schema_case(&patterns(n), &json!({"p0": "abc"})),
         "functions" => component(&"(func)".repeat(n)),
         "nesting" => component(&format!("(func {} {})", "(block ".repeat(n), ")".repeat(n))),

@@ -281,8 +281,9 @@ mod tests {
     #[test]
     fn patterns_share_the_plugins_regex_budget() {
         let schema = |n: usize| {
-            let props: serde_json::Map<String, serde_json::Value> =
-                (0..n).map(|i| (format!("p{i}"), serde_json::json!({"pattern": "\\p{L}{20}"}))).collect();
+            let props: serde_json::Map<String, serde_json::Value> = (0..n)
+                .map(|i| (format!("p{i}"), serde_json::json!({"pattern": format!("\\p{{L}}{{20}}{i}")})))
+                .collect();
             serde_json::json!({"properties": props}).to_string()
         };
         assert!(schema(550).len() < MAX_SCHEMA);

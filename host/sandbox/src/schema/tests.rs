@@ -43,8 +43,9 @@ fn in_place_cycle_is_refused() {
 /// load). Each pattern is within the old per-pattern cap; the plugin-wide budget refuses them.
 #[test]
 fn many_patterns_share_one_budget() {
-    let props: serde_json::Map<String, Value> =
-        (0..2_200).map(|i| (format!("p{i}"), json!({"type": "string", "pattern": "\\p{L}{20}"}))).collect();
+    let props: serde_json::Map<String, Value> = (0..2_200)
+        .map(|i| (format!("p{i}"), json!({"type": "string", "pattern": format!("\\p{{L}}{{20}}{i}")})))
+        .collect();
     let doc = json!({"type": "object", "properties": props});
     assert_eq!(RegexBudget::count_patterns(&doc), 2_200);
     let e = Schema::compile(&doc.to_string()).unwrap_err();

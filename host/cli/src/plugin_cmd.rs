@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use tollgate_contract::text::escape_for_terminal;
 use tollgate_contract::units::{parse_bytes, parse_duration};
 use tollgate_contract::{Limits, SecretSource};
-use tollgate_sandbox::{CallContext, Grants, Sandbox, SandboxConfig, Upstream};
+use tollgate_sandbox::{CallContext, CompileIsolation, Grants, Sandbox, SandboxConfig, Upstream};
 
 use crate::render;
 
@@ -105,7 +105,21 @@ pub(crate) fn sandbox_config(cache: &CacheArgs) -> SandboxConfig {
                 .map(|d| d.join("tollgate"))
         })
     };
-    SandboxConfig { cache_dir, ..SandboxConfig::default() }
+    SandboxConfig { cache_dir, compile_isolation: compile_isolation(), ..SandboxConfig::default() }
+}
+
+/// Components are compiled by a child `tollgate` under CPU-time and memory limits (60 s, 4 GiB;
+/// `TOLLGATE_COMPILE_CPU` and `TOLLGATE_COMPILE_MEMORY` change them, e.g. `2s`, `1GiB`). If this
+/// executable cannot be found, compiling stays in-process, bounded by the compile limits alone.
+fn compile_isolation() -> Option<CompileIsolation> {
+    let mut isolation = CompileIsolation::this_executable().ok()?;
+    if let Some(cpu) = std::env::var("TOLLGATE_COMPILE_CPU").ok().and_then(|v| parse_duration(&v).ok()) {
+        isolation.cpu = cpu;
+    }
+    if let Some(bytes) = std::env::var("TOLLGATE_COMPILE_MEMORY").ok().and_then(|v| parse_bytes(&v).ok()) {
+        isolation.memory_bytes = bytes as u64;
+    }
+    Some(isolation)
 }
 
 fn sandbox(cache: &CacheArgs) -> anyhow::Result<Sandbox> {

@@ -10,6 +10,8 @@
 //! cargo run -p tollgate-sandbox --example exhaust -- exports 20000
 //! ```
 //!
+//! With `EXHAUST_WRITE=FILE` a component case is written to FILE instead of loaded.
+//!
 //! It uses only API that predates the bounds (`Schema::compile`, `Schema::check`,
 //! `Sandbox::load`), so the same file measures the code before them. Prints what happened and
 //! how long it took; exits 0 either way.
@@ -84,6 +86,11 @@ async fn main() {
         other => panic!("unknown case {other}"),
     };
     println!("component: {} bytes", bytes.len());
+    if let Ok(path) = std::env::var("EXHAUST_WRITE") {
+        // For measuring other loaders (`tollgate plugin inspect`) on the same bytes.
+        std::fs::write(&path, &bytes).expect("writable path");
+        return println!("written to {path}");
+    }
     let sandbox = Sandbox::new(SandboxConfig { max_concurrent_instances: 8, ..SandboxConfig::default() })
         .expect("sandbox starts");
     let started = Instant::now();

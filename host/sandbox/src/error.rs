@@ -34,6 +34,9 @@ pub enum LoadError {
     /// complexity, exports): compiling it could stall or exhaust the host.
     #[error("component refused before compiling: {what} is {found}, over the limit of {limit}")]
     ComponentTooComplex { what: String, found: u64, limit: u64 },
+    /// Compiling in a child process (`SandboxConfig::compile_isolation`) failed or hit a limit.
+    #[error("component refused: {0}")]
+    CompileAborted(String),
     #[error("invalid grants: {0}")]
     InvalidGrants(String),
     #[error("invalid limits: {0}")]

@@ -112,8 +112,7 @@ impl Sandbox {
         grants.limits.validate()?;
         let digest = sha256_hex(bytes);
         let engine = &self.inner.engine;
-        let config = &self.inner.config;
-        let (component, cache) = load_or_compile(engine, config.cache_dir.as_deref(), bytes, &digest, &config.compile)?;
+        let (component, cache) = load_or_compile(engine, &self.inner.config, bytes, &digest)?;
         let names = import_names(&component, engine);
         let imports: Vec<Import> =
             names.iter().map(|n| Import { name: n.clone(), class: class_name(&classify(n)) }).collect();

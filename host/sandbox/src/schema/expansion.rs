@@ -23,6 +23,8 @@ use serde_json::Value;
 const MAX_DEPTH: usize = 129;
 /// Nodes a schema document may have (a 64 KiB schema has far fewer).
 const MAX_NODES: usize = 100_000;
+/// Entries the analysis may compute over all levels (well under a second).
+const MAX_ANALYSIS_WORK: usize = 5_000_000;
 
 /// Keywords whose subschemas apply to the same location (an array or a map of them, or one).
 const IN_PLACE_LISTS: [&str; 3] = ["allOf", "anyOf", "oneOf"];
@@ -85,6 +87,8 @@ pub(crate) fn analyse(doc: &Value, limit: u64) -> Result<u64, String> {
         return Err(too_much(limit));
     }
     let mut b = f.clone();
+    // The analysis is bounded too: a schema that needs more bookkeeping than this is refused.
+    let mut work = 0usize;
     for _ in 0..MAX_DEPTH {
         // G(u)[key]: over u's in-place closure, the B of the subschemas `key` reaches.
         let mut per_key: Vec<HashMap<Key, u64>> = vec![HashMap::new(); n];
@@ -99,6 +103,12 @@ pub(crate) fn analyse(doc: &Value, limit: u64) -> Result<u64, String> {
                     let e = mine.entry(key.clone()).or_default();
                     *e = e.saturating_add(*value).min(cap);
                 }
+            }
+            work = work.saturating_add(mine.len() + 1);
+            if work > MAX_ANALYSIS_WORK {
+                return Err(format!(
+                    "the schema is too complex to bound (more than {MAX_ANALYSIS_WORK} steps of analysis): simplify it"
+                ));
             }
             per_key[u] = mine;
         }

@@ -123,6 +123,14 @@ pub fn report(r: &CallReport) -> String {
             e.response_bytes
         );
     }
+    if !r.credentials_scrubbed.is_empty() {
+        let names: Vec<Cow<'_, str>> = r.credentials_scrubbed.iter().map(|n| t(n)).collect();
+        let _ = writeln!(
+            s,
+            "   credential reflected by the upstream, scrubbed before the plugin read it: {}",
+            names.join(", ")
+        );
+    }
     for l in &r.logs {
         let fields = if l.fields.is_null() { String::new() } else { format!(" {}", j(&l.fields)) };
         let _ = writeln!(s, "   log {} {}{fields}", t(&l.level), t(&l.message));

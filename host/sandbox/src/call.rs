@@ -460,6 +460,8 @@ fn fill_report(report: &mut CallReport, store: &mut Store<CallState>, limits: &L
     report.memory_refused = state.limiter.refused;
     report.egress = state.egress.log.take();
     report.egress_dropped = state.egress.dropped;
+    report.credentials_scrubbed =
+        std::mem::take(&mut *state.egress.scrubbed.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
     for r in &mut report.egress {
         r.path = redactor.text(&r.path);
         r.host = redactor.text(&r.host);

@@ -145,6 +145,7 @@ impl CallState {
             deadline,
             log: EgressLog::default(),
             redactor: Redactor::for_credentials(&credential_values),
+            scrubbed: Arc::default(),
             credential_values,
             requests: 0,
             dropped: 0,
@@ -182,6 +183,8 @@ impl CallState {
         let e = &mut self.egress;
         e.deadline = deadline;
         e.redactor = Redactor::for_credentials(&credential_values);
+        // A new set, like the log: a response the previous call left unread keeps the old one.
+        e.scrubbed = Arc::default();
         e.credential_values = credential_values;
         // A new log, not an emptied one: a request the previous call left in flight still
         // holds a handle into the old log, and must not write into this call's records.

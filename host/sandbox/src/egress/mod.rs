@@ -15,9 +15,10 @@
 //! Each attempt, allowed or denied, becomes an [`EgressRecord`] in the call report.
 
 pub mod addr;
+mod scrub;
 mod send;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +34,8 @@ use crate::grants::Upstream;
 use crate::redact::Redactor;
 use crate::report::EgressRecord;
 use addr::blocked_range;
+use http_body_util::BodyExt;
+use scrub::{ScrubBody, Scrubber};
 
 /// A manifest credential resolved against the operator's grants.
 #[derive(Debug, Clone)]
@@ -125,6 +128,8 @@ pub(crate) struct EgressHooks {
     /// for a reused instance those earlier calls handed it): guest text is redacted with it
     /// before it is clipped and kept.
     pub redactor: Redactor,
+    /// Credentials whose value was scrubbed from a response this call (see `scrub`).
+    pub scrubbed: Arc<Mutex<BTreeSet<String>>>,
     pub requests: usize,
     /// Attempts past the cap that were refused without a record.
     pub dropped: usize,
@@ -210,6 +215,8 @@ struct Plan {
     explicit_ip: bool,
     path_prefix: String,
     credential: Option<(HeaderName, HeaderValue)>,
+    /// Set when a credential is injected: its value is scrubbed from the response.
+    scrub: Option<Scrubber>,
 }
 
 enum Failure {
@@ -277,6 +284,7 @@ impl EgressHooks {
             }
         };
 
+        let mut scrub = None;
         let credential = match policy.credentials.iter().find(|c| c.applies_to(&original)) {
             None => None,
             Some(binding) => match (&binding.source, self.credential_values.get(&binding.name)) {
@@ -298,6 +306,7 @@ impl EgressHooks {
                     })?;
                     v.set_sensitive(true);
                     record.credential = Some(binding.name.clone());
+                    scrub = Scrubber::new(&binding.name, value, self.scrubbed.clone());
                     Some((binding.header.clone(), v))
                 }
                 (Some(src), other) => {
@@ -312,7 +321,7 @@ impl EgressHooks {
                 }
             },
         };
-        Ok(Plan { original, connect, explicit_ip, path_prefix, credential })
+        Ok(Plan { original, connect, explicit_ip, path_prefix, credential, scrub })
     }
 }
 
@@ -418,7 +427,13 @@ async fn execute(
         between_bytes: opt.between_bytes_timeout.map(|d| d.min(remaining())),
     };
     let addrs: Vec<SocketAddr> = allowed.into_iter().map(|ip| SocketAddr::new(ip, plan.connect.port)).collect();
-    send::send(request, &addrs, &plan.connect, timeouts, caps, record).await.map_err(Failure::Error)
+    let (response, io) =
+        send::send(request, &addrs, &plan.connect, timeouts, caps, record).await.map_err(Failure::Error)?;
+    let Some(scrubber) = plan.scrub else { return Ok((response, io)) };
+    // The guest must never read the credential, even if the upstream reflects it.
+    let (mut head, body) = response.into_parts();
+    scrubber.headers(&mut head.headers);
+    Ok((http::Response::from_parts(head, ScrubBody::new(body, scrubber).boxed_unsync()), io))
 }
 
 async fn resolve(target: &Target, policy: &EgressPolicy, within: Duration) -> Result<Vec<IpAddr>, HttpError> {
@@ -467,6 +482,7 @@ mod tests {
                 values.iter().map(|(k, v)| (k.to_string(), v.map(String::from).map_err(String::from))).collect(),
             ),
             redactor: Redactor::default(),
+            scrubbed: Arc::default(),
             requests: 0,
             dropped: 0,
         }

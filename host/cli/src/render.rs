@@ -12,7 +12,7 @@ use std::path::Path;
 
 use tollgate_contract::text::{escape_for_terminal, escape_json_for_terminal, escape_lines_for_terminal};
 use tollgate_contract::units::format_bytes;
-use tollgate_sandbox::{CallOutcome, CallReport, Inspection};
+use tollgate_sandbox::{CallOutcome, CallReport, Capability, Inspection};
 
 /// One line's worth of supplied text, escaped.
 fn t(s: &str) -> Cow<'_, str> {
@@ -38,6 +38,9 @@ pub fn inspection(path: &Path, i: &Inspection) -> String {
     let _ = writeln!(s, "  sha256   {}", i.sha256);
     let caps: Vec<String> = i.capabilities.iter().map(|c| c.to_string()).collect();
     let _ = writeln!(s, "  capabilities  {}", if caps.is_empty() { "none (pure)".into() } else { caps.join(", ") });
+    for (cap, caution) in i.capabilities.iter().filter_map(|c| c.caution().map(|w| (c, w))) {
+        let _ = writeln!(s, "  ! {cap}: {caution}");
+    }
     if !m.hosts.is_empty() {
         let hosts: Vec<Cow<'_, str>> = m.hosts.iter().map(|h| t(h)).collect();
         let _ = writeln!(s, "  hosts    {}", hosts.join(", "));
@@ -146,6 +149,9 @@ pub fn report(r: &CallReport) -> String {
     if !r.secrets_read.is_empty() {
         let names: Vec<Cow<'_, str>> = r.secrets_read.iter().map(|n| t(n)).collect();
         let _ = writeln!(s, "   secrets read: {}", names.join(", "));
+        if let Some(caution) = Capability::Secrets.caution() {
+            let _ = writeln!(s, "   ! {caution}");
+        }
     }
     s
 }

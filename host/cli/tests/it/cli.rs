@@ -171,3 +171,14 @@ fn compiling_runs_in_a_child_under_a_cpu_limit() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// Issue 13 §2: raw secret reads are flagged wherever a plugin's capabilities are shown.
+#[test]
+fn raw_secret_reads_are_flagged() {
+    let out = tollgate(&["plugin", "inspect", plugin("misbehave").to_str().unwrap()]);
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(s.contains("  ! secrets: raw secret values reach the plugin"), "{s}");
+    let out = tollgate(&["plugin", "inspect", plugin("echo").to_str().unwrap()]);
+    assert!(!text(&out.stdout).contains("  ! "), "{}", text(&out.stdout));
+}

@@ -55,6 +55,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Started as the sandbox's compile child (see `plugin_cmd::sandbox_config`): compile, exit.
+    if let Some(code) = tollgate_sandbox::compile_child_main() {
+        return ExitCode::from(code);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use tollgate_contract::text::escape_for_terminal;
 use tollgate_contract::units::{parse_bytes, parse_duration};
 use tollgate_contract::{Limits, SecretSource};
-use tollgate_sandbox::{CallContext, Grants, Sandbox, SandboxConfig, Upstream};
+use tollgate_sandbox::{CallContext, CompileIsolation, Grants, Sandbox, SandboxConfig, Upstream};
 
 use crate::render;
 
@@ -104,7 +105,21 @@ pub(crate) fn sandbox_config(cache: &CacheArgs) -> SandboxConfig {
                 .map(|d| d.join("tollgate"))
         })
     };
-    SandboxConfig { cache_dir, ..SandboxConfig::default() }
+    SandboxConfig { cache_dir, compile_isolation: compile_isolation(), ..SandboxConfig::default() }
+}
+
+/// Components are compiled by a child `tollgate` under CPU-time and memory limits (60 s, 4 GiB;
+/// `TOLLGATE_COMPILE_CPU` and `TOLLGATE_COMPILE_MEMORY` change them, e.g. `2s`, `1GiB`). If this
+/// executable cannot be found, compiling stays in-process, bounded by the compile limits alone.
+fn compile_isolation() -> Option<CompileIsolation> {
+    let mut isolation = CompileIsolation::this_executable().ok()?;
+    if let Some(cpu) = std::env::var("TOLLGATE_COMPILE_CPU").ok().and_then(|v| parse_duration(&v).ok()) {
+        isolation.cpu = cpu;
+    }
+    if let Some(bytes) = std::env::var("TOLLGATE_COMPILE_MEMORY").ok().and_then(|v| parse_bytes(&v).ok()) {
+        isolation.memory_bytes = bytes as u64;
+    }
+    Some(isolation)
 }
 
 fn sandbox(cache: &CacheArgs) -> anyhow::Result<Sandbox> {
@@ -163,6 +178,11 @@ fn read_input(input: &str) -> anyhow::Result<String> {
     }
 }
 
+/// A load error, which may quote the plugin's manifest, escaped for the terminal.
+fn load_error(path: &std::path::Path, e: &tollgate_sandbox::LoadError) -> anyhow::Error {
+    anyhow::anyhow!("cannot load {}: {}", path.display(), escape_for_terminal(&e.to_string()))
+}
+
 fn fresh_key() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("cli-{}-{nanos:x}", std::process::id())
@@ -173,10 +193,9 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Build(args) => crate::project_cmd::build(args),
         PluginCommand::Inspect { path, json, cache } => {
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let inspection =
-                sandbox(&cache)?.inspect(&bytes).await.with_context(|| format!("cannot load {}", path.display()))?;
+            let inspection = sandbox(&cache)?.inspect(&bytes).await.map_err(|e| load_error(&path, &e))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&inspection)?);
+                println!("{}", render::json(&inspection)?);
             } else {
                 print!("{}", render::inspection(&path, &inspection));
             }
@@ -185,22 +204,20 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Call(args) => {
             let grants = grants(&args)?;
             let input = read_input(&args.input)?;
-            let plugin = sandbox(&args.cache)?
-                .load_file(&args.path, grants)
-                .await
-                .with_context(|| format!("cannot load {}", args.path.display()))?;
+            let plugin =
+                sandbox(&args.cache)?.load_file(&args.path, grants).await.map_err(|e| load_error(&args.path, &e))?;
             let key = args.idempotency_key.clone().unwrap_or_else(fresh_key);
             let ctx = CallContext { run_id: "cli".into(), call_id: key.clone(), idempotency_key: key };
             let outcome = plugin.call(&args.tool, &input, &ctx).await;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&render::outcome_json(&outcome))?);
+                println!("{}", render::json(&render::outcome_json(&outcome))?);
             } else {
                 if let Ok(v) = &outcome.result {
-                    println!("{}", serde_json::to_string_pretty(v)?);
+                    println!("{}", render::json(v)?);
                 }
                 eprint!("{}", render::report(&outcome.report));
                 if let Err(e) = &outcome.result {
-                    eprintln!("error [{}]: {e}", e.kind());
+                    eprint!("{}", render::error_lines(e.kind(), &e.to_string()));
                 }
             }
             Ok(if outcome.result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -105,7 +105,11 @@ async fn inspect(lw: &LoadedWorkflow, sandbox: &Sandbox, name: &str) -> Result<I
     sandbox
         .inspect(&bytes)
         .await
-        .map_err(|e| at_source(format!("plugin `{name}` ({}) does not load: {e}", path.display())))
+        // The error may quote the plugin's manifest: escaped, like everything a plugin supplies.
+        .map_err(|e| {
+            let e = tollgate_contract::text::escape_for_terminal(&e.to_string()).into_owned();
+            at_source(format!("plugin `{name}` ({}) does not load: {e}", path.display()))
+        })
 }
 
 /// The sandbox refuses a plugin that imports a capability its grants do not cover; say so now,

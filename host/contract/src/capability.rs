@@ -38,6 +38,21 @@ impl Capability {
         }
     }
 
+    /// What an operator must know before granting this capability, for every place grants or
+    /// capabilities are shown. Only raw secret reads carry one: redaction replaces a secret's
+    /// *value* wherever it appears, but a plugin that holds the value can send it on
+    /// transformed (reversed, hex- or base64-encoded, split) and no redactor can recognise
+    /// that. Manifest credentials, which the plugin never sees, do not have this problem.
+    pub fn caution(self) -> Option<&'static str> {
+        match self {
+            Capability::Secrets => Some(
+                "raw secret values reach the plugin, which can send them on transformed (reversed, encoded, split) \
+                 where redaction cannot recognise them; prefer manifest credentials, which the plugin never sees",
+            ),
+            _ => None,
+        }
+    }
+
     /// Parses a name as [`Capability::name`] writes it.
     pub fn parse(name: &str) -> Option<Capability> {
         Capability::ALL.into_iter().find(|c| c.name() == name)
@@ -138,6 +153,8 @@ mod tests {
         assert_eq!(Capability::Log.import("0.2.12", ""), "tollgate:plugin/log");
         assert_eq!(Capability::Http.interface_name(), "outgoing-handler");
         assert_eq!(Capability::Secrets.interface_name(), "secrets");
+        assert!(Capability::Secrets.caution().is_some_and(|c| c.contains("transformed")));
+        assert!(Capability::Http.caution().is_none());
         assert_eq!(serde_json::to_value(Capability::Secrets).unwrap(), "secrets");
     }
 }

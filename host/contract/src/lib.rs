@@ -11,7 +11,9 @@
 //! - [`grants`] — [`GrantSet`], what an operator grants one plugin;
 //! - [`manifest`] — [`Manifest`], [`ToolSpec`], [`Effects`], [`CredentialSpec`];
 //! - [`capability`] — [`Capability`] and the only map from import names to capabilities;
-//! - [`egress`] — [`EgressRecord`], one outbound request attempt, for reports and the audit log.
+//! - [`egress`] — [`EgressRecord`], one outbound request attempt, for reports and the audit log;
+//! - [`text`] — [`escape_for_terminal`] and its variants: the one rule for showing text a plugin
+//!   or an upstream supplied to a person.
 //!
 //! The rule: **no wasmtime here** — nor tokio, hyper or jsonschema. Enforcement (egress,
 //! limits, the load-time import check, manifest validation) stays in `tollgate-sandbox`; this
@@ -25,6 +27,7 @@ pub mod limits;
 pub mod manifest;
 pub mod pattern;
 pub mod secret;
+pub mod text;
 pub mod units;
 
 pub use capability::Capability;
@@ -33,3 +36,4 @@ pub use grants::GrantSet;
 pub use limits::Limits;
 pub use manifest::{CredentialSpec, Effects, Manifest, ToolSpec};
 pub use secret::SecretSource;
+pub use text::escape_for_terminal;

@@ -15,6 +15,11 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use crate::engine::SandboxConfig;
+use crate::error::LoadError;
+use crate::isolate;
+use crate::precheck;
+
 /// How a component was obtained, for reports and benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -64,18 +69,33 @@ fn ensure_dir(dir: &Path) -> bool {
     trusted(dir)
 }
 
-/// Loads the component from the cache, or compiles it (and stores the artifact).
+/// Checks the component's shape ([`crate::precheck`]), then compiles it, in a child process
+/// when the sandbox is configured so ([`crate::isolate`]). Returns the artifact when the child
+/// made one.
+fn compile(engine: &Engine, bytes: &[u8], config: &SandboxConfig) -> Result<(Component, Option<Vec<u8>>), LoadError> {
+    precheck::check(bytes, &config.compile)?;
+    if let Some(isolation) = &config.compile_isolation {
+        let (component, artifact) = isolate::compile(engine, bytes, isolation, config.max_wasm_stack)?;
+        return Ok((component, Some(artifact)));
+    }
+    let component = Component::new(engine, bytes).map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))?;
+    Ok((component, None))
+}
+
+/// Loads the component from the cache, or checks and compiles it (and stores the artifact).
+/// Only compiled artifacts are cached, so everything in the cache passed the check once.
 pub(crate) fn load_or_compile(
     engine: &Engine,
-    cache_dir: Option<&Path>,
+    config: &SandboxConfig,
     bytes: &[u8],
     digest: &str,
-) -> wasmtime::Result<(Component, CacheOutcome)> {
+) -> Result<(Component, CacheOutcome), LoadError> {
+    let cache_dir = config.cache_dir.as_deref();
     let Some(dir) = cache_dir.filter(|d| ensure_dir(d)) else {
         if let Some(d) = cache_dir {
             tracing::warn!(dir = %d.display(), "compilation cache directory is not private to this user; not using it");
         }
-        return Ok((Component::new(engine, bytes)?, CacheOutcome::Disabled));
+        return Ok((compile(engine, bytes, config)?.0, CacheOutcome::Disabled));
     };
     let path = artifact_path(dir, digest, engine);
     if trusted(&path) {
@@ -86,8 +106,12 @@ pub(crate) fn load_or_compile(
             Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached artifact"),
         }
     }
-    let component = Component::new(engine, bytes)?;
-    if let Err(e) = store(&path, &component.serialize()?) {
+    let (component, artifact) = compile(engine, bytes, config)?;
+    let artifact = match artifact {
+        Some(a) => a,
+        None => component.serialize().map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))?,
+    };
+    if let Err(e) = store(&path, &artifact) {
         tracing::warn!(path = %path.display(), error = %e, "could not write compilation cache");
     }
     Ok((component, CacheOutcome::Miss))

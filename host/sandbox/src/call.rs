@@ -24,6 +24,7 @@ use crate::plain;
 use crate::plugin::{Kind, Plugin};
 use crate::redact::Redactor;
 use crate::report::CallReport;
+use crate::schema::CheckError;
 use crate::state::{CallState, PluginScope};
 use crate::warm::{Idle, Warm};
 
@@ -213,22 +214,19 @@ pub(crate) async fn fetch_manifest(
     settle(called, &store, limits, false)
 }
 
-/// Longest message a plugin's tool error may carry into results and reports.
-const MAX_TOOL_ERROR: usize = 8 << 10;
-
-fn clip(s: String) -> String {
-    clip_text(s, MAX_TOOL_ERROR)
-}
+/// Longest message a plugin's tool error may carry into results and reports. The message is
+/// clipped once the call's redactor has seen it (in [`Plugin::run`]), not when it is converted.
+pub(crate) const MAX_TOOL_ERROR: usize = 8 << 10;
 
 impl From<WitToolError> for ToolError {
     fn from(e: WitToolError) -> ToolError {
         match e {
-            WitToolError::InvalidInput(m) => ToolError::InvalidInput { message: clip(m) },
-            WitToolError::Denied(m) => ToolError::Denied { message: clip(m) },
-            WitToolError::NotFound(m) => ToolError::NotFound { message: clip(m) },
-            WitToolError::Upstream(u) => ToolError::Upstream { status: u.status, message: clip(u.message) },
-            WitToolError::Retryable(m) => ToolError::Retryable { message: clip(m) },
-            WitToolError::Internal(m) => ToolError::Internal { message: clip(m) },
+            WitToolError::InvalidInput(message) => ToolError::InvalidInput { message },
+            WitToolError::Denied(message) => ToolError::Denied { message },
+            WitToolError::NotFound(message) => ToolError::NotFound { message },
+            WitToolError::Upstream(u) => ToolError::Upstream { status: u.status, message: u.message },
+            WitToolError::Retryable(message) => ToolError::Retryable { message },
+            WitToolError::Internal(message) => ToolError::Internal { message },
         }
     }
 }
@@ -261,8 +259,10 @@ impl Plugin {
             redactor.json(&mut v);
             v
         });
+        // Redacted, then clipped: the other order lets a secret cut at the boundary escape.
         let result = result.map_err(|mut e| {
             e.map_text(&|s| redactor.text(s));
+            e.clip_tool_message(MAX_TOOL_ERROR);
             e
         });
         report.outcome = match &result {
@@ -292,16 +292,22 @@ impl Plugin {
         if input.len() > limits.input_bytes {
             return Err(CallError::InputTooLarge { size: input.len(), limit: limits.input_bytes });
         }
-        let value: serde_json::Value =
-            serde_json::from_str(input).map_err(|e| CallError::InputNotJson { message: e.to_string() })?;
-        if let Err(message) = input_schema.check(&value) {
-            // The schema decides; for a plain component the conversion says exactly where and
-            // what (`input.items[2].qty: expected u8 (0..=255), got 300`) when it can.
-            let message = match &p.kind {
-                Kind::Plain(exports, _) => plain::explain(exports, tool, &value).unwrap_or(message),
-                Kind::Tollgate(_) => message,
-            };
-            return Err(CallError::InvalidInput { message });
+        // The call's deadline starts now: checking the input counts against it.
+        let deadline = Instant::now() + limits.timeout;
+        let value: Arc<serde_json::Value> =
+            Arc::new(serde_json::from_str(input).map_err(|e| CallError::InputNotJson { message: e.to_string() })?);
+        match input_schema.check_until(value.clone(), deadline).await {
+            Ok(()) => {}
+            Err(CheckError::Deadline) => return Err(CallError::Timeout { limit: limits.timeout }),
+            Err(CheckError::Invalid(message)) => {
+                // The schema decides; for a plain component the conversion says exactly where
+                // and what (`input.items[2].qty: expected u8 (0..=255), got 300`) when it can.
+                let message = match &p.kind {
+                    Kind::Plain(exports, _) => plain::explain(exports, tool, &value).unwrap_or(message),
+                    Kind::Tollgate(_) => message,
+                };
+                return Err(CallError::InvalidInput { message });
+            }
         }
         let invocation = match &p.kind {
             Kind::Plain(exports, _) => Invocation::Plain(
@@ -330,7 +336,6 @@ impl Plugin {
             }
         }
         let credential_values = Arc::new(credential_values);
-        let deadline = Instant::now() + limits.timeout;
         // Secret values earlier calls handed to a reused instance: the guest may still hold
         // them, so this call's output, logs and errors are redacted of them too.
         let (mut store, instance, mut secrets_seen) = match warm.and_then(Idle::take) {
@@ -340,6 +345,7 @@ impl Plugin {
                 report.reused_instance = true;
                 for (name, value) in &secrets_seen {
                     redactor.add(name, value);
+                    store.data_mut().egress.redactor.add(name, value);
                 }
                 (store, Some(instance), secrets_seen)
             }
@@ -368,8 +374,8 @@ impl Plugin {
             }
         }
         fill_report(report, &mut store, limits, redactor);
-        let result =
-            finish(outcome, report, limits, matches!(p.kind, Kind::Plain(..)), redactor, output_schema.as_ref());
+        let plain = matches!(p.kind, Kind::Plain(..));
+        let result = finish(outcome, report, limits, plain, redactor, output_schema.as_ref(), deadline).await;
         if let (Some(idle), Some(instance)) = (warm, instance)
             && reusable(&result, report)
         {
@@ -389,13 +395,14 @@ fn reusable(result: &Result<serde_json::Value, CallError>, report: &CallReport) 
 
 /// The guest's outcome → the call's result: the host's more precise causes first, then the
 /// output size, JSON and schema checks.
-fn finish(
+async fn finish(
     outcome: Result<String, CallError>,
     report: &mut CallReport,
     limits: &Limits,
     plain: bool,
     redactor: &Redactor,
     output_schema: Option<&crate::schema::Schema>,
+    deadline: Instant,
 ) -> Result<serde_json::Value, CallError> {
     let output = attribute(outcome, report, limits, plain, redactor)?;
     if output.len() > limits.output_bytes {
@@ -403,12 +410,15 @@ fn finish(
     }
     let value: serde_json::Value =
         serde_json::from_str(&output).map_err(|e| CallError::InvalidOutput { message: format!("not JSON: {e}") })?;
-    if let Some(schema) = output_schema {
-        schema
-            .check(&value)
-            .map_err(|m| CallError::InvalidOutput { message: format!("does not match the output schema: {m}") })?;
+    let Some(schema) = output_schema else { return Ok(value) };
+    let value = Arc::new(value);
+    match schema.check_until(value.clone(), deadline).await {
+        Ok(()) => Ok(Arc::unwrap_or_clone(value)),
+        Err(CheckError::Deadline) => Err(CallError::Timeout { limit: limits.timeout }),
+        Err(CheckError::Invalid(m)) => {
+            Err(CallError::InvalidOutput { message: format!("does not match the output schema: {m}") })
+        }
     }
-    Ok(value)
 }
 
 /// Puts what the host knows above the guest's own account of a failure.
@@ -431,7 +441,7 @@ fn attribute(
 ) -> Result<String, CallError> {
     match outcome {
         Err(CallError::Tool(own)) if report.memory_refused => {
-            report.guest_error = Some(redactor.text(&own.to_string()));
+            report.guest_error = Some(clip_text(redactor.text(&own.to_string()), MAX_TOOL_ERROR));
             Err(CallError::MemoryLimit { limit: limits.memory_bytes })
         }
         Err(CallError::Tool(ToolError::InvalidInput { message }))
@@ -450,6 +460,8 @@ fn fill_report(report: &mut CallReport, store: &mut Store<CallState>, limits: &L
     report.memory_refused = state.limiter.refused;
     report.egress = state.egress.log.take();
     report.egress_dropped = state.egress.dropped;
+    report.credentials_scrubbed =
+        std::mem::take(&mut *state.egress.scrubbed.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
     for r in &mut report.egress {
         r.path = redactor.text(&r.path);
         r.host = redactor.text(&r.host);
@@ -468,8 +480,13 @@ fn fill_report(report: &mut CallReport, store: &mut Store<CallState>, limits: &L
     let out = state.stdout.take();
     let err = state.stderr.take();
     report.stdio_truncated = out.len() >= limits.stdio_bytes || err.len() >= limits.stdio_bytes;
-    report.stdout = redactor.text(&String::from_utf8_lossy(&out));
-    report.stderr = redactor.text(&String::from_utf8_lossy(&err));
+    // A full pipe was cut at the cap, possibly inside a secret.
+    let redact = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        if bytes.len() >= limits.stdio_bytes { redactor.text_cut(&text) } else { redactor.text(&text) }
+    };
+    report.stdout = redact(&out);
+    report.stderr = redact(&err);
     report.secrets_read = std::mem::take(&mut state.secrets_read);
     report.kv_ops = state.kv_ops;
 }

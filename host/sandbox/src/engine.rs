@@ -12,7 +12,9 @@ use tollgate_contract::limits::MAX_MEMORY_BYTES;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::isolate::CompileIsolation;
 use crate::kv::{KvStore, MemoryKv};
+use crate::precheck::CompileLimits;
 use crate::state::{self, CallState};
 
 /// Host-wide settings. Defaults:
@@ -24,6 +26,8 @@ use crate::state::{self, CallState};
 /// | `max_concurrent_instances` | 256 (pooling allocator slots) |
 /// | `epoch_tick` | 10 ms (timeout granularity) |
 /// | `pooling` | `true` |
+/// | `compile` | [`CompileLimits::default`]: what a component may contain to be compiled |
+/// | `compile_isolation` | `None`: compile in this process (see [`CompileIsolation`]) |
 ///
 /// Not configurable: after each call a pool slot's dirty pages are reset in place, or, on a
 /// host with swap on, every page is discarded (see `slot_reset`).
@@ -34,6 +38,10 @@ pub struct SandboxConfig {
     pub max_concurrent_instances: u32,
     pub epoch_tick: Duration,
     pub pooling: bool,
+    /// Checked before compiling a component that is not in the cache.
+    pub compile: CompileLimits,
+    /// Compile components in a child process under CPU-time and memory limits.
+    pub compile_isolation: Option<CompileIsolation>,
 }
 
 impl Default for SandboxConfig {
@@ -44,6 +52,8 @@ impl Default for SandboxConfig {
             max_concurrent_instances: 256,
             epoch_tick: Duration::from_millis(10),
             pooling: true,
+            compile: CompileLimits::default(),
+            compile_isolation: None,
         }
     }
 }
@@ -90,13 +100,7 @@ impl Sandbox {
     /// A sandbox whose plugins' kv capability is backed by `kv`.
     pub fn with_kv(config: SandboxConfig, kv: Arc<dyn KvStore>) -> Result<Sandbox, SandboxError> {
         let err = |e: wasmtime::Error| SandboxError(format!("{e:#}"));
-        let mut cfg = Config::new();
-        cfg.wasm_component_model(true)
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(config.max_wasm_stack)
-            // No toolchain we support emits GC types; off means less attack surface.
-            .wasm_gc(false);
+        let mut cfg = compile_config(config.max_wasm_stack);
         if config.pooling {
             let n = config.max_concurrent_instances;
             let mut pool = PoolingAllocationConfig::default();
@@ -146,6 +150,20 @@ impl Sandbox {
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }
+}
+
+/// Every engine setting that shapes compiled code: the sandbox's engine and the compile child
+/// ([`crate::isolate`]) build theirs from this, so the child's artifacts load in the parent.
+/// (The allocation strategy is not among them: pooling changes no compiled code.)
+pub(crate) fn compile_config(max_wasm_stack: usize) -> Config {
+    let mut cfg = Config::new();
+    cfg.wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(max_wasm_stack)
+        // No toolchain we support emits GC types; off means less attack surface.
+        .wasm_gc(false);
+    cfg
 }
 
 /// How the instance pool returns a slot to its initial state after a call.

@@ -27,6 +27,16 @@ pub enum LoadError {
     ManifestCall(Box<CallError>),
     #[error("invalid manifest: {0}")]
     InvalidManifest(String),
+    /// A manifest list or string over its bound (checked before anything reads it).
+    #[error("invalid manifest: {what} is {len} long, over the limit of {max}")]
+    ManifestTooLarge { what: String, len: usize, max: usize },
+    /// The component is over a bound checked before compiling (size, functions, body
+    /// complexity, exports): compiling it could stall or exhaust the host.
+    #[error("component refused before compiling: {what} is {found}, over the limit of {limit}")]
+    ComponentTooComplex { what: String, found: u64, limit: u64 },
+    /// Compiling in a child process (`SandboxConfig::compile_isolation`) failed or hit a limit.
+    #[error("component refused: {0}")]
+    CompileAborted(String),
     #[error("invalid grants: {0}")]
     InvalidGrants(String),
     #[error("invalid limits: {0}")]
@@ -120,6 +130,22 @@ impl CallError {
     /// Whether calling again (with the same idempotency key) may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, CallError::Capacity { .. } | CallError::Tool(ToolError::Retryable { .. }))
+    }
+
+    /// Cuts a plugin's own tool-error message to `max` bytes. Called after redaction, so a
+    /// secret is never cut in half where the redactor can no longer see it.
+    pub(crate) fn clip_tool_message(&mut self, max: usize) {
+        if let CallError::Tool(
+            ToolError::InvalidInput { message }
+            | ToolError::Denied { message }
+            | ToolError::NotFound { message }
+            | ToolError::Upstream { message, .. }
+            | ToolError::Retryable { message }
+            | ToolError::Internal { message },
+        ) = self
+        {
+            *message = crate::limits::clip_text(std::mem::take(message), max);
+        }
     }
 
     /// Applies `f` to every free-text field, for redaction.

@@ -112,8 +112,7 @@ impl Sandbox {
         grants.limits.validate()?;
         let digest = sha256_hex(bytes);
         let engine = &self.inner.engine;
-        let (component, cache) = load_or_compile(engine, self.inner.config.cache_dir.as_deref(), bytes, &digest)
-            .map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))?;
+        let (component, cache) = load_or_compile(engine, &self.inner.config, bytes, &digest)?;
         let names = import_names(&component, engine);
         let imports: Vec<Import> =
             names.iter().map(|n| Import { name: n.clone(), class: class_name(&classify(n)) }).collect();
@@ -149,7 +148,7 @@ impl Sandbox {
             let raw = crate::call::fetch_manifest(self, &pre, probe_scope, &grants.limits)
                 .await
                 .map_err(|e| LoadError::ManifestCall(Box::new(e)))?;
-            let checked = manifest::check(raw).map_err(LoadError::InvalidManifest)?;
+            let checked = manifest::check(raw)?;
             (Kind::Tollgate(pre), checked.manifest, checked.schemas, checked.host_patterns)
         } else {
             let analysis =

@@ -1,6 +1,8 @@
 //! Secret redaction. The host knows every secret value a call could have seen (credentials it
 //! injects, secrets the plugin read); everything leaving a call — output, errors, logs, stdio,
-//! egress records — passes through [`Redactor`] first.
+//! egress records — passes through [`Redactor`] first. Text that is also clipped (log lines,
+//! egress record fields, tool-error messages) is redacted *before* it is clipped: a value cut
+//! at the clip boundary no longer matches, and most of it would escape.
 
 /// Replaces known secret values with `[REDACTED:<name>]`.
 #[derive(Debug, Default, Clone)]
@@ -21,6 +23,17 @@ impl Redactor {
         }
     }
 
+    /// A redactor for the credential values read for one call (those that could be read).
+    pub(crate) fn for_credentials(values: &std::collections::BTreeMap<String, Result<String, String>>) -> Redactor {
+        let mut r = Redactor::default();
+        for (name, value) in values {
+            if let Ok(v) = value {
+                r.add(name, v);
+            }
+        }
+        r
+    }
+
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
     }
@@ -30,6 +43,21 @@ impl Redactor {
         for (name, value) in &self.secrets {
             if out.contains(value.as_str()) {
                 out = out.replace(value.as_str(), &format!("[REDACTED:{name}]"));
+            }
+        }
+        out
+    }
+
+    /// [`Redactor::text`] for text a cap already cut short (captured stdio): a secret the cut
+    /// went through survives only as a prefix at the very end, which is redacted too.
+    pub(crate) fn text_cut(&self, s: &str) -> String {
+        let mut out = self.text(s);
+        for (name, value) in &self.secrets {
+            let longest =
+                (MIN_SECRET_LEN..value.len()).rev().find(|&k| value.is_char_boundary(k) && out.ends_with(&value[..k]));
+            if let Some(k) = longest {
+                out.truncate(out.len() - k);
+                out.push_str(&format!("[REDACTED:{name}]"));
             }
         }
         out
@@ -68,5 +96,14 @@ mod tests {
         let mut v = serde_json::json!({"a": ["x pat-na1-SECRET"], "pat-na1-SECRET": 1, "n": "ab"});
         r.json(&mut v);
         assert_eq!(v, serde_json::json!({"a": ["x [REDACTED:hubspot]"], "[REDACTED:hubspot]": 1, "n": "ab"}));
+    }
+
+    #[test]
+    fn a_secret_cut_at_the_end_is_redacted() {
+        let mut r = Redactor::default();
+        r.add("api", "pat-na1-SECRET");
+        assert_eq!(r.text_cut("token=pat-na1-SEC"), "token=[REDACTED:api]");
+        assert_eq!(r.text_cut("token=pat-na1-SECRET and pat"), "token=[REDACTED:api] and pat");
+        assert_eq!(r.text_cut("nothing here"), "nothing here");
     }
 }

@@ -46,6 +46,10 @@ pub struct CallReport {
     pub egress: Vec<EgressRecord>,
     /// Outbound attempts past the per-call cap: refused, counted, not recorded one by one.
     pub egress_dropped: usize,
+    /// Credentials whose value an upstream reflected in a response and the host scrubbed
+    /// before the guest could read it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub credentials_scrubbed: Vec<String>,
     pub logs: Vec<LogRecord>,
     pub logs_dropped: usize,
     pub stdout: String,

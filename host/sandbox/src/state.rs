@@ -25,6 +25,7 @@ use crate::egress::{EgressCaps, EgressHooks, EgressLog, EgressPolicy};
 use crate::kv::{KvStore, MAX_KEY_BYTES};
 use crate::limits::clip_text;
 use crate::pipe::CallPipe;
+use crate::redact::Redactor;
 use crate::report::LogRecord;
 
 /// Live resource handles (streams, pollables, header maps, …) one call may hold.
@@ -143,6 +144,8 @@ impl CallState {
             caps,
             deadline,
             log: EgressLog::default(),
+            redactor: Redactor::for_credentials(&credential_values),
+            scrubbed: Arc::default(),
             credential_values,
             requests: 0,
             dropped: 0,
@@ -179,6 +182,9 @@ impl CallState {
     pub fn begin_call(&mut self, deadline: Instant, credential_values: Arc<BTreeMap<String, Result<String, String>>>) {
         let e = &mut self.egress;
         e.deadline = deadline;
+        e.redactor = Redactor::for_credentials(&credential_values);
+        // A new set, like the log: a response the previous call left unread keeps the old one.
+        e.scrubbed = Arc::default();
         e.credential_values = credential_values;
         // A new log, not an emptied one: a request the previous call left in flight still
         // holds a handle into the old log, and must not write into this call's records.
@@ -223,7 +229,9 @@ impl log::Host for CallState {
             return;
         }
         let cap = self.limits.log_line_bytes;
-        let message = clip_text(message, cap);
+        // Redacted before clipped: a secret cut at the cap would escape the redactor.
+        let redactor = &self.egress.redactor;
+        let message = clip_text(redactor.text(&message), cap);
         let fields = if fields.trim().is_empty() {
             serde_json::Value::Null
         } else if fields.len() > cap {
@@ -232,7 +240,9 @@ impl log::Host for CallState {
                 fields.len()
             ))
         } else {
-            serde_json::from_str(&fields).unwrap_or(serde_json::Value::String(fields))
+            let mut value = serde_json::from_str(&fields).unwrap_or(serde_json::Value::String(fields));
+            redactor.json(&mut value);
+            value
         };
         let level = match level {
             log::Level::Trace => "trace",
@@ -309,6 +319,7 @@ impl secrets::Host for CallState {
         match source.read() {
             Ok(value) => {
                 if !self.secret_values.iter().any(|(n, _)| *n == name) {
+                    self.egress.redactor.add(&name, &value);
                     self.secret_values.push((name, value.clone()));
                 }
                 Ok(value)

@@ -139,3 +139,46 @@ fn a_decider_name_with_control_characters_is_refused_before_anything_is_read() {
     assert!(err.contains("contains the control character U+001B"), "{err}");
     assert!(!err.contains('\u{1b}'), "the refused name is not echoed raw: {err:?}");
 }
+
+/// Issue 13 §1: components are compiled by a child `tollgate` under a CPU-time limit. 75,000
+/// trivial functions pass the compile limits but take ~6 s of CPU to compile: with a 1 s limit
+/// the child is killed and the load fails, quickly and typed; the host is untouched.
+#[test]
+fn compiling_runs_in_a_child_under_a_cpu_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.wasm");
+    let wat = format!("(component (core module {}))", "(func)".repeat(75_000));
+    std::fs::write(&bomb, wat::parse_str(wat).unwrap()).unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["plugin", "inspect", bomb.to_str().unwrap(), "--no-cache"])
+        .env("TOLLGATE_COMPILE_CPU", "1s")
+        .output()
+        .expect("tollgate runs");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("CPU time limit of 1 s"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    // An ordinary plugin compiles in the child and runs.
+    let out = tollgate(&[
+        "plugin",
+        "call",
+        plugin("echo").to_str().unwrap(),
+        "add",
+        "--input",
+        r#"{"a":1,"b":2}"#,
+        "--no-cache",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Issue 13 §2: raw secret reads are flagged wherever a plugin's capabilities are shown.
+#[test]
+fn raw_secret_reads_are_flagged() {
+    let out = tollgate(&["plugin", "inspect", plugin("misbehave").to_str().unwrap()]);
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(s.contains("  ! secrets: raw secret values reach the plugin"), "{s}");
+    let out = tollgate(&["plugin", "inspect", plugin("echo").to_str().unwrap()]);
+    assert!(!text(&out.stdout).contains("  ! "), "{}", text(&out.stdout));
+}

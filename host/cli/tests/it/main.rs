@@ -6,5 +6,6 @@ mod anchor;
 mod built_plugins;
 mod cli;
 mod crash;
+mod escaping;
 mod live_model;
 mod validate;

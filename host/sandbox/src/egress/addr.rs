@@ -67,15 +67,18 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 
 fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
-    // ::ffff:a.b.c.d (mapped), ::a.b.c.d (deprecated compatible), 64:ff9b::a.b.c.d (NAT64)
+    // ::ffff:a.b.c.d (mapped), ::ffff:0:a.b.c.d (SIIT, ::ffff:0:0/96), ::a.b.c.d (deprecated
+    // compatible), 64:ff9b::a.b.c.d (NAT64)
     let mapped = s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff;
+    let siit = s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0;
     let compatible = s[..6] == [0, 0, 0, 0, 0, 0] && (s[6] != 0 || s[7] > 1);
     let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
     if s[0] == 0x2002 {
         // 6to4: 2002:AABB:CCDD::/48 carries A.B.C.D.
         return Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
     }
-    (mapped || compatible || nat64).then(|| Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
+    (mapped || siit || compatible || nat64)
+        .then(|| Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
 }
 
 fn blocked_v4(ip: Ipv4Addr) -> Option<BlockedRange> {
@@ -171,6 +174,11 @@ mod tests {
             ("[2002:7f00:1::1]", Some(BlockedRange::Loopback)),
             ("[2002:a9fe:a9fe::]", Some(BlockedRange::CloudMetadata)),
             ("[64:ff9b:1::5]", Some(BlockedRange::Reserved)),
+            // SIIT (::ffff:0:0/96) carries an IPv4 address too (issue 13 §3).
+            ("[::ffff:0:7f00:1]", Some(BlockedRange::Loopback)),
+            ("[::ffff:0:a9fe:a9fe]", Some(BlockedRange::CloudMetadata)),
+            ("[::ffff:0:10.0.0.1]", Some(BlockedRange::Private)),
+            ("[::ffff:0:0:0]", Some(BlockedRange::Unspecified)),
         ];
         for (s, want) in cases {
             let ip = parse_ip_literal(s).unwrap_or_else(|| panic!("{s} parses"));

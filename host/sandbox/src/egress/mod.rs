@@ -15,9 +15,10 @@
 //! Each attempt, allowed or denied, becomes an [`EgressRecord`] in the call report.
 
 pub mod addr;
+mod scrub;
 mod send;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,8 +31,11 @@ use tollgate_contract::SecretSource;
 use tollgate_contract::pattern::{HostMatch, HostPattern, Scheme, Target};
 
 use crate::grants::Upstream;
+use crate::redact::Redactor;
 use crate::report::EgressRecord;
 use addr::blocked_range;
+use http_body_util::BodyExt;
+use scrub::{ScrubBody, Scrubber};
 
 /// A manifest credential resolved against the operator's grants.
 #[derive(Debug, Clone)]
@@ -82,10 +86,12 @@ fn clip(s: &str) -> String {
 }
 
 impl EgressLog {
-    fn push(&self, mut rec: EgressRecord) -> RecordHandle {
-        rec.method = clip(&rec.method);
-        rec.host = clip(&rec.host);
-        rec.path = clip(&rec.path);
+    /// Records `rec`, its guest-chosen fields redacted *before* they are clipped: a secret cut
+    /// at the clip boundary would no longer match the redactor.
+    fn push(&self, mut rec: EgressRecord, redactor: &Redactor) -> RecordHandle {
+        rec.method = clip(&redactor.text(&rec.method));
+        rec.host = clip(&redactor.text(&rec.host));
+        rec.path = clip(&redactor.text(&rec.path));
         let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
         v.push(rec);
         RecordHandle { log: self.clone(), index: v.len() - 1 }
@@ -118,6 +124,12 @@ pub(crate) struct EgressHooks {
     pub log: EgressLog,
     /// Credential values read at call start: name → value, or why it could not be read.
     pub credential_values: Arc<BTreeMap<String, Result<String, String>>>,
+    /// Every secret value known to the call so far (credentials, secrets the guest read, and
+    /// for a reused instance those earlier calls handed it): guest text is redacted with it
+    /// before it is clipped and kept.
+    pub redactor: Redactor,
+    /// Credentials whose value was scrubbed from a response this call (see `scrub`).
+    pub scrubbed: Arc<Mutex<BTreeSet<String>>>,
     pub requests: usize,
     /// Attempts past the cap that were refused without a record.
     pub dropped: usize,
@@ -165,7 +177,7 @@ impl WasiHttpHooks for EgressHooks {
                 // requests must not grow host memory.
                 if self.requests <= self.caps.max_requests + 1 {
                     record.denied = Some(d.reason);
-                    self.log.push(record);
+                    self.log.push(record, &self.redactor);
                 } else {
                     self.dropped += 1;
                 }
@@ -173,7 +185,7 @@ impl WasiHttpHooks for EgressHooks {
                 return Box::new(async move { Err(code) });
             }
         };
-        let handle = self.log.push(record);
+        let handle = self.log.push(record, &self.redactor);
         let deadline = self.deadline;
         let caps = self.caps;
         let policy = self.policy.clone();
@@ -203,6 +215,8 @@ struct Plan {
     explicit_ip: bool,
     path_prefix: String,
     credential: Option<(HeaderName, HeaderValue)>,
+    /// Set when a credential is injected: its value is scrubbed from the response.
+    scrub: Option<Scrubber>,
 }
 
 enum Failure {
@@ -248,13 +262,13 @@ impl EgressHooks {
         };
 
         let upstream = policy.upstreams.get(&original.host);
-        // With a path prefix, dot segments could climb out of it on servers that normalise.
-        if upstream.is_some_and(|u| !u.path_prefix.is_empty())
-            && uri.path().split('/').any(|seg| seg == ".." || seg == "." || seg.eq_ignore_ascii_case("%2e%2e"))
-        {
+        // With a path prefix, dot segments could climb out of it on servers that normalise,
+        // including ones that decode `%2e` and `%2f` first.
+        if upstream.is_some_and(|u| !u.path_prefix.is_empty()) && could_leave_prefix(uri.path()) {
             return Err(deny(
                 HttpError::HttpRequestUriInvalid,
-                "dot segments are not allowed under an upstream path prefix",
+                "dot segments (plain or percent-encoded) and encoded slashes are not allowed under an upstream \
+                 path prefix",
             ));
         }
         let (connect, explicit_ip, path_prefix) = match upstream {
@@ -270,6 +284,7 @@ impl EgressHooks {
             }
         };
 
+        let mut scrub = None;
         let credential = match policy.credentials.iter().find(|c| c.applies_to(&original)) {
             None => None,
             Some(binding) => match (&binding.source, self.credential_values.get(&binding.name)) {
@@ -291,6 +306,7 @@ impl EgressHooks {
                     })?;
                     v.set_sensitive(true);
                     record.credential = Some(binding.name.clone());
+                    scrub = Scrubber::new(&binding.name, value, self.scrubbed.clone());
                     Some((binding.header.clone(), v))
                 }
                 (Some(src), other) => {
@@ -305,8 +321,51 @@ impl EgressHooks {
                 }
             },
         };
-        Ok(Plan { original, connect, explicit_ip, path_prefix, credential })
+        Ok(Plan { original, connect, explicit_ip, path_prefix, credential, scrub })
     }
+}
+
+/// Whether `path`, appended to an upstream's path prefix, could climb out of it on a server
+/// that decodes before normalising: any dot segment (`.`, `..`) once percent-decoding (as
+/// often as a server might) and with `\\` read as `/`, or any encoded slash or backslash
+/// (`%2f`, `%5c`) at all, which a server may or may not treat as a separator.
+fn could_leave_prefix(path: &str) -> bool {
+    let mut decoded = path.to_string();
+    for _ in 0..3 {
+        let lower = decoded.to_ascii_lowercase();
+        if lower.contains("%2f") || lower.contains("%5c") {
+            return true;
+        }
+        if decoded.split(['/', '\\']).any(|seg| seg == "." || seg == "..") {
+            return true;
+        }
+        let next = percent_decode(&decoded);
+        if next == decoded {
+            return false;
+        }
+        decoded = next;
+    }
+    // Still changing after three rounds of decoding: nothing legitimate looks like that.
+    true
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2)))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Resolves, checks addresses, connects and sends.
@@ -368,7 +427,13 @@ async fn execute(
         between_bytes: opt.between_bytes_timeout.map(|d| d.min(remaining())),
     };
     let addrs: Vec<SocketAddr> = allowed.into_iter().map(|ip| SocketAddr::new(ip, plan.connect.port)).collect();
-    send::send(request, &addrs, &plan.connect, timeouts, caps, record).await.map_err(Failure::Error)
+    let (response, io) =
+        send::send(request, &addrs, &plan.connect, timeouts, caps, record).await.map_err(Failure::Error)?;
+    let Some(scrubber) = plan.scrub else { return Ok((response, io)) };
+    // The guest must never read the credential, even if the upstream reflects it.
+    let (mut head, body) = response.into_parts();
+    scrubber.headers(&mut head.headers);
+    Ok((http::Response::from_parts(head, ScrubBody::new(body, scrubber).boxed_unsync()), io))
 }
 
 async fn resolve(target: &Target, policy: &EgressPolicy, within: Duration) -> Result<Vec<IpAddr>, HttpError> {
@@ -416,6 +481,8 @@ mod tests {
             credential_values: Arc::new(
                 values.iter().map(|(k, v)| (k.to_string(), v.map(String::from).map_err(String::from))).collect(),
             ),
+            redactor: Redactor::default(),
+            scrubbed: Arc::default(),
             requests: 0,
             dropped: 0,
         }
@@ -486,6 +553,29 @@ mod tests {
         // Declared but not mapped by the operator: the request goes out without it.
         let mut h = hooks(&["https://*:*"], &["https://*:*"], vec![cred(None)], &[]);
         assert!(plan(&mut h, "https://api.example.com/").unwrap().credential.is_none());
+    }
+
+    #[test]
+    fn paths_that_could_leave_an_upstream_prefix() {
+        for bad in [
+            "/../admin",
+            "/./x",
+            "/.%2e/admin",
+            "/%2e./admin",
+            "/%2E%2E/admin",
+            "/..%2f",
+            "/%2e%2e%2f",
+            "/a%2fb",
+            "/a%5C..",
+            "/a\\..\\b",
+            "/%252e%252e/admin",
+            "/%2e",
+        ] {
+            assert!(could_leave_prefix(bad), "{bad}");
+        }
+        for good in ["/", "/v1/items", "/a.b/c..d/...", "/%41bc", "/files/report%20v2.pdf", "/.well-known/x"] {
+            assert!(!could_leave_prefix(good), "{good}");
+        }
     }
 
     #[test]

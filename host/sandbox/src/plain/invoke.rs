@@ -20,11 +20,7 @@ use wasmtime::component::{Instance, Val};
 use super::{PlainExports, value};
 use crate::call::{settle, wait_until};
 use crate::error::{CallError, ToolError};
-use crate::limits::clip_text;
 use crate::state::CallState;
-
-/// Longest tool-error text, as for Tollgate plugins.
-const MAX_TOOL_ERROR: usize = 8 << 10;
 
 /// Converts `input` for `tool`: the exact check, after the schema. The error names the JSON
 /// path and the expected WIT type.
@@ -84,7 +80,8 @@ pub(crate) async fn invoke(
                     Some(Value::String(s)) => s,
                     Some(other) => other.to_string(),
                 };
-                return Err(CallError::Tool(ToolError::InvalidInput { message: clip_text(message, MAX_TOOL_ERROR) }));
+                // Clipped with every tool error, after redaction (`Plugin::run`).
+                return Err(CallError::Tool(ToolError::InvalidInput { message }));
             }
         },
         Some(v) => output(&v)?,

@@ -109,6 +109,13 @@ pub(crate) fn analyse(
     let mut unsupported = Vec::new();
     let candidates = candidates(component, engine, &mut unsupported);
     let total = candidates.len() + unsupported.len();
+    // The tool cap, before any schema is derived or compiled: that is the expensive part.
+    if total > manifest::MAX_TOOLS {
+        return Err(format!(
+            "the component exports {total} functions, over the limit of {} tools",
+            manifest::MAX_TOOLS
+        ));
+    }
     let (effects, idempotent) = effects(capabilities);
 
     let mut tools = Vec::new();

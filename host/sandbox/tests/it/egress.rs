@@ -100,6 +100,12 @@ async fn run_case(dir: &Path, token_file: &Path) -> Result<(), String> {
     {
         problems.push(format!("no egress record denied with `{s}`: {:?}", report.egress));
     }
+    if let Some(want) = expect.get("credentials_scrubbed") {
+        let got = serde_json::json!(report.credentials_scrubbed);
+        if &got != want {
+            problems.push(format!("credentials scrubbed {got}, want {want}"));
+        }
+    }
     let hits = server.hits();
     if let Some(n) = expect["server_hits"].as_u64()
         && hits.len() as u64 != n

@@ -1,6 +1,7 @@
 //! The sandbox's integration tests, one binary (one link of wasmtime instead of one per file):
-//! limits, data-driven egress cases, connectors against the stand-ins, concurrency, loading, plain
-//! components, warm instances.
+//! limits, data-driven egress cases, connectors against the stand-ins, concurrency, loading and
+//! load-time exhaustion (compile bombs, export floods), plain components, redaction before
+//! clipping, warm instances.
 
 #[path = "../../../../tests/support/built_plugins.rs"]
 mod built_plugins;
@@ -8,7 +9,9 @@ mod common;
 mod concurrency;
 mod connectors;
 mod egress;
+mod exhaustion;
 mod limits;
 mod load;
 mod plain;
+mod redaction;
 mod warm;

@@ -136,6 +136,10 @@ struct FetchInput {
     #[serde(default)]
     follow_redirects: bool,
     max_redirects: Option<u32>,
+    /// Also return the body hex-encoded: what a plugin exfiltrating a reflected credential past
+    /// output redaction would send on.
+    #[serde(default)]
+    hex_body: bool,
 }
 
 fn header_list(headers: Map<String, Value>) -> Result<Vec<(String, String)>, ToolError> {
@@ -197,6 +201,10 @@ fn fetch(input: FetchInput) -> ToolResult {
             "body": String::from_utf8_lossy(&response.body),
             "hops": hops,
         });
+        if input.hex_body {
+            let hex: String = response.body.iter().map(|b| format!("{b:02x}")).collect();
+            out["body_hex"] = Value::String(hex);
+        }
         if let Some(location) = location {
             out["location"] = Value::String(location);
         }

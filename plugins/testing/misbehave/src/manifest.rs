@@ -102,10 +102,10 @@ pub fn specs() -> Vec<Spec> {
                  A host denial comes back as a `denied` tool error carrying the wasi:http error \
                  code, any other wasi:http error as `upstream`.",
                 schema!(
-                    r#""type":"object","properties":{"url":{"type":"string","minLength":1},"method":{"type":"string","minLength":1},"headers":{"type":"object","additionalProperties":{"type":"string"}},"body":{"type":"string"},"follow_redirects":{"type":"boolean"},"max_redirects":{"type":"integer","minimum":0,"maximum":1000}},"required":["url"],"additionalProperties":false"#
+                    r#""type":"object","properties":{"url":{"type":"string","minLength":1},"method":{"type":"string","minLength":1},"headers":{"type":"object","additionalProperties":{"type":"string"}},"body":{"type":"string"},"follow_redirects":{"type":"boolean"},"max_redirects":{"type":"integer","minimum":0,"maximum":1000},"hex_body":{"type":"boolean"}},"required":["url"],"additionalProperties":false"#
                 ),
                 Some(schema!(
-                    r#""type":"object","properties":{"status":{"type":"integer"},"headers":{"type":"object","additionalProperties":{"type":"string"}},"body":{"type":"string"},"location":{"type":"string"},"hops":{"type":"array","items":{"type":"object","properties":{"url":{"type":"string"},"status":{"type":"integer"}},"required":["url","status"]}},"header_errors":{"type":"array","items":{"type":"object","properties":{"name":{"type":"string"},"error":{"type":"string"}},"required":["name","error"]}}},"required":["status","headers","body","hops"],"additionalProperties":false"#
+                    r#""type":"object","properties":{"status":{"type":"integer"},"headers":{"type":"object","additionalProperties":{"type":"string"}},"body":{"type":"string"},"body_hex":{"type":"string"},"location":{"type":"string"},"hops":{"type":"array","items":{"type":"object","properties":{"url":{"type":"string"},"status":{"type":"integer"}},"required":["url","status"]}},"header_errors":{"type":"array","items":{"type":"object","properties":{"name":{"type":"string"},"error":{"type":"string"}},"required":["name","error"]}}},"required":["status","headers","body","hops"],"additionalProperties":false"#
                 )),
             )
         },

@@ -13,6 +13,7 @@ use tollgate_store::{ApprovalFilter, ApprovalStatus};
 
 use crate::data::{DataArgs, actor};
 use crate::plugin_cmd::{CacheArgs, sandbox_config};
+use crate::render::{self, j, t};
 
 #[derive(Subcommand)]
 pub enum ApprovalsCommand {
@@ -65,16 +66,25 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             let status = if all { None } else { Some(ApprovalStatus::Pending) };
             let approvals = store.approvals(&ApprovalFilter { status, run_id: run }).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&approvals)?);
+                println!("{}", render::json(&approvals)?);
             } else if approvals.is_empty() {
                 println!("no {}approvals", if all { "" } else { "pending " });
             } else {
                 for a in approvals {
                     let left = (a.expires_at - tollgate_runtime::now_ms()).max(0) / 60_000;
-                    let by = a.decided_by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
-                    println!("{}  {}{by}  run {} step {} · {}", a.id, a.status.as_str(), a.run_id, a.step, a.agent);
-                    println!("    {} {}", a.tool, serde_json::to_string(&a.input)?);
-                    println!("    why: {}", a.reason);
+                    // Names, reasons and inputs are printed escaped: a person, a model or a
+                    // writer of the database typed them.
+                    let by = a.decided_by.as_deref().map(|b| format!(" by {}", t(b))).unwrap_or_default();
+                    println!(
+                        "{}  {}{by}  run {} step {} · {}",
+                        t(&a.id),
+                        a.status.as_str(),
+                        t(&a.run_id),
+                        a.step,
+                        t(&a.agent)
+                    );
+                    println!("    {} {}", t(&a.tool), j(&a.input));
+                    println!("    why: {}", t(&a.reason));
                     if a.status == ApprovalStatus::Pending {
                         println!("    expires in {left} min");
                     }
@@ -98,9 +108,9 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             let who = actor(who);
             let decided = runtime.approve(&id, &who, edit).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&decided)?);
+                println!("{}", render::json(&decided)?);
             } else {
-                println!("approved {id} as {who}; continue with: tollgate runs resume {}", run.id);
+                println!("approved {} as {}; continue with: tollgate runs resume {}", t(&id), t(&who), t(&run.id));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -108,9 +118,14 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             let who = actor(who);
             let approval = approvals::deny(&*store, &id, &who, &reason).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&approval)?);
+                println!("{}", render::json(&approval)?);
             } else {
-                println!("denied {id} as {who}; continue with: tollgate runs resume {}", approval.run_id);
+                println!(
+                    "denied {} as {}; continue with: tollgate runs resume {}",
+                    t(&id),
+                    t(&who),
+                    t(&approval.run_id)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

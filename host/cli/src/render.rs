@@ -15,12 +15,12 @@ use tollgate_contract::units::format_bytes;
 use tollgate_sandbox::{CallOutcome, CallReport, Capability, Inspection};
 
 /// One line's worth of supplied text, escaped.
-fn t(s: &str) -> Cow<'_, str> {
+pub(crate) fn t(s: &str) -> Cow<'_, str> {
     escape_for_terminal(s)
 }
 
 /// A JSON value as compact JSON, safe to print.
-fn j(v: &serde_json::Value) -> String {
+pub(crate) fn j(v: &serde_json::Value) -> String {
     escape_json_for_terminal(&serde_json::to_string(v).unwrap_or_default()).into_owned()
 }
 

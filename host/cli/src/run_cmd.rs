@@ -18,6 +18,7 @@ use tollgate_store::{RunFilter, RunRecord, RunStatus, Store};
 
 use crate::data::{DataArgs, actor};
 use crate::plugin_cmd::{CacheArgs, sandbox_config};
+use crate::render::{self, t};
 use crate::stream::Printer;
 
 #[derive(Args)]
@@ -148,16 +149,16 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
             };
             let runs = store.runs(&RunFilter { status, limit: Some(limit) }).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&runs)?);
+                println!("{}", render::json(&runs)?);
             } else if runs.is_empty() {
                 println!("no runs");
             } else {
                 println!("{:<24} {:<18} {:<22} {:>5} {:>5}  goal", "run", "status", "workflow", "steps", "calls");
                 for r in runs {
-                    let wf = format!("{} {}", r.workflow_name, r.workflow_version);
-                    let goal: String = r.goal.chars().take(60).collect();
+                    let wf = format!("{} {}", t(&r.workflow_name), t(&r.workflow_version));
+                    let goal: String = t(&r.goal).chars().take(60).collect();
                     let (steps, calls) = (r.counters.steps, r.counters.tool_calls);
-                    println!("{:<24} {:<18} {wf:<22} {steps:>5} {calls:>5}  {goal}", r.id, r.status.as_str());
+                    println!("{:<24} {:<18} {wf:<22} {steps:>5} {calls:>5}  {goal}", t(&r.id), r.status.as_str());
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -168,7 +169,7 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
             let calls = store.tool_calls(&id).await?;
             if json {
                 let v = json!({"run": run, "steps": steps, "tool_calls": calls});
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", render::json(&v)?);
             } else {
                 print!("{}", crate::run_render::show(&run, &steps, &calls));
             }
@@ -260,13 +261,13 @@ fn report_stop(outcome: &RunOutcome, json: bool) {
         RunStatus::WaitingApproval => {
             println!("\nrun {} is waiting for approval:", outcome.run_id);
             for a in &outcome.pending_approvals {
-                println!("  {}  {}  ({})", a.id, a.tool, a.reason);
+                println!("  {}  {}  ({})", t(&a.id), t(&a.tool), t(&a.reason));
                 println!("    tollgate approvals approve {}     # or: deny {} --reason '…'", a.id, a.id);
             }
             println!("  then: tollgate runs resume {}", outcome.run_id);
         }
         RunStatus::Escalated => {
-            println!("\nrun {} escalated: {}", outcome.run_id, outcome.detail.clone().unwrap_or_default());
+            println!("\nrun {} escalated: {}", outcome.run_id, t(outcome.detail.as_deref().unwrap_or_default()));
             println!("  a human must look; `tollgate runs resume {}` continues with the call denied", outcome.run_id);
         }
         _ => {}

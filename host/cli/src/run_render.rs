@@ -1,10 +1,12 @@
-//! Text rendering of one run for `tollgate runs show`.
+//! Text rendering of one run for `tollgate runs show`; everything from the store is escaped
+//! ([`crate::render::t`]): a model, a plugin or a writer of the database supplied it.
 
 use std::fmt::Write;
 
 use serde_json::Value;
 use tollgate_store::{RunRecord, StepRecord, ToolCallRecord};
 
+use crate::render::{j, t};
 use crate::run_cmd::counters_line;
 
 fn clip(text: &str, max: usize) -> String {
@@ -17,31 +19,38 @@ fn clip(text: &str, max: usize) -> String {
 
 pub fn show(run: &RunRecord, steps: &[StepRecord], calls: &[ToolCallRecord]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "run {} · {} {}", run.id, run.workflow_name, run.workflow_version);
-    let detail = run.status_detail.as_deref().map(|d| format!(" — {d}")).unwrap_or_default();
+    let _ = writeln!(s, "run {} · {} {}", t(&run.id), t(&run.workflow_name), t(&run.workflow_version));
+    let detail = run.status_detail.as_deref().map(|d| format!(" — {}", t(d))).unwrap_or_default();
     let _ = writeln!(s, "  status   {}{detail}", run.status.as_str());
-    let _ = writeln!(s, "  goal     {}", run.goal);
-    let _ = writeln!(s, "  workflow {}", run.workflow_path);
+    let _ = writeln!(s, "  goal     {}", t(&run.goal));
+    let _ = writeln!(s, "  workflow {}", t(&run.workflow_path));
     let _ = writeln!(s, "  totals   {}", counters_line(run));
     for step in steps {
         let source = &step.turn["source"];
         let label = match source["kind"].as_str() {
-            Some("replay") => format!(" · [replay] {} #{}", source["script"].as_str().unwrap_or("?"), source["index"]),
+            Some("replay") => {
+                format!(" · [replay] {} #{}", t(source["script"].as_str().unwrap_or("?")), j(&source["index"]))
+            }
             Some("live") => {
-                format!(" · {}:{}", source["provider"].as_str().unwrap_or("?"), source["model"].as_str().unwrap_or("?"))
+                format!(
+                    " · {}:{}",
+                    t(source["provider"].as_str().unwrap_or("?")),
+                    t(source["model"].as_str().unwrap_or("?"))
+                )
             }
             _ => String::new(),
         };
-        let _ = writeln!(s, "\nstep {} · {}{label}", step.step, step.agent);
+        let _ = writeln!(s, "\nstep {} · {}{label}", step.step, t(&step.agent));
         if let Some(text) = step.turn["text"].as_str() {
             for line in text.lines() {
-                let _ = writeln!(s, "  │ {line}");
+                let _ = writeln!(s, "  │ {}", t(line));
             }
         }
         for call in calls.iter().filter(|c| c.step == step.step) {
             let result = call.result.as_ref().map(result_line).unwrap_or_else(|| "(no result yet)".into());
-            let input = clip(&serde_json::to_string(&call.input).unwrap_or_default(), 120);
-            let _ = writeln!(s, "  #{} {} [{}] {input}\n      {result}", call.index, call.tool, call.status.as_str());
+            let input = clip(&j(&call.input), 120);
+            let _ =
+                writeln!(s, "  #{} {} [{}] {input}\n      {result}", call.index, t(&call.tool), call.status.as_str());
         }
     }
     s
@@ -49,10 +58,14 @@ pub fn show(run: &RunRecord, steps: &[StepRecord], calls: &[ToolCallRecord]) -> 
 
 fn result_line(result: &Value) -> String {
     if let Some(output) = result.get("output") {
-        return format!("→ {}", clip(&serde_json::to_string(output).unwrap_or_default(), 160));
+        return format!("→ {}", clip(&j(output), 160));
     }
     if let Some(stage) = result.get("denied").and_then(Value::as_str) {
-        return format!("denied ({stage}): {}", result["reason"].as_str().unwrap_or_default());
+        return format!("denied ({}): {}", t(stage), t(result["reason"].as_str().unwrap_or_default()));
     }
-    format!("error ({}): {}", result["error"].as_str().unwrap_or("?"), result["message"].as_str().unwrap_or_default())
+    format!(
+        "error ({}): {}",
+        t(result["error"].as_str().unwrap_or("?")),
+        t(result["message"].as_str().unwrap_or_default())
+    )
 }

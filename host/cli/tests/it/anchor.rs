@@ -38,17 +38,23 @@ agent = "ops"
 text = "Done."
 "#;
 
-struct World {
-    dir: tempfile::TempDir,
+/// A folder with the workflow and its script, and a data dir inside it.
+pub(crate) struct World {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl World {
-    fn new() -> World {
+    pub(crate) fn new() -> World {
+        World::with_turns(TURNS)
+    }
+
+    /// [`World::new`] with another script.
+    pub(crate) fn with_turns(turns: &str) -> World {
         let dir = tempfile::tempdir().unwrap();
         let echo = crate::built_plugins::path("echo");
         std::fs::write(dir.path().join("workflow.toml"), WORKFLOW.replace("@ECHO@", &echo.display().to_string()))
             .unwrap();
-        std::fs::write(dir.path().join("turns.toml"), TURNS).unwrap();
+        std::fs::write(dir.path().join("turns.toml"), turns).unwrap();
         World { dir }
     }
 
@@ -58,7 +64,7 @@ impl World {
 
     /// `tollgate ARGS`, from inside the world's folder (relative paths, as a user types them),
     /// with the data dir in the environment and a fresh HOME.
-    fn tollgate(&self, args: &[&str]) -> Output {
+    pub(crate) fn tollgate(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_tollgate"))
             .args(args)
             .current_dir(self.dir.path())
@@ -72,7 +78,7 @@ impl World {
     }
 
     /// Starts the run (it stops waiting for approval) and returns its id and approval id.
-    fn waiting_run(&self) -> (String, String) {
+    pub(crate) fn waiting_run(&self) -> (String, String) {
         let out = self.tollgate(&["run", "workflow.toml", "--json"]);
         assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
         let events: Vec<serde_json::Value> =

@@ -8,4 +8,5 @@ mod cli;
 mod crash;
 mod escaping;
 mod live_model;
+mod run_escaping;
 mod validate;

@@ -52,7 +52,8 @@ pub trait Store: Send + Sync {
     /// Mark every pending approval with `expires_at <= now` expired and its run escalated, with
     /// `approval.expired` and `run.escalated` audit records, in one transaction. Returns them.
     fn expire_approvals(&self, now: i64) -> StoreFuture<'_, Vec<ApprovalRecord>>;
-    /// Sum of charges in `scope` over `[now - window_ms, now]` (all history when `None`).
+    /// Sum of charges in `scope` since `now - window_ms` (all history when `None`), charges
+    /// stamped after `now` included (another process's clock may be ahead).
     fn cap_usage<'a>(&'a self, scope: &'a str, now: i64, window_ms: Option<i64>) -> StoreFuture<'a, i64>;
 
     /// Audit records with `seq >= from`, at most `limit`, in order.

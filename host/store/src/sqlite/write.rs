@@ -263,7 +263,9 @@ async fn transition_approval(conn: &mut SqliteConnection, t: &ApprovalTransition
     Ok(())
 }
 
-/// Sum of charges in `scope` over `[now - window_ms, now]`, all history when `window_ms` is None.
+/// Sum of charges in `scope` since `now - window_ms` (all history when `window_ms` is None),
+/// including charges stamped after `now`: another process's clock, or a step that took its
+/// time later than this one, must never make a charge invisible to this one.
 pub(super) async fn cap_usage(
     conn: &mut SqliteConnection,
     scope: &str,
@@ -273,10 +275,9 @@ pub(super) async fn cap_usage(
     let since = window_ms.map(|window| now.saturating_sub(window));
     sqlx::query_scalar(
         "SELECT COALESCE(SUM(amount), 0) FROM cap_charges \
-         WHERE scope = ?1 AND at <= ?2 AND (?3 IS NULL OR at >= ?3)",
+         WHERE scope = ?1 AND (?2 IS NULL OR at >= ?2)",
     )
     .bind(scope)
-    .bind(now)
     .bind(since)
     .fetch_one(&mut *conn)
     .await

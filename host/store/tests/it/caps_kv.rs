@@ -112,6 +112,68 @@ async fn a_cap_cannot_be_passed_by_racing_handles() {
 }
 
 #[tokio::test]
+async fn a_charge_stamped_later_by_another_process_counts_for_an_earlier_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = setup(dir.path()).await;
+    let second = open(dir.path()).await;
+    let scope = "freq:email.send_email:ana@example.com";
+    // The first process took its time a millisecond after the second, and committed first.
+    try_charge(&first, charge(scope, "r1", 1, 5 * WEEK + 1, 1, Some(WEEK))).await.unwrap();
+    let err = try_charge(&second, charge(scope, "r2", 1, 5 * WEEK, 1, Some(WEEK))).await.unwrap_err();
+    assert!(matches!(err, StoreError::CapExceeded { used: 1, .. }), "{err:?}");
+    assert_eq!(second.cap_usage(scope, 5 * WEEK, Some(WEEK)).await.unwrap(), 1);
+}
+
+const CAP_CHILD_DIR: &str = "TOLLGATE_STORE_CAP_CHILD_DIR";
+const CAP_CHILD_AT: &str = "TOLLGATE_STORE_CAP_CHILD_AT";
+
+/// Run only as a child of `processes_charging_at_once_never_pass_a_frequency_cap`: one charge
+/// of the shared cap, reported on stdout.
+#[tokio::test]
+#[ignore = "child process of processes_charging_at_once_never_pass_a_frequency_cap"]
+async fn cap_child() {
+    let (Some(dir), Some(at)) = (std::env::var_os(CAP_CHILD_DIR), std::env::var(CAP_CHILD_AT).ok()) else { return };
+    let store = open(std::path::Path::new(&dir)).await;
+    let at: i64 = at.parse().unwrap();
+    match try_charge(&store, charge("freq:email.send_email:ana@example.com", "r1", 1, at, 1, Some(WEEK))).await {
+        Ok(()) => println!("charged"),
+        Err(StoreError::CapExceeded { .. }) => println!("refused"),
+        Err(other) => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn processes_charging_at_once_never_pass_a_frequency_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path()).await.close().await;
+    // Eight processes, each with its own idea of "now" (clocks a few ms apart), charge a cap
+    // of one send per week to the same recipient at once.
+    let children: Vec<_> = (0..8i64)
+        .map(|i| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["caps_kv::cap_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+                .env(CAP_CHILD_DIR, dir.path())
+                .env(CAP_CHILD_AT, (5 * WEEK + (i * 5) % 8).to_string())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut charged = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("charged") || text.contains("refused"), "{text}");
+        charged += usize::from(text.contains("charged"));
+    }
+    assert_eq!(charged, 1, "a cap of 1 let {charged} sends through");
+    let store = open(dir.path()).await;
+    assert_eq!(store.cap_usage("freq:email.send_email:ana@example.com", 5 * WEEK, Some(WEEK)).await.unwrap(), 1);
+}
+
+#[tokio::test]
 async fn kv_is_per_namespace_and_lists_sorted_by_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;

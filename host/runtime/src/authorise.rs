@@ -9,7 +9,8 @@
 //! - a call runs only if the last signed decision on it is `allow` for exactly that tool,
 //!   input, agent and plugin build, and, when an approval allowed it, a person's signed
 //!   `approval.granted` for exactly that input answers a signed request whose binding still
-//!   holds ([`StepLog::authorises`]); and only if no `tool.call` record says it already ran.
+//!   holds ([`StepLog::authorises`]); and only if no `tool.call` record says it already ran
+//!   and a row `in_flight` has the signed claim that says so (`claim.rs`).
 //!
 //! Anything else is [`RuntimeError::Tampered`]: a writer of the database file can stop a run,
 //! but cannot make a call run, change what it runs with, or run it twice.
@@ -18,10 +19,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use tollgate_store::audit::{
-    ApprovalConsumed, ApprovalGranted, ApprovalRequested, AuditEvent, GateDecision, RunStarted, VerdictRecord,
-    canonical_json,
+    ApprovalConsumed, ApprovalGranted, ApprovalRequested, AuditEvent, GateDecision, RunStarted, ToolClaimed,
+    VerdictRecord, canonical_json,
 };
-use tollgate_store::{ApprovalRecord, ApprovalStatus, RunRecord, Store, ToolCallRecord};
+use tollgate_store::{ApprovalRecord, ApprovalStatus, RunRecord, Store, ToolCallRecord, ToolCallStatus};
 
 use crate::approvals::binding_hash;
 use crate::error::RuntimeError;
@@ -148,17 +149,39 @@ impl StepLog {
         Ok(Some(approval))
     }
 
-    /// `Ok` if the chain allows `row` to run now, on the plugin build `digest`.
-    pub(crate) fn authorises(&self, row: &ToolCallRecord, digest: Option<&str>) -> Result<(), RuntimeError> {
+    /// `Ok` if the chain allows `row` to run now, on the plugin build `digest`: with the claim
+    /// made on it since, if the row is `in_flight` (the caller decides whether that claim still
+    /// holds).
+    pub(crate) fn authorises(
+        &self,
+        row: &ToolCallRecord,
+        digest: Option<&str>,
+    ) -> Result<Option<ToolClaimed>, RuntimeError> {
         let call = format!("call {}#{} ({})", self.step, row.index, row.tool);
         if self.events().any(|e| matches!(e, AuditEvent::ToolCall(c) if c.index == row.index)) {
             return Err(self.tampered(format!("{call} already ran")));
         }
-        let decision = self.events().rev().find(|e| match e {
+        let at = self.records.iter().rposition(|(_, e)| match e {
             AuditEvent::GateDecision(d) => d.index == row.index,
             AuditEvent::ApprovalConsumed(c) => c.index == row.index,
             _ => false,
         });
+        let decision = at.map(|i| &self.records[i].1);
+        let claim = at.and_then(|i| {
+            self.records[i..].iter().rev().find_map(|(_, e)| match e {
+                AuditEvent::ToolClaimed(c) if c.index == row.index => Some(c.clone()),
+                _ => None,
+            })
+        });
+        match (row.status, &claim) {
+            (ToolCallStatus::InFlight, None) => {
+                return Err(self.tampered(format!("{call} is in flight without a signed claim")));
+            }
+            (ToolCallStatus::Allowed, Some(_)) => {
+                return Err(self.tampered(format!("{call} was claimed, but its row says it never started")));
+            }
+            _ => {}
+        }
         let same_call = |tool: &str, input: &Value, plugin_digest: &Option<String>| {
             tool == row.tool && same_json(input, &row.input) && digest.is_some() && plugin_digest.as_deref() == digest
         };
@@ -170,7 +193,7 @@ impl StepLog {
                 plugin_digest,
                 agent,
                 ..
-            })) if same_call(tool, input, plugin_digest) && agent == &row.agent => Ok(()),
+            })) if same_call(tool, input, plugin_digest) && agent == &row.agent => Ok(claim),
             Some(AuditEvent::ApprovalConsumed(ApprovalConsumed {
                 verdict: VerdictRecord::Allow { .. },
                 approval_id,
@@ -178,7 +201,9 @@ impl StepLog {
                 input,
                 plugin_digest,
                 ..
-            })) if same_call(tool, input, plugin_digest) => self.approved(approval_id, row, digest.unwrap_or_default()),
+            })) if same_call(tool, input, plugin_digest) => {
+                self.approved(approval_id, row, digest.unwrap_or_default()).map(|()| claim)
+            }
             Some(_) => Err(self.tampered(format!("the last signed decision on {call} does not allow it as stored"))),
             None => Err(self.tampered(format!("no signed decision allows {call}"))),
         }

@@ -26,6 +26,11 @@ pub enum RuntimeError {
         "plugin `{plugin}` changed since run {run_id} started (sha256 was {was}, now {now}); restore that build or start a new run"
     )]
     PluginChanged { run_id: String, plugin: String, was: String, now: String },
+    /// Another process claimed the call and may still be running it.
+    #[error(
+        "run {run_id}: call {call} is in flight in process {by} (its claim holds until {until} ms since the epoch unless that process stops); try again once it has finished"
+    )]
+    InFlight { run_id: String, call: String, by: String, until: i64 },
     /// The store does not match the signed audit log: something was edited behind the
     /// runtime's back. Nothing was run.
     #[error(

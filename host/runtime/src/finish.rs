@@ -17,10 +17,12 @@ use crate::advance::{Next, Pass};
 use crate::apply::StepCommit;
 use crate::approvals::approved_input;
 use crate::authorise::StepLog;
+use crate::claim;
 use crate::error::RuntimeError;
 use crate::events::Event;
 use crate::execute::Finished;
 use crate::fixed::STEP_AGENT_PREFIX;
+use crate::ids::now_ms;
 use crate::runtime::Runtime;
 use crate::state::{CallTarget, PendingStep, RunState};
 
@@ -32,13 +34,36 @@ impl Runtime {
     pub(crate) async fn finish_step(&self, pass: &mut Pass<'_>, pending: &PendingStep) -> Result<Next, RuntimeError> {
         let mut rows = self.step_rows(pass, pending).await?;
         self.settle_approvals(pass, pending, &mut rows).await?;
-        let runnable: Vec<ToolCallRecord> =
-            rows.values().filter(|r| r.status == ToolCallStatus::Allowed && r.result.is_none()).cloned().collect();
+        let mut runnable: Vec<ToolCallRecord> = rows
+            .values()
+            .filter(|r| matches!(r.status, ToolCallStatus::Allowed | ToolCallStatus::InFlight) && r.result.is_none())
+            .cloned()
+            .collect();
         if !runnable.is_empty() {
-            // Only what the signed chain allows runs (authorise.rs).
+            // Only what the signed chain allows runs (authorise.rs), and only once (claim.rs).
             let log = StepLog::read(&*self.store, &pass.run.id, pending.step).await?;
+            let now = now_ms();
+            let mut to_claim = Vec::new();
             for row in &runnable {
-                log.authorises(row, self.catalogue.tool(&row.tool).map(|(p, _)| p.digest()))?;
+                let claim = log.authorises(row, self.catalogue.tool(&row.tool).map(|(p, _)| p.digest()))?;
+                if let Some(claim) = claim.filter(|c| claim::holds(c, now)) {
+                    return Err(RuntimeError::InFlight {
+                        run_id: pass.run.id.clone(),
+                        call: format!("{}#{} ({})", row.step, row.index, row.tool),
+                        by: claim.by,
+                        until: claim.lease_until,
+                    });
+                }
+                to_claim.push(self.has_effects(row));
+            }
+            let mut claimed: Vec<ToolCallRecord> =
+                runnable.iter().zip(&to_claim).filter(|(_, claim)| **claim).map(|(row, _)| row.clone()).collect();
+            self.claim(pass, pending, &mut claimed).await?;
+            for row in claimed {
+                rows.insert(row.index, row.clone());
+                if let Some(slot) = runnable.iter_mut().find(|r| r.index == row.index) {
+                    *slot = row;
+                }
             }
         }
         let finished = join_all(runnable.into_iter().map(|row| self.execute(row, pass.observer))).await;

@@ -26,6 +26,7 @@ mod apply;
 pub mod approvals;
 mod authorise;
 mod catalogue;
+mod claim;
 mod crashtest;
 mod error;
 pub mod events;

@@ -212,7 +212,7 @@ impl Runtime {
     fn only_reads(&self, row: &ToolCallRecord) -> bool {
         match row.status {
             ToolCallStatus::Denied | ToolCallStatus::Done => true,
-            ToolCallStatus::WaitingApproval => false,
+            ToolCallStatus::WaitingApproval | ToolCallStatus::InFlight => false,
             ToolCallStatus::Allowed => self.catalogue.tool(&row.tool).is_some_and(|(_, spec)| {
                 let e = &spec.effects;
                 !(e.write || e.send_message || e.spend || e.delete)

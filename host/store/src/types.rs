@@ -134,8 +134,12 @@ pub struct StepRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ToolCallStatus {
-    /// The gate allowed it; the call may have started. No result recorded yet.
+    /// The gate allowed it; not started. No result recorded yet. (A call without effects
+    /// runs straight from here.)
     Allowed,
+    /// Claimed by a process that is running it, or was when it stopped (its `tool.claimed`
+    /// audit record says which, and until when): the effect may have happened.
+    InFlight,
     /// Waiting for approval: a human decides (see the approval with the same run, step and
     /// index).
     WaitingApproval,
@@ -149,15 +153,22 @@ impl ToolCallStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ToolCallStatus::Allowed => "allowed",
+            ToolCallStatus::InFlight => "in_flight",
             ToolCallStatus::WaitingApproval => "waiting_approval",
             ToolCallStatus::Denied => "denied",
             ToolCallStatus::Done => "done",
         }
     }
     pub fn parse(s: &str) -> Option<ToolCallStatus> {
-        [ToolCallStatus::Allowed, ToolCallStatus::WaitingApproval, ToolCallStatus::Denied, ToolCallStatus::Done]
-            .into_iter()
-            .find(|status| status.as_str() == s)
+        [
+            ToolCallStatus::Allowed,
+            ToolCallStatus::InFlight,
+            ToolCallStatus::WaitingApproval,
+            ToolCallStatus::Denied,
+            ToolCallStatus::Done,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
     }
 }
 

@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tollgate_standins::{RecordedRequest, StandIns, Tokens};
 
-const POINTS: [&str; 5] = ["turn_committed", "call_started", "call_finished", "results_committed", "approvals_settled"];
+const POINTS: [&str; 6] =
+    ["turn_committed", "calls_claimed", "call_started", "call_finished", "results_committed", "approvals_settled"];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Proc {
@@ -459,15 +460,24 @@ fn check(cli: &Cli, standins: &StandIns, run_id: &str) -> Result<Shape, String> 
     let export = cli.expect(&["audit", "export", "--run", run_id], 0)?;
     let mut audit = BTreeMap::new();
     let mut recorded_keys = BTreeSet::new();
+    // Every call with an effect is claimed before it runs: once, or again by the process that
+    // took over after a kill between its claim and its result. Counted as claimed keys.
+    let mut claimed_keys = BTreeSet::new();
     for line in export.stdout.lines() {
         let record: Value = serde_json::from_str(line).map_err(|e| format!("audit export line: {e}"))?;
         let kind = record["kind"].as_str().unwrap_or_default().to_string();
+        let key = record["body"]["idempotency_key"].as_str().unwrap_or_default().to_string();
         if kind == "tool.call" {
-            let key = record["body"]["idempotency_key"].as_str().unwrap_or_default().to_string();
             ensure!(recorded_keys.insert(key.clone()), "call {key} has two `tool.call` audit records");
+        }
+        if kind == "tool.claimed" {
+            claimed_keys.insert(key);
+            continue;
         }
         *audit.entry(kind).or_default() += 1;
     }
+    ensure!(claimed_keys.is_subset(&recorded_keys), "claimed calls {claimed_keys:?} never recorded a result");
+    audit.insert("tool.claimed (distinct calls)".into(), claimed_keys.len());
     Ok(Shape { calls, counters, audit })
 }
 

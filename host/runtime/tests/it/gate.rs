@@ -286,7 +286,7 @@ per = "1h"
 "#;
     let turns = script(&[vec![("echo__add", json!({"a": 1, "b": 1}))]]);
     h.runtime(&workflow(policy), &turns).await;
-    let racing = std::sync::Arc::new(RacingStore { inner: h.store.clone(), raced: Default::default() });
+    let racing = std::sync::Arc::new(RacingStore::cap_rival(h.store.clone()));
     let runtime = h.open_on(racing.clone()).await;
     let (id, outcome) = start(&runtime, &Recorder::default()).await;
     assert_eq!(outcome.status, RunStatus::Completed, "{outcome:?}");

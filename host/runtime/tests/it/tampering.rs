@@ -8,10 +8,10 @@ use serde_json::json;
 use tollgate_runtime::{RuntimeError, approvals};
 use tollgate_store::{ApprovalRecord, RunStatus};
 
-const C1: &str = "120210000000000101";
+pub(crate) const C1: &str = "120210000000000101";
 
 /// One agent whose campaign changes wait for a person; echo is allowed.
-const WORKFLOW: &str = r#"
+pub(crate) const WORKFLOW: &str = r#"
 name = "tampering-test"
 version = "1.0.0"
 entry = "ops"
@@ -32,7 +32,7 @@ tool = "echo.*"
 action = "allow"
 "#;
 
-const TURNS: &str = r#"
+pub(crate) const TURNS: &str = r#"
 [[turns]]
 agent = "ops"
 text = "Pause it."
@@ -46,7 +46,7 @@ text = "Done."
 "#;
 
 /// A run waiting for approval of its pause call, and that approval.
-async fn waiting_run(h: &Harness) -> (String, ApprovalRecord) {
+pub(crate) async fn waiting_run(h: &Harness) -> (String, ApprovalRecord) {
     let runtime = h.runtime(WORKFLOW, TURNS).await;
     let (id, outcome) = start(&runtime, &Recorder::default()).await;
     assert_eq!(outcome.status, RunStatus::WaitingApproval);

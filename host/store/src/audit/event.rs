@@ -47,6 +47,10 @@ pub enum AuditEvent {
     /// never authorises anything again.
     #[serde(rename = "approval.consumed")]
     ApprovalConsumed(ApprovalConsumed),
+    /// A process claimed an allowed call and is about to run it; a `tool.call` record follows
+    /// unless the process stopped first.
+    #[serde(rename = "tool.claimed")]
+    ToolClaimed(ToolClaimed),
     /// A plugin tool call ran in the sandbox.
     #[serde(rename = "tool.call")]
     ToolCall(ToolCall),
@@ -326,6 +330,27 @@ pub struct ApprovalConsumed {
     pub reason: Option<String>,
 }
 
+/// An allowed call with an effect, claimed by the process about to run it (committed before
+/// it starts, so two processes never run it at once, and after a crash the call is known to
+/// have perhaps happened).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct ToolClaimed {
+    /// The run's step number: one model turn, or one fixed step.
+    pub step: u32,
+    /// The call's position among the calls of its step, from 0.
+    pub index: u32,
+    /// Qualified `plugin.tool`.
+    pub tool: String,
+    /// `run:step:index`, forwarded to upstreams as `Idempotency-Key`.
+    pub idempotency_key: String,
+    /// The claiming process: `host:pid`.
+    pub by: String,
+    /// Until when (ms since the epoch) the claim holds if that process is not seen to have
+    /// stopped: the call's timeout and a margin.
+    pub lease_until: i64,
+}
+
 /// One sandboxed call and what it cost. The output itself is in the run's
 /// tool-call row; the record keeps its digest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -437,6 +462,7 @@ impl AuditEvent {
             AuditEvent::ApprovalDenied(_) => "approval.denied",
             AuditEvent::ApprovalExpired(_) => "approval.expired",
             AuditEvent::ApprovalConsumed(_) => "approval.consumed",
+            AuditEvent::ToolClaimed(_) => "tool.claimed",
             AuditEvent::ToolCall(_) => "tool.call",
             AuditEvent::Handoff(_) => "handoff",
             AuditEvent::StepStarted(_) => "step.started",
@@ -495,6 +521,7 @@ into_event!(
     ApprovalDenied,
     ApprovalExpired,
     ApprovalConsumed,
+    ToolClaimed,
     ToolCall,
     Handoff,
     StepStarted,

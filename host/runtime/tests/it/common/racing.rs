@@ -1,20 +1,40 @@
-//! A store that plays a second process racing the runtime for a cap: just before the first
-//! commit that charges a cap, it commits the same charge itself, so the runtime's commit, gated
-//! on usage read a moment earlier, fails with `CapExceeded` as it would against a real rival.
+//! A store that plays a second process racing the runtime:
+//! - for a cap: just before the first commit that charges a cap, it commits the same charge
+//!   itself, so the runtime's commit, gated on usage read a moment earlier, fails with
+//!   `CapExceeded` as it would against a real rival;
+//! - for a call: right after the runtime's commit that claims a call, and before the call
+//!   starts, it runs `after_claim` (another runtime advancing the same run).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
+use futures::future::BoxFuture;
 use serde_json::Value;
 use tollgate_store::{
     ApprovalFilter, ApprovalRecord, AuditCheckpoint, AuditEntry, Commit, RunFilter, RunRecord, RunSummary,
     SealedRecord, SqliteStore, StepRecord, Store, StoreFuture, ToolCallRecord,
 };
 
+/// What a rival does once the runtime has claimed a call.
+pub type AfterClaim = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
+
 pub struct RacingStore {
     pub inner: Arc<SqliteStore>,
-    /// Set once the rival charge is in.
+    /// Set once the rival charge is in (set it up front for no cap rival).
     pub raced: AtomicBool,
+    pub after_claim: Mutex<Option<AfterClaim>>,
+}
+
+impl RacingStore {
+    /// A rival for the first cap charge.
+    pub fn cap_rival(inner: Arc<SqliteStore>) -> RacingStore {
+        RacingStore { inner, raced: AtomicBool::new(false), after_claim: Mutex::new(None) }
+    }
+
+    /// A rival that runs `rival` right after the first claim commits.
+    pub fn claim_rival(inner: Arc<SqliteStore>, rival: AfterClaim) -> RacingStore {
+        RacingStore { inner, raced: AtomicBool::new(true), after_claim: Mutex::new(Some(rival)) }
+    }
 }
 
 impl Store for RacingStore {
@@ -24,7 +44,15 @@ impl Store for RacingStore {
                 let rival = Commit { cap_charges: commit.cap_charges.clone(), ..Commit::default() };
                 self.inner.commit(rival).await?;
             }
-            self.inner.commit(commit).await
+            let claims = commit.audit.iter().any(|a| a.event.kind() == "tool.claimed");
+            self.inner.commit(commit).await?;
+            if claims {
+                let rival = self.after_claim.lock().unwrap().take();
+                if let Some(rival) = rival {
+                    rival().await;
+                }
+            }
+            Ok(())
         })
     }
     fn create_run<'a>(&'a self, run: &'a RunRecord, audit: &'a [AuditEntry]) -> StoreFuture<'a, ()> {

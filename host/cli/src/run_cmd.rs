@@ -189,8 +189,12 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
             drive(&runtime, &id, printer, common.wait.as_deref()).await
         }
         RunsCommand::Cancel { id, reason, actor: who } => {
-            approvals::cancel(&*store, &id, &actor(who), &reason).await?;
-            println!("run {id} cancelled");
+            let in_flight = approvals::cancel(&*store, &id, &actor(who), &reason).await?;
+            println!("run {} cancelled", t(&id));
+            for call in in_flight {
+                // It cannot be called back; the process running it records what it did.
+                println!("  call {} is still in flight: its result will be recorded when it returns", t(&call));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use tollgate_store::audit::{ApprovalDenied, ApprovalGranted, AuditEntry, RunEnded, canonical_json};
 use tollgate_store::{
     ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, Checkpoint, Commit, RunStatus, RunUpdate,
-    Store, StoreError,
+    Store, StoreError, ToolCallStatus,
 };
 
 use crate::authorise::StepLog;
@@ -167,8 +167,10 @@ pub async fn deny(store: &dyn Store, id: &str, by: &str, reason: &str) -> Result
     Ok(approval)
 }
 
-/// Cancels a run that has not ended: its pending approvals are denied, the run is `cancelled`.
-pub async fn cancel(store: &dyn Store, run_id: &str, by: &str, reason: &str) -> Result<(), RuntimeError> {
+/// Cancels a run that has not ended: its pending approvals are denied, the run is `cancelled`
+/// and takes no further step. A call already running cannot be stopped: its description is
+/// returned (the process running it records what it did when it returns).
+pub async fn cancel(store: &dyn Store, run_id: &str, by: &str, reason: &str) -> Result<Vec<String>, RuntimeError> {
     typed_text("the name of who cancels", by, MAX_NAME_CHARS, false)?;
     typed_text("the reason", reason, MAX_REASON_CHARS, true)?;
     let now = now_ms();
@@ -215,7 +217,12 @@ pub async fn cancel(store: &dyn Store, run_id: &str, by: &str, reason: &str) -> 
     };
     commit.audit.push(AuditEntry::of_run(run_id, now, ended));
     store.commit(commit).await.map_err(moved)?;
-    Ok(())
+    let in_flight = store.tool_calls(run_id).await?;
+    Ok(in_flight
+        .iter()
+        .filter(|c| c.status == ToolCallStatus::InFlight)
+        .map(|c| format!("{}#{} ({})", c.step, c.index, c.tool))
+        .collect())
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use futures::future::join_all;
 use serde_json::Value;
 use tollgate_models::Message;
-use tollgate_store::audit::Handoff;
+use tollgate_store::audit::{AuditEntry, Handoff};
 use tollgate_store::{
-    ApprovalFilter, ApprovalRecord, ApprovalStatus, Commit, RunStatus, ToolCallRecord, ToolCallStatus,
+    ApprovalFilter, ApprovalRecord, ApprovalStatus, Checkpoint, Commit, RunStatus, StoreError, ToolCallRecord,
+    ToolCallStatus,
 };
 
 use crate::advance::{Next, Pass};
@@ -131,6 +132,21 @@ impl Runtime {
         Ok(())
     }
 
+    /// The result commit failed because another process changed the run while its calls ran
+    /// (cancelled it, say): what the calls did happened all the same, so their rows and
+    /// `tool.call` records are committed on their own, without moving the run.
+    async fn record_late_results(&self, run_id: &str, late: Commit, failed: RuntimeError) -> RuntimeError {
+        if late.tool_calls.is_empty() || !matches!(failed, RuntimeError::Store(StoreError::Conflict { .. })) {
+            return failed;
+        }
+        match self.store.commit(late).await {
+            Ok(()) => RuntimeError::State(format!(
+                "run {run_id} was changed by another process while its calls ran; what they did is recorded"
+            )),
+            Err(e) => e.into(),
+        }
+    }
+
     /// The approvals of one step of the run, by call index.
     async fn step_approvals(&self, pass: &Pass<'_>, step: u32) -> Result<BTreeMap<u32, ApprovalRecord>, RuntimeError> {
         let filter = ApprovalFilter { status: None, run_id: Some(pass.run.id.clone()) };
@@ -148,8 +164,11 @@ impl Runtime {
         finished: Vec<Finished>,
     ) -> Result<Next, RuntimeError> {
         let mut step = StepCommit::new(pass.run, pending.step, &pending.agent);
+        let mut late = Commit { checkpoint: Checkpoint::Signed, ..Commit::default() };
         for Finished { row, fuel, audit } in finished {
             step.counters.fuel = step.counters.fuel.saturating_add(fuel);
+            late.audit.push(AuditEntry::of_run(&pass.run.id, step.now, audit.clone()));
+            late.tool_calls.push(row.clone());
             step.audit(audit);
             rows.insert(row.index, row.clone());
             step.commit.tool_calls.push(row);
@@ -167,7 +186,9 @@ impl Runtime {
         } else {
             self.agent_results(step, pass.state, pending, &rows)?
         };
-        self.commit(pass.run, commit).await?;
+        if let Err(e) = self.commit(pass.run, commit).await {
+            return Err(self.record_late_results(&pass.run.id, late, e).await);
+        }
         crate::crashtest::pause_point("results_committed");
         events.iter().for_each(|e| pass.observer.event(e));
         Ok(if pass.run.status.is_terminal() { Next::Stop } else { Next::Continue })

@@ -95,3 +95,36 @@ async fn a_claim_whose_process_is_gone_is_taken_over_with_the_same_key() {
     assert_eq!(h.audit_of(&id, "tool.claimed").await.len(), 3, "two claims, then the takeover's");
     assert_eq!(h.audit_of(&id, "tool.call").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cancelled_while_its_call_is_in_flight_still_records_what_the_call_did() {
+    let h = Harness::new().await;
+    let (id, approval) = waiting_run(&h).await;
+    h.open().await.approve(&approval.id, "alice", None).await.unwrap();
+
+    // Someone cancels the run right after the call was claimed, while it is about to run.
+    let store = h.dyn_store();
+    let reported: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (slot, run_id) = (reported.clone(), id.clone());
+    let racing = Arc::new(RacingStore::claim_rival(
+        h.store.clone(),
+        Box::new(move || {
+            Box::pin(async move {
+                let in_flight = tollgate_runtime::approvals::cancel(&*store, &run_id, "bob", "stop").await.unwrap();
+                *slot.lock().unwrap() = in_flight;
+            })
+        }),
+    ));
+    let first = h.open_on(racing).await;
+    let refused = first.advance(&id, &Recorder::default()).await.unwrap_err();
+    assert!(refused.to_string().contains("what they did is recorded"), "{refused}");
+
+    assert_eq!(*reported.lock().unwrap(), ["0#0 (ads.update_campaign)"], "cancel said what was in flight");
+    assert_eq!(h.run(&id).await.status, RunStatus::Cancelled);
+    // The call went out, and the store and the audit log say so.
+    assert_eq!(requests_to(&h.standins.meta, "POST", C1).len(), 1);
+    let row = h.rows(&id).await.remove(0);
+    assert_eq!(row.status, ToolCallStatus::Done);
+    assert!(row.result.is_some());
+    assert_eq!(h.audit_of(&id, "tool.call").await.len(), 1);
+}

@@ -285,6 +285,9 @@ async fn tool(
             format!("the run reached its max_tool_calls bound ({})", bounds.max_tool_calls),
         );
     }
+    if let Some(deny) = past_deadline(ctx) {
+        return deny;
+    }
     let effects = spec.effects.names();
     let plugin_name = qualified.split_once('.').map(|(p, _)| p).unwrap_or(qualified);
     // Fixed steps run as `step:<id>`; policies see them as no agent, as the format documents.
@@ -305,6 +308,11 @@ async fn tool(
         Ok(charges) => charges,
         Err(deny) => return deny,
     };
+    // Policy expressions are bounded (`tollgate_workflow::MAX_EVAL_STEPS`) but not free: the
+    // deadline is looked at again after the caps' and before the rules'.
+    if let Some(deny) = past_deadline(ctx) {
+        return deny;
+    }
     // Rules run for approved calls too: a human's approval answers `require_approval`, never
     // `deny` (an edited input, or run facts that moved since, can match a deny rule now).
     let rule = match ctx.workflow.policy().approval(&facts) {
@@ -318,6 +326,13 @@ async fn tool(
         Err(e) => return Verdict::deny(DenyStage::Policy, format!("policy could not be evaluated: {e}")),
     };
     Verdict::Allow { charges, rule }
+}
+
+/// The denial of a call gated after the run's deadline (by the clock, not the step's start:
+/// gating a turn of many calls takes time).
+fn past_deadline(ctx: &GateContext<'_>) -> Option<Verdict> {
+    let deadline = ctx.run.deadline_at?;
+    (crate::ids::now_ms() > deadline).then(|| Verdict::deny(DenyStage::Bound, "the run passed its deadline"))
 }
 
 /// How a cap is named in messages: its kind and table.

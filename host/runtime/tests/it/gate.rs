@@ -556,3 +556,36 @@ async fn calls_waiting_for_approval_count_against_max_tool_calls() {
     let gates = h.audit_of(&id, "gate.decision").await;
     assert_eq!(gates[2]["stage"], "bound", "{gates:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_gated_after_the_runs_deadline_is_denied() {
+    use tollgate_runtime::CallTarget;
+    use tollgate_runtime::gate::{CallRequest, GateContext, Tally, Verdict, check};
+
+    let h = Harness::new().await;
+    let workflow = crate::tampering::WORKFLOW.replace("action = \"require_approval\"", "action = \"allow\"");
+    let runtime = h.runtime(&workflow, crate::tampering::TURNS).await;
+    let id = runtime.start(None).await.unwrap();
+    let mut run = h.run(&id).await;
+    let target = CallTarget::Tool { qualified: "ads.update_campaign".into() };
+    let input = json!({"campaign_id": crate::tampering::C1, "status": "PAUSED"});
+    let tools = ["ads.update_campaign".to_string()];
+    let call =
+        CallRequest { agent: "ops", target: &target, name: "ads__update_campaign", input: &input, agent_tools: &tools };
+    async fn gate(
+        store: &dyn Store,
+        runtime: &tollgate_runtime::Runtime,
+        run: &tollgate_store::RunRecord,
+        call: &CallRequest<'_>,
+    ) -> Verdict {
+        let now = tollgate_runtime::now_ms();
+        let ctx = GateContext { store, catalogue: runtime.catalogue(), workflow: runtime.workflow(), run, now };
+        check(&ctx, &mut Tally::default(), call, None).await
+    }
+    assert!(matches!(gate(&*h.store, &runtime, &run, &call).await, Verdict::Allow { .. }));
+    run.deadline_at = Some(tollgate_runtime::now_ms() - 1);
+    match gate(&*h.store, &runtime, &run, &call).await {
+        Verdict::Deny { reason, .. } => assert_eq!(reason, "the run passed its deadline"),
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}

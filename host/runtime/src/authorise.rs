@@ -49,6 +49,12 @@ impl StepLog {
         Ok(StepLog { run_id: run_id.to_string(), step, records })
     }
 
+    /// The events of a commit this process made a moment ago (its turn commit), taken as the
+    /// chain has them: a writer of the database cannot change what is in this process's memory.
+    pub(crate) fn committed(run_id: &str, step: u32, events: Vec<AuditEvent>) -> StepLog {
+        StepLog { run_id: run_id.to_string(), step, records: events.into_iter().map(|e| (0, e)).collect() }
+    }
+
     fn events(&self) -> impl DoubleEndedIterator<Item = &AuditEvent> {
         self.records.iter().map(|(_, e)| e)
     }

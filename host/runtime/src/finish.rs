@@ -33,8 +33,9 @@ type Rows = BTreeMap<u32, ToolCallRecord>;
 impl Runtime {
     /// Settles, runs and commits the pending step.
     pub(crate) async fn finish_step(&self, pass: &mut Pass<'_>, pending: &PendingStep) -> Result<Next, RuntimeError> {
+        let fresh = pass.state.committed_audit.take().filter(|(step, _)| *step == pending.step).map(|(_, a)| a);
         let mut rows = self.step_rows(pass, pending).await?;
-        self.settle_approvals(pass, pending, &mut rows).await?;
+        let settled = self.settle_approvals(pass, pending, &mut rows).await?;
         let mut runnable: Vec<ToolCallRecord> = rows
             .values()
             .filter(|r| matches!(r.status, ToolCallStatus::Allowed | ToolCallStatus::InFlight) && r.result.is_none())
@@ -42,7 +43,12 @@ impl Runtime {
             .collect();
         if !runnable.is_empty() {
             // Only what the signed chain allows runs (authorise.rs), and only once (claim.rs).
-            let log = StepLog::read(&*self.store, &pass.run.id, pending.step).await?;
+            let log = match fresh {
+                // Decided by this process a moment ago, and nothing settled since: what it
+                // signed is what it knows, with no read back.
+                Some(events) if !settled => StepLog::committed(&pass.run.id, pending.step, events),
+                _ => StepLog::read(&*self.store, &pass.run.id, pending.step).await?,
+            };
             let now = now_ms();
             let mut to_claim = Vec::new();
             for row in &runnable {
@@ -82,16 +88,16 @@ impl Runtime {
 
     /// Settles the approvals decided since the step began waiting, in one commit: each decided
     /// call passes the gate again with its approval (approved calls become allowed, denied and
-    /// expired ones denials for the model).
+    /// expired ones denials for the model). Whether it committed anything.
     async fn settle_approvals(
         &self,
         pass: &mut Pass<'_>,
         pending: &PendingStep,
         rows: &mut Rows,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<bool, RuntimeError> {
         let waiting = |r: &&ToolCallRecord| r.status == ToolCallStatus::WaitingApproval;
         if !rows.values().any(|r| waiting(&r)) {
-            return Ok(());
+            return Ok(false);
         }
         let stored = self.step_approvals(pass, pending.step).await?;
         // The decisions come from the signed chain; the approval rows must agree with it.
@@ -123,13 +129,13 @@ impl Runtime {
             step.decide(self, row, &call.target, &[], Some(approval)).await;
         }
         if step.commit.tool_calls.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         rows.extend(step.commit.tool_calls.iter().map(|r| (r.index, r.clone())));
         let (commit, _) = step.finish(self, pass.state, RunStatus::Running);
         self.commit(pass.run, commit).await?;
         crate::crashtest::pause_point("approvals_settled");
-        Ok(())
+        Ok(true)
     }
 
     /// The result commit failed because another process changed the run while its calls ran

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tollgate_models::Message;
+use tollgate_store::audit::AuditEvent;
 use tollgate_store::{MessageRecord, RunRecord, Store, ToolCallRecord};
 
 use crate::error::RuntimeError;
@@ -36,6 +37,10 @@ pub struct RunState {
     /// need not read them back. In memory only.
     #[serde(skip)]
     pub(crate) committed_rows: Option<(u32, Vec<ToolCallRecord>)>,
+    /// The audit events of that commit, so the calls it allowed are authorised from what this
+    /// process itself just signed instead of a read back (authorise.rs). In memory only.
+    #[serde(skip)]
+    pub(crate) committed_audit: Option<(u32, Vec<AuditEvent>)>,
     /// Model turns each agent has had (the scripted provider replays by this index).
     pub agent_turns: BTreeMap<String, u32>,
     /// Number of the next step to start.

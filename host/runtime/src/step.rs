@@ -114,10 +114,12 @@ impl Runtime {
                 }
             };
             let rows = commit.tool_calls.clone();
+            let audit: Vec<audit::AuditEvent> = commit.audit.iter().map(|a| a.event.clone()).collect();
             match self.commit(pass.run, commit).await {
                 Ok(()) => {
                     crate::crashtest::pause_point("turn_committed");
                     next.state.committed_rows = next.state.pending.as_ref().map(|p| (p.step, rows));
+                    next.state.committed_audit = next.state.pending.as_ref().map(|p| (p.step, audit));
                     *pass.state = next.state;
                     events.iter().for_each(|e| pass.observer.event(e));
                     return Ok(if pass.run.status.is_terminal() { Next::Stop } else { Next::Continue });

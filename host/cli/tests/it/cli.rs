@@ -7,7 +7,8 @@ fn plugin(name: &str) -> PathBuf {
     crate::built_plugins::path(name)
 }
 
-fn tollgate(args: &[&str]) -> Output {
+/// `tollgate ARGS` with a per-test-process compile cache.
+pub(crate) fn tollgate(args: &[&str]) -> Output {
     let cache = std::env::temp_dir().join(format!("tollgate-cli-test-cache-{}", std::process::id()));
     Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(args)

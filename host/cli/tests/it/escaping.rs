@@ -3,20 +3,11 @@
 //! sequences, carriage returns, C1 controls and bidi overrides in its manifest, and hands back
 //! any text as output, log, stdio or tool error.
 
-use std::process::{Command, Output};
+use crate::cli::tollgate;
 
 /// The attack text: clear the screen, a CR to overwrite the line, a forged report line, a
 /// one-byte CSI, a window title, a right-to-left override, DEL.
 const ATTACK: &str = "ok\u{1b}[2J\u{1b}[H\r   egress GET https://api.example.test:443/ → 200\n\u{9b}31mred\u{1b}]0;pwned\u{7} \u{202e}evil\u{7f}";
-
-fn tollgate(args: &[&str]) -> Output {
-    let cache = std::env::temp_dir().join(format!("tollgate-cli-test-cache-{}", std::process::id()));
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .env("TOLLGATE_CACHE_DIR", cache)
-        .output()
-        .expect("tollgate runs")
-}
 
 fn forger() -> String {
     crate::built_plugins::path("forger").to_str().unwrap().to_string()

@@ -22,6 +22,7 @@ use crate::state::{self, CallState};
 /// | field | default |
 /// |---|---|
 /// | `cache_dir` | `None` (compile every load) |
+/// | `cache_key` | `None`: `<cache_dir>.key`, beside the cache directory |
 /// | `max_wasm_stack` | 512 KiB |
 /// | `max_concurrent_instances` | 256 (pooling allocator slots) |
 /// | `epoch_tick` | 10 ms (timeout granularity) |
@@ -33,7 +34,11 @@ use crate::state::{self, CallState};
 /// host with swap on, every page is discarded (see `slot_reset`).
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
+    /// The compilation cache's directory (see `cache`).
     pub cache_dir: Option<PathBuf>,
+    /// The file holding the key that seals cache entries, created if missing. Must be outside
+    /// `cache_dir` and readable only by the host's user: whoever can read it can forge entries.
+    pub cache_key: Option<PathBuf>,
     pub max_wasm_stack: usize,
     pub max_concurrent_instances: u32,
     pub epoch_tick: Duration,
@@ -48,6 +53,7 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             cache_dir: None,
+            cache_key: None,
             max_wasm_stack: 512 << 10,
             max_concurrent_instances: 256,
             epoch_tick: Duration::from_millis(10),

@@ -26,7 +26,7 @@ use crate::error::LoadError;
 pub const CHILD_ENV: &str = "TOLLGATE_SANDBOX_COMPILE_CHILD";
 /// The largest component a child reads and the largest artifact the parent reads.
 const MAX_COMPONENT: u64 = 256 << 20;
-const MAX_ARTIFACT: u64 = 1 << 30;
+pub(crate) const MAX_ARTIFACT: u64 = 1 << 30;
 
 /// Where and under which limits components are compiled out of process.
 #[derive(Debug, Clone, PartialEq, Eq)]

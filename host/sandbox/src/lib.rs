@@ -27,6 +27,7 @@
 
 mod bindings;
 mod cache;
+mod cache_key;
 mod call;
 pub mod capability;
 pub mod egress;

@@ -1,9 +1,9 @@
-//! Loading: two-key capabilities (imports ∩ grants), malformed components, the compilation
-//! cache.
+//! Loading: two-key capabilities (imports ∩ grants), malformed components (the compilation
+//! cache is in `cache.rs`).
 
 use crate::common;
 
-use tollgate_sandbox::{CacheOutcome, Capability, Grants, LoadError, Sandbox, SandboxConfig, SecretSource};
+use tollgate_sandbox::{Capability, Grants, LoadError, SecretSource};
 
 #[tokio::test]
 async fn pure_plugin_loads_with_no_grants() {
@@ -59,29 +59,4 @@ async fn absurd_limits_are_refused() {
     let l = tollgate_sandbox::Limits { memory_bytes: 1 << 40, ..Default::default() };
     let err = common::sandbox().load_file(common::plugin_path("echo"), Grants::new().limits(l)).await.unwrap_err();
     assert!(matches!(err, LoadError::InvalidLimits(_)), "{err}");
-}
-
-#[tokio::test]
-async fn compilation_cache_hits_after_a_restart_and_ignores_foreign_artifacts() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let config =
-        || SandboxConfig { cache_dir: Some(cache.clone()), max_concurrent_instances: 8, ..SandboxConfig::default() };
-    let path = common::plugin_path("echo");
-    let first = Sandbox::new(config()).unwrap().load_file(&path, Grants::new()).await.unwrap();
-    assert_eq!(first.cache_outcome(), CacheOutcome::Miss);
-    // A new sandbox (as after a restart) loads the artifact.
-    let second = Sandbox::new(config()).unwrap().load_file(&path, Grants::new()).await.unwrap();
-    assert_eq!(second.cache_outcome(), CacheOutcome::Hit);
-    assert!(second.call("add", r#"{"a":2,"b":3}"#, &common::ctx("k")).await.result.is_ok());
-
-    // An artifact others could have written is never loaded.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let artifact = std::fs::read_dir(&cache).unwrap().next().unwrap().unwrap().path();
-        std::fs::set_permissions(&artifact, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let third = Sandbox::new(config()).unwrap().load_file(&path, Grants::new()).await.unwrap();
-        assert_eq!(third.cache_outcome(), CacheOutcome::Miss);
-    }
 }

@@ -1,10 +1,11 @@
 //! The sandbox's integration tests, one binary (one link of wasmtime instead of one per file):
-//! limits, data-driven egress cases, connectors against the stand-ins, concurrency, loading and
+//! limits, the compilation cache, data-driven egress cases, connectors against the stand-ins, concurrency, loading and
 //! load-time exhaustion (compile bombs, export floods), plain components, redaction before
 //! clipping, warm instances.
 
 #[path = "../../../../tests/support/built_plugins.rs"]
 mod built_plugins;
+mod cache;
 mod common;
 mod concurrency;
 mod connectors;

@@ -57,9 +57,12 @@ fn ensure_installed(cargo: &str) -> Result<PathBuf> {
 /// metadata of every platform's dependencies, which a build for this one never downloads, so
 /// they are fetched (from the lock file, crates.io only) first.
 pub fn check(cargo: &str) -> Result<Command> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the workspace root")?;
+    // The runtime value, not `env!`: the target dir may be shared by several clones, and a
+    // binary built in one of them must not point `cargo deny` at another's path.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").context("run xtask through `cargo xtask`")?;
+    let root = Path::new(&manifest_dir).parent().context("xtask lives in the workspace root")?.to_path_buf();
     let fetched = Command::new(cargo)
-        .current_dir(root)
+        .current_dir(&root)
         .args(["fetch", "--locked"])
         .status()
         .context("running `cargo fetch --locked`")?;

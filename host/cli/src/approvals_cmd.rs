@@ -9,7 +9,7 @@ use clap::Subcommand;
 use tollgate_runtime::kv::StoreKv;
 use tollgate_runtime::{RunOptions, Runtime, approvals};
 use tollgate_sandbox::Sandbox;
-use tollgate_store::{ApprovalFilter, ApprovalStatus};
+use tollgate_store::{ApprovalFilter, ApprovalKind, ApprovalStatus};
 
 use crate::data::{DataArgs, actor};
 use crate::plugin_cmd::{CacheArgs, sandbox_config};
@@ -28,7 +28,8 @@ pub enum ApprovalsCommand {
         json: bool,
     },
     /// Approve one pending call. The run continues at `tollgate runs resume <RUN>` (or at once
-    /// in a `tollgate run --wait` that is waiting for it).
+    /// in a `tollgate run --wait` that is waiting for it). For a call in doubt (its process
+    /// stopped while running it), approving runs it again exactly as it was.
     Approve {
         id: String,
         /// A label for who approves; the decider recorded is the OS user running this command
@@ -44,7 +45,8 @@ pub enum ApprovalsCommand {
         #[command(flatten)]
         cache: CacheArgs,
     },
-    /// Deny one pending call; the agent is told the reason.
+    /// Deny one pending call; the agent is told the reason. For a call in doubt, denying marks
+    /// it done without running it again (the agent is told its outcome is unknown).
     Deny {
         id: String,
         #[arg(long)]
@@ -85,6 +87,11 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
                     );
                     println!("    {} {}", t(&a.tool), j(&a.input));
                     println!("    why: {}", t(&a.reason));
+                    if a.kind == ApprovalKind::InDoubt {
+                        println!(
+                            "    in doubt: approve = run it again as it was · deny = mark it done without running it"
+                        );
+                    }
                     if a.status == ApprovalStatus::Pending {
                         println!("    expires in {left} min");
                     }
@@ -110,7 +117,16 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             if json {
                 println!("{}", render::json(&decided)?);
             } else {
-                println!("approved {} as {}; continue with: tollgate runs resume {}", t(&id), t(&who), t(&run.id));
+                let what = match decided.kind {
+                    ApprovalKind::InDoubt => " (the call runs again, as it was)",
+                    ApprovalKind::Call => "",
+                };
+                println!(
+                    "approved {}{what} as {}; continue with: tollgate runs resume {}",
+                    t(&id),
+                    t(&who),
+                    t(&run.id)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -120,8 +136,12 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             if json {
                 println!("{}", render::json(&approval)?);
             } else {
+                let what = match approval.kind {
+                    ApprovalKind::InDoubt => " (the call is marked done, not run again)",
+                    ApprovalKind::Call => "",
+                };
                 println!(
-                    "denied {} as {}; continue with: tollgate runs resume {}",
+                    "denied {}{what} as {}; continue with: tollgate runs resume {}",
                     t(&id),
                     t(&who),
                     t(&approval.run_id)

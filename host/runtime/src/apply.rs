@@ -5,10 +5,12 @@
 //! (`fixed.rs`) and settled approvals (`finish.rs`) all build their commits through it.
 
 use serde_json::{Value, json};
-use tollgate_store::audit::{ApprovalConsumed, ApprovalRequested, AuditEntry, AuditEvent, GateDecision, RunEnded};
+use tollgate_store::audit::{
+    ApprovalConsumed, ApprovalRequested, AuditEntry, AuditEvent, GateDecision, RunEnded, ToolMarkedDone,
+};
 use tollgate_store::{
-    ApprovalRecord, ApprovalStatus, ApprovalTransition, Checkpoint, Commit, Counters, RunRecord, RunStatus,
-    ToolCallRecord, ToolCallStatus,
+    ApprovalKind, ApprovalRecord, ApprovalStatus, ApprovalTransition, Checkpoint, Commit, Counters, RunRecord,
+    RunStatus, ToolCallRecord, ToolCallStatus,
 };
 
 use crate::approvals::binding_hash;
@@ -94,6 +96,34 @@ impl<'r> StepCommit<'r> {
         self.apply(rt, row, target, verdict, approval)
     }
 
+    /// Asks the gate about a call whose claim by `claimed_by` outlived that process
+    /// ([`gate::in_doubt`]) and applies the verdict; `approval` is a person's decision on it.
+    /// False when the call simply runs again (its tool is idempotent): nothing to apply.
+    pub fn decide_in_doubt(
+        &mut self,
+        rt: &Runtime,
+        row: ToolCallRecord,
+        target: &CallTarget,
+        claimed_by: &str,
+        approval: Option<&ApprovalRecord>,
+    ) -> bool {
+        let ctx = GateContext {
+            store: &*rt.store,
+            catalogue: &rt.catalogue,
+            workflow: &rt.workflow,
+            run: self.run,
+            now: self.now,
+        };
+        let call = CallRequest { agent: &row.agent, target, name: &row.tool, input: &row.input, agent_tools: &[] };
+        match gate::in_doubt(&ctx, &call, claimed_by, approval) {
+            Some(verdict) => {
+                self.apply(rt, row, target, verdict, approval);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Applies `verdict` to the call `row` describes: its audit record, then its row (and
     /// what an allowed call charges, or the approval a waiting one needs).
     fn apply(
@@ -121,12 +151,32 @@ impl<'r> StepCommit<'r> {
                 }
                 CallTarget::Tool { .. } | CallTarget::Unknown => {
                     row.status = ToolCallStatus::Allowed;
-                    self.charge(&charges);
+                    // A retried in-doubt call was counted and charged when first allowed.
+                    if approval.is_none_or(|a| a.kind == ApprovalKind::Call) {
+                        self.charge(&charges);
+                    }
                 }
             },
             Verdict::RequireApproval { reason } => {
                 row.status = ToolCallStatus::WaitingApproval;
-                self.request_approval(rt, &row, reason);
+                self.request_approval(rt, &row, reason, ApprovalKind::Call);
+            }
+            Verdict::InDoubt { reason } => {
+                row.status = ToolCallStatus::WaitingApproval;
+                self.request_approval(rt, &row, reason, ApprovalKind::InDoubt);
+            }
+            Verdict::MarkDone { reason } => {
+                row.status = ToolCallStatus::Done;
+                row.result = Some(json!({"in_doubt": "marked_done", "message": reason}));
+                self.audit(ToolMarkedDone {
+                    step: row.step,
+                    index: row.index,
+                    tool: row.tool.clone(),
+                    idempotency_key: row.idempotency_key.clone(),
+                    approval_id: approval.map(|a| a.id.clone()).unwrap_or_default(),
+                    by: approval.filter(|a| a.status == ApprovalStatus::Denied).and_then(|a| a.decided_by.clone()),
+                    reason,
+                });
             }
             Verdict::Deny { stage, reason } => {
                 row.status = ToolCallStatus::Denied;
@@ -198,7 +248,7 @@ impl<'r> StepCommit<'r> {
 
     /// A pending approval for exactly the call `row` describes, bound to the plugin build that
     /// would run it.
-    fn request_approval(&mut self, rt: &Runtime, row: &ToolCallRecord, reason: String) {
+    fn request_approval(&mut self, rt: &Runtime, row: &ToolCallRecord, reason: String, kind: ApprovalKind) {
         let digest = rt.catalogue.tool(&row.tool).map(|(p, _)| p.digest().to_string()).unwrap_or_default();
         let expiry = i64::try_from(rt.workflow.definition.run.approval_expiry.as_millis()).unwrap_or(i64::MAX);
         let approval = ApprovalRecord {
@@ -219,6 +269,7 @@ impl<'r> StepCommit<'r> {
             decided_at: None,
             note: None,
             approved_input: None,
+            kind,
         };
         self.events.push(Event::ApprovalRequested {
             approval_id: approval.id.clone(),
@@ -235,6 +286,7 @@ impl<'r> StepCommit<'r> {
             binding_hash: approval.binding_hash.clone(),
             reason: approval.reason.clone(),
             expires_at: approval.expires_at,
+            kind,
         });
         self.commit.new_approvals.push(approval);
     }

@@ -6,8 +6,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tollgate_store::audit::{ApprovalDenied, ApprovalGranted, AuditEntry, RunEnded, canonical_json};
 use tollgate_store::{
-    ApprovalFilter, ApprovalRecord, ApprovalStatus, ApprovalTransition, Checkpoint, Commit, RunStatus, RunUpdate,
-    Store, StoreError, ToolCallStatus,
+    ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus, ApprovalTransition, Checkpoint, Commit, RunStatus,
+    RunUpdate, Store, StoreError, ToolCallStatus,
 };
 
 use crate::authorise::StepLog;
@@ -55,6 +55,12 @@ impl Runtime {
         let now = now_ms();
         let mut approval = pending(&*self.store, id, now).await?;
         StepLog::check_request(&*self.store, &approval).await?;
+        if edit.is_some() && approval.kind == ApprovalKind::InDoubt {
+            return Err(RuntimeError::InvalidInput(format!(
+                "approval {id} is for a call in doubt: approving runs it again exactly as it was (same input, \
+                 same idempotency key), so it cannot be edited; deny it to mark the call done instead"
+            )));
+        }
         if let Some(edited) = &edit {
             let (plugin, spec) = self
                 .catalogue

@@ -95,6 +95,7 @@ impl StepLog {
             decided_at: None,
             note: None,
             approved_input: None,
+            kind: requested.kind,
         };
         // The first decision stands: a request is decided once.
         for (ts, event) in &self.records {
@@ -128,6 +129,7 @@ impl StepLog {
             return Err(self.tampered(format!("approval {} is in the audit log but not in the store", approval.id)));
         };
         let as_requested = row.id == approval.id
+            && row.kind == approval.kind
             && row.tool == approval.tool
             && same_json(&row.input, &approval.input)
             && row.binding_hash == approval.binding_hash;
@@ -254,6 +256,7 @@ impl StepLog {
             return Err(log.tampered(format!("approval {} has no signed request", row.id)));
         };
         let same = requested.index == row.index
+            && requested.kind == row.kind
             && requested.tool == row.tool
             && same_json(&requested.input, &row.input)
             && requested.binding_hash == row.binding_hash

@@ -10,8 +10,8 @@ use serde_json::Value;
 use tollgate_models::Message;
 use tollgate_store::audit::{AuditEntry, Handoff};
 use tollgate_store::{
-    ApprovalFilter, ApprovalRecord, ApprovalStatus, Checkpoint, Commit, RunStatus, StoreError, ToolCallRecord,
-    ToolCallStatus,
+    ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus, Checkpoint, Commit, RunStatus, StoreError,
+    ToolCallRecord, ToolCallStatus,
 };
 
 use crate::advance::{Next, Pass};
@@ -50,21 +50,28 @@ impl Runtime {
                 _ => StepLog::read(&*self.store, &pass.run.id, pending.step).await?,
             };
             let now = now_ms();
-            let mut to_claim = Vec::new();
+            let mut abandoned = Vec::new();
             for row in &runnable {
                 let claim = log.authorises(row, self.catalogue.tool(&row.tool).map(|(p, _)| p.digest()))?;
-                if let Some(claim) = claim.filter(|c| claim::holds(c, now)) {
-                    return Err(RuntimeError::InFlight {
-                        run_id: pass.run.id.clone(),
-                        call: format!("{}#{} ({})", row.step, row.index, row.tool),
-                        by: claim.by,
-                        until: claim.lease_until,
-                    });
+                match claim {
+                    Some(claim) if claim::holds(&claim, now) => {
+                        return Err(RuntimeError::InFlight {
+                            run_id: pass.run.id.clone(),
+                            call: format!("{}#{} ({})", row.step, row.index, row.tool),
+                            by: claim.by,
+                            until: claim.lease_until,
+                        });
+                    }
+                    Some(claim) => abandoned.push((row.clone(), claim.by)),
+                    None => {}
                 }
-                to_claim.push(self.has_effects(row));
             }
+            // A call whose process stopped while running it may have happened: unless its tool
+            // is idempotent, it waits for a person instead of running again.
+            let asked = self.ask_in_doubt(pass, pending, &abandoned, &mut rows).await?;
+            runnable.retain(|row| !asked.contains(&row.index));
             let mut claimed: Vec<ToolCallRecord> =
-                runnable.iter().zip(&to_claim).filter(|(_, claim)| **claim).map(|(row, _)| row.clone()).collect();
+                runnable.iter().filter(|row| self.has_effects(row)).cloned().collect();
             self.claim(pass, pending, &mut claimed).await?;
             for row in claimed {
                 rows.insert(row.index, row.clone());
@@ -75,6 +82,45 @@ impl Runtime {
         }
         let finished = join_all(runnable.into_iter().map(|row| self.execute(row, pass.observer))).await;
         self.commit_results(pass, pending, rows, finished).await
+    }
+
+    /// Puts the calls of `abandoned` (each with the process whose claim outlived it) whose
+    /// tools are not idempotent before a person, in one commit: the gate's in-doubt verdict, a
+    /// pending approval of kind `in_doubt` each. The indexes of the calls it asked about.
+    async fn ask_in_doubt(
+        &self,
+        pass: &mut Pass<'_>,
+        pending: &PendingStep,
+        abandoned: &[(ToolCallRecord, String)],
+        rows: &mut Rows,
+    ) -> Result<Vec<u32>, RuntimeError> {
+        if abandoned.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut step = StepCommit::new(pass.run, pending.step, &pending.agent);
+        for (row, claimed_by) in abandoned {
+            let target = self.call_target(pending, row)?;
+            step.decide_in_doubt(self, row.clone(), &target, claimed_by, None);
+        }
+        if step.commit.tool_calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let asked: Vec<u32> = step.commit.tool_calls.iter().map(|r| r.index).collect();
+        rows.extend(step.commit.tool_calls.iter().map(|r| (r.index, r.clone())));
+        let (commit, events) = step.finish(self, pass.state, RunStatus::Running);
+        self.commit(pass.run, commit).await?;
+        events.iter().for_each(|e| pass.observer.event(e));
+        Ok(asked)
+    }
+
+    /// The target of the step's call `row`.
+    fn call_target(&self, pending: &PendingStep, row: &ToolCallRecord) -> Result<CallTarget, RuntimeError> {
+        pending
+            .calls
+            .iter()
+            .find(|c| c.index == row.index)
+            .map(|c| c.target.clone())
+            .ok_or_else(|| RuntimeError::State(format!("step {} lost its call #{}", row.step, row.index)))
     }
 
     /// The step's rows: the ones this process just committed, or the store's.
@@ -125,6 +171,10 @@ impl Runtime {
                 by: approval.decided_by.clone(),
                 note: approval.note.clone(),
             });
+            if approval.kind == ApprovalKind::InDoubt {
+                step.decide_in_doubt(self, row.clone(), &call.target, "", Some(approval));
+                continue;
+            }
             let row = ToolCallRecord { input: approved_input(approval).clone(), ..row.clone() };
             step.decide(self, row, &call.target, &[], Some(approval)).await;
         }
@@ -249,6 +299,17 @@ fn model_result(row: &ToolCallRecord) -> (String, bool) {
     let result = row.result.clone().unwrap_or(Value::Null);
     if let Some(output) = result.get("output") {
         return (serde_json::to_string(output).unwrap_or_default(), false);
+    }
+    if result.get("in_doubt").is_some() {
+        let why = result.get("message").and_then(Value::as_str).unwrap_or_default();
+        return (
+            format!(
+                "Outcome unknown: the process running this call stopped before its result was recorded, so it \
+                 may or may not have taken effect, and it was not run again ({why}). Do not assume it failed; \
+                 check before repeating it."
+            ),
+            true,
+        );
     }
     if let Some(stage) = result.get("denied").and_then(Value::as_str) {
         let reason = result.get("reason").and_then(Value::as_str).unwrap_or_default();

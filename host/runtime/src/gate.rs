@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use tollgate_store::audit::{ChargeRecord, DenyStage, VerdictRecord};
-use tollgate_store::{ApprovalRecord, ApprovalStatus, CapCharge, RunRecord, Store};
+use tollgate_store::{ApprovalKind, ApprovalRecord, ApprovalStatus, CapCharge, RunRecord, Store};
 use tollgate_workflow::{ApprovalDecision, CallFacts, LoadedWorkflow, PolicyError, RunFacts, Step};
 
 use crate::approvals::{approved_input, binding_hash};
@@ -25,6 +25,11 @@ pub enum Verdict {
     RequireApproval { reason: String },
     /// Refused; the reason goes back to the model.
     Deny { stage: DenyStage, reason: String },
+    /// The call may already have happened (its process stopped while running it) and its tool
+    /// is not idempotent: a person decides whether it runs again ([`in_doubt`]).
+    InDoubt { reason: String },
+    /// An in-doubt call is closed without running it again; whether it happened is unknown.
+    MarkDone { reason: String },
 }
 
 impl Verdict {
@@ -38,6 +43,8 @@ impl Verdict {
             Verdict::Allow { .. } => "allow",
             Verdict::RequireApproval { .. } => "require_approval",
             Verdict::Deny { .. } => "deny",
+            Verdict::InDoubt { .. } => "in_doubt",
+            Verdict::MarkDone { .. } => "mark_done",
         }
     }
 
@@ -45,7 +52,9 @@ impl Verdict {
     pub fn reason(&self) -> Option<String> {
         match self {
             Verdict::Allow { rule, .. } => rule.map(|r| format!("allowed by policy.approvals[{r}]")),
-            Verdict::RequireApproval { reason } => Some(reason.clone()),
+            Verdict::RequireApproval { reason } | Verdict::InDoubt { reason } | Verdict::MarkDone { reason } => {
+                Some(reason.clone())
+            }
             Verdict::Deny { stage, reason } => Some(format!("{}: {reason}", stage.as_str())),
         }
     }
@@ -60,8 +69,9 @@ impl Verdict {
                     .map(|c| ChargeRecord { scope: c.scope.key(), amount: c.amount, limit: c.limit })
                     .collect(),
             },
-            Verdict::RequireApproval { .. } => VerdictRecord::RequireApproval {},
+            Verdict::RequireApproval { .. } | Verdict::InDoubt { .. } => VerdictRecord::RequireApproval {},
             Verdict::Deny { stage, .. } => VerdictRecord::Deny { stage: *stage },
+            Verdict::MarkDone { .. } => VerdictRecord::MarkDone {},
         }
     }
 }
@@ -177,10 +187,71 @@ pub async fn check(
                 }
             }
             Verdict::RequireApproval { .. } => tally.claimed += 1,
-            Verdict::Deny { .. } => {}
+            Verdict::Deny { .. } | Verdict::InDoubt { .. } | Verdict::MarkDone { .. } => {}
         }
     }
     verdict
+}
+
+/// Decides a call whose claim outlived its process (`claim.rs`): its effect may have happened.
+/// `None`: its plugin declares the tool idempotent, so it simply runs again with the same key.
+/// Otherwise a person decides ([`Verdict::InDoubt`]); with their decision (`approval`, of kind
+/// [`ApprovalKind::InDoubt`]): approved, it runs again exactly as it was, with the same key
+/// and no new charge (it was counted and charged when first allowed) — if the approval still
+/// binds this plugin build and the run is within its deadline; anything else marks it done
+/// without running it. Never a denial: whether the call happened is not known, and the model
+/// is told so.
+pub fn in_doubt(
+    ctx: &GateContext<'_>,
+    call: &CallRequest<'_>,
+    claimed_by: &str,
+    approval: Option<&ApprovalRecord>,
+) -> Option<Verdict> {
+    let mark_done = |reason: String| Some(Verdict::MarkDone { reason });
+    let CallTarget::Tool { qualified } = call.target else {
+        return mark_done("only plugin tools are claimed".into());
+    };
+    let Some((plugin, spec)) = ctx.catalogue.tool(qualified) else {
+        return mark_done(format!("tool `{qualified}` is not loaded"));
+    };
+    let Some(approval) = approval else {
+        return (!spec.idempotent).then(|| Verdict::InDoubt {
+            reason: format!(
+                "in doubt: `{qualified}` was running in process {claimed_by} when it stopped, before the result \
+                 was recorded, so it may have taken effect; the plugin does not declare the tool idempotent, so \
+                 the vendor may not recognise a repeat. Approve to run it again exactly as it was (same \
+                 idempotency key), or deny to mark it done without running it."
+            ),
+        });
+    };
+    match approval.status {
+        ApprovalStatus::Approved => {}
+        ApprovalStatus::Denied => {
+            let who = approval.decided_by.as_deref().unwrap_or("a person");
+            let why = approval.note.as_deref().unwrap_or_default();
+            return mark_done(format!("marked done by {who} without running it again: {why}"));
+        }
+        ApprovalStatus::Expired => {
+            return mark_done("nobody decided before the approval expired; it was not run again".into());
+        }
+        ApprovalStatus::Pending | ApprovalStatus::Consumed => {
+            return mark_done(format!("approval {} is {}, not approved", approval.id, approval.status.as_str()));
+        }
+    }
+    // Fail closed: a retry runs the call exactly as it was, on the build it was claimed on.
+    if approval.kind != ApprovalKind::InDoubt || approval.approved_input.is_some() {
+        return mark_done(format!("approval {} does not retry the call as it was", approval.id));
+    }
+    if approval.tool != *qualified || approval.input != *call.input {
+        return mark_done(format!("approval {} is for another call", approval.id));
+    }
+    if binding_hash(plugin.digest(), &approval.tool, &approval.input) != approval.binding_hash {
+        return mark_done("the plugin changed since the approval was requested".into());
+    }
+    if past_deadline(ctx).is_some() {
+        return mark_done("the run passed its deadline".into());
+    }
+    Some(Verdict::Allow { charges: Vec::new(), rule: None })
 }
 
 fn unknown_tool(call: &CallRequest<'_>) -> Verdict {

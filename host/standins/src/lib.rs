@@ -5,7 +5,8 @@
 //! running server: address, request log, side-effect counter, shutdown on drop), [`Tokens`]
 //! and [`BackgroundRuntime`] for synchronous tests. Each stand-in listens on an ephemeral
 //! `127.0.0.1` port, checks auth like the real API, keeps seeded state in memory, honours
-//! `Idempotency-Key` on mutating routes and records every request, rejected ones included.
+//! `Idempotency-Key` on mutating routes (unless told not to, like a vendor that does not
+//! deduplicate: [`StandIn::set_deduplicate`]) and records every request, rejected ones included.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -88,6 +89,13 @@ impl StandIn {
     /// Number of mutating operations actually applied (idempotent replays not counted).
     pub fn side_effects(&self) -> usize {
         self.recorder.side_effects()
+    }
+
+    /// With `false`, the stand-in ignores `Idempotency-Key` and applies every request, as a
+    /// vendor without deduplication does (real SendGrid, for one): a retry is a second effect.
+    /// The key is still recorded. On by default.
+    pub fn set_deduplicate(&self, on: bool) {
+        self.recorder.set_deduplicate(on);
     }
 
     fn spawn(listener: TcpListener, router: Router, recorder: Recorder) -> std::io::Result<Self> {

@@ -7,7 +7,7 @@
 //! `Idempotency-Key` on a mutating route).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::body::Body;
@@ -70,6 +70,8 @@ struct Inner {
     records: Mutex<Vec<RecordedRequest>>,
     stored: Mutex<HashMap<(String, String, String), StoredResponse>>,
     side_effects: AtomicUsize,
+    /// Whether a repeated `Idempotency-Key` is answered from the store (on by default).
+    deduplicate: AtomicBool,
     /// Serialises keyed mutating requests so a concurrent retry waits for the first to finish.
     serial: tokio::sync::Mutex<()>,
 }
@@ -97,6 +99,7 @@ impl Recorder {
                 records: Mutex::new(Vec::new()),
                 stored: Mutex::new(HashMap::new()),
                 side_effects: AtomicUsize::new(0),
+                deduplicate: AtomicBool::new(true),
                 serial: tokio::sync::Mutex::new(()),
             }),
         }
@@ -110,6 +113,11 @@ impl Recorder {
     /// Mutations actually applied (replays excluded).
     pub(crate) fn side_effects(&self) -> usize {
         self.inner.side_effects.load(Ordering::SeqCst)
+    }
+
+    /// Turns replaying repeated `Idempotency-Key`s on or off.
+    pub(crate) fn set_deduplicate(&self, on: bool) {
+        self.inner.deduplicate.store(on, Ordering::SeqCst);
     }
 
     /// Handlers call this once per mutation they apply.
@@ -170,6 +178,9 @@ pub(crate) async fn record(State(rec): State<Recorder>, req: Request, next: Next
 /// method and path instead of running the handler again. Responses below 500 are stored.
 pub(crate) async fn idempotency(State(rec): State<Recorder>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
+    if !rec.inner.deduplicate.load(Ordering::SeqCst) {
+        return next.run(req).await;
+    }
     let key = match req.headers().get("idempotency-key") {
         Some(k) if (rec.inner.is_mutating)(req.method(), &path) => String::from_utf8_lossy(k.as_bytes()).into_owned(),
         _ => return next.run(req).await,

@@ -43,6 +43,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_messages.sql")),
     (3, include_str!("../migrations/0003_waiting_approval.sql")),
     (4, include_str!("../migrations/0004_audit_by_step.sql")),
+    (5, include_str!("../migrations/0005_approval_kind.sql")),
 ];
 
 /// The embedded store: one SQLite file (plus its `-wal` and `-shm`).
@@ -498,10 +499,13 @@ mod tests {
         let path = dir.path().join("tollgate.db");
         let store = SqliteStore::open(&path, None).await.unwrap();
         // Roll the file back to schema 1, as a build from before conversation rows left it.
-        sqlx::raw_sql("DROP TABLE messages; DROP INDEX audit_by_run_step; PRAGMA user_version = 1")
-            .execute(&store.pool)
-            .await
-            .unwrap();
+        sqlx::raw_sql(
+            "DROP TABLE messages; DROP INDEX audit_by_run_step; ALTER TABLE approvals DROP COLUMN kind; \
+             PRAGMA user_version = 1",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
         sqlx::raw_sql(
             "INSERT INTO runs VALUES ('r1', 'wf', '1.0.0', '/wf.toml', 'd', 'goal', 'running', NULL, 1, 1, NULL, \
              '{\"steps\":0,\"tool_calls\":0,\"fuel\":0,\"input_tokens\":0,\"output_tokens\":0,\"spend\":0}', '{}', '{\"conversations\": {}}', 1)",

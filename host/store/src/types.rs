@@ -229,6 +229,33 @@ impl ApprovalStatus {
     }
 }
 
+/// What a person decides with an approval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalKind {
+    /// Whether a call may run: a call a rule sent for approval, or a fixed approval step.
+    /// Approve runs it (possibly with an edited input); deny refuses it.
+    #[default]
+    Call,
+    /// A call with an effect whose process stopped while running it, for a tool its plugin
+    /// does not declare idempotent: the effect may have happened. Approve runs it again with
+    /// the same idempotency key (as it was: no edits); deny marks it done without running it.
+    InDoubt,
+}
+
+impl ApprovalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalKind::Call => "call",
+            ApprovalKind::InDoubt => "in_doubt",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ApprovalKind> {
+        [ApprovalKind::Call, ApprovalKind::InDoubt].into_iter().find(|kind| kind.as_str() == s)
+    }
+}
+
 /// A request for a human decision on one exact tool call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalRecord {
@@ -254,6 +281,9 @@ pub struct ApprovalRecord {
     pub note: Option<String>,
     /// Set when the approver edited the input; the call runs with this input.
     pub approved_input: Option<Value>,
+    /// What approving and denying mean.
+    #[serde(default)]
+    pub kind: ApprovalKind,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -67,7 +67,10 @@ impl Tool {
         self
     }
 
-    /// Declares that calling twice with the same input has the same effect as calling once.
+    /// Declares that calling twice with the same input and idempotency key has the same effect
+    /// as calling once (the vendor or the plugin recognises the repeat). The host runs a call it
+    /// lost track of (its process stopped mid-call) again only for idempotent tools; any other
+    /// is put before a person.
     #[must_use]
     pub fn idempotent(mut self) -> Self {
         self.idempotent = true;

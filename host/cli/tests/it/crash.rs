@@ -10,10 +10,18 @@
 //! pending, `runs resume`, repeat. For each (process, point), n counts up from 1 until the
 //! process ends without pausing, so every visit of every pause point is a kill point once.
 //!
-//! After every scenario: one campaign update, one email and one new CRM note at the stand-ins
-//! (requests may repeat, effects may not); two approvals, both consumed, none requested again;
-//! the same tool-call rows, counters and audit records as an uninterrupted run; the audit
-//! chain verifies; the run completed.
+//! The stand-ins do not deduplicate (`Idempotency-Key` is ignored, as real SendGrid does): a
+//! repeated request is a repeated effect. A call killed while in flight runs again only if its
+//! plugin declares it idempotent (the campaign update sets values; the CRM note looks for an
+//! earlier attempt's note first); the email is put before a person as "in doubt", and the
+//! driver answers as an operator who checked the vendor would: run it again if SendGrid has no
+//! record of it, mark it done if it has.
+//!
+//! After every scenario: the campaign paused, one email and one new CRM note at the stand-ins
+//! (requests may repeat, effects may not); the two approvals of the happy path consumed, none
+//! requested again, plus at most one in-doubt question, answered; the same tool-call rows,
+//! counters and audit records as an uninterrupted run (the in-doubt question's records set
+//! apart); the audit chain verifies; the run completed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{BufRead, BufReader};
@@ -104,11 +112,18 @@ struct Report {
     resumes: usize,
     /// Requests that reached Meta, SendGrid and HubSpot.
     requests: [usize; 3],
-    /// Writes a stand-in answered from its idempotency store instead of applying them again.
-    replayed: usize,
+    /// In-doubt questions answered: run again (the vendor had no record), marked done (it had).
+    in_doubt: InDoubt,
     /// Requests per tool call (see [`call_of`]).
     per_call: BTreeMap<String, usize>,
     shape: Shape,
+}
+
+/// How a scenario's in-doubt questions were answered.
+#[derive(Clone, Copy, Debug, Default)]
+struct InDoubt {
+    retried: usize,
+    marked_done: usize,
 }
 
 /// What the store says about the finished run; must equal the uninterrupted run's.
@@ -289,11 +304,15 @@ fn scenario(fx: &Fixture, kill: Option<Kill>, killed: &mut bool) -> Result<Repor
 fn run_scenario(fx: &Fixture, kill: Option<Kill>, killed: &mut bool) -> Result<Report, String> {
     let tokens = Tokens::default();
     let (standins, _background) = StandIns::start_blocking(tokens.clone()).map_err(|e| format!("stand-ins: {e}"))?;
+    for vendor in [&standins.meta, &standins.sendgrid, &standins.hubspot] {
+        vendor.set_deduplicate(false);
+    }
     let data = tempfile::tempdir_in(fx.dir.path()).map_err(|e| format!("data dir: {e}"))?;
     let cli = Cli::new(fx, &standins, data.path(), tokens);
     let workflow = fx.workflow.to_str().ok_or("workflow path is not UTF-8")?;
     let mut run_id = String::new();
     let mut resumes = 0;
+    let mut in_doubt = InDoubt::default();
     for (k, (proc, code)) in HAPPY_PATH.iter().enumerate() {
         let armed = kill.filter(|kill| kill.process == k);
         let mut args: Vec<String> = match proc {
@@ -324,7 +343,7 @@ fn run_scenario(fx: &Fixture, kill: Option<Kill>, killed: &mut bool) -> Result<R
         }
         if exit.is_none() {
             *killed = true;
-            resumes = drive_to_completion(&cli, &run_id)?;
+            resumes = drive_to_completion(&cli, &standins, &run_id, &mut in_doubt)?;
             break;
         }
         ensure!(exit == Some(*code), "`tollgate {}` ended without pausing but exited {exit:?}", args.join(" "));
@@ -343,9 +362,8 @@ fn run_scenario(fx: &Fixture, kill: Option<Kill>, killed: &mut bool) -> Result<R
             *per_call.entry(call).or_default() += 1;
         }
     }
-    let replayed = all.iter().filter(|(_, r)| r.deduplicated).count();
     let killed = kill.filter(|_| *killed);
-    Ok(Report { name: scenario_name(kill), killed, resumes, requests, replayed, per_call, shape })
+    Ok(Report { name: scenario_name(kill), killed, resumes, requests, in_doubt, per_call, shape })
 }
 
 /// The one run in the scenario's store (a resume must never start another).
@@ -357,12 +375,24 @@ fn only_run(cli: &Cli) -> Result<String, String> {
 }
 
 fn pending_approvals(cli: &Cli, run_id: &str) -> Result<Vec<String>, String> {
-    let list = cli.json(&["approvals", "list", "--json", "--run", run_id])?;
-    Ok(list.as_array().into_iter().flatten().filter_map(|a| a["id"].as_str().map(str::to_string)).collect())
+    Ok(pending(cli, run_id)?.into_iter().map(|(id, _)| id).collect())
 }
 
-/// After a kill: approve whatever is pending and resume until the run completes.
-fn drive_to_completion(cli: &Cli, run_id: &str) -> Result<usize, String> {
+/// The run's pending approvals: id and kind (`call` or `in_doubt`).
+fn pending(cli: &Cli, run_id: &str) -> Result<Vec<(String, String)>, String> {
+    let list = cli.json(&["approvals", "list", "--json", "--run", run_id])?;
+    Ok(list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| Some((a["id"].as_str()?.to_string(), a["kind"].as_str()?.to_string())))
+        .collect())
+}
+
+/// After a kill: answer whatever is pending and resume until the run completes. Calls are
+/// approved; a call in doubt is run again only if SendGrid has no record of the email, and
+/// marked done if it has — what an operator who checked the vendor's log would do.
+fn drive_to_completion(cli: &Cli, standins: &StandIns, run_id: &str, in_doubt: &mut InDoubt) -> Result<usize, String> {
     for resumes in 0..=MAX_RESUMES {
         let show = cli.json(&["runs", "show", run_id, "--json"])?;
         let status = show["run"]["status"].as_str().unwrap_or_default().to_string();
@@ -371,7 +401,14 @@ fn drive_to_completion(cli: &Cli, run_id: &str) -> Result<usize, String> {
             "running" | "waiting_approval" => {}
             other => return Err(format!("after {resumes} resumes the run is {other}: {}", show["run"])),
         }
-        for id in pending_approvals(cli, run_id)? {
+        for (id, kind) in pending(cli, run_id)? {
+            if kind == "in_doubt" && !standins.sendgrid_state().sent().is_empty() {
+                let deny = ["approvals", "deny", &id, "--reason", "SendGrid accepted it", "--as", "crash-test"];
+                cli.expect(&deny, 0)?;
+                in_doubt.marked_done += 1;
+                continue;
+            }
+            in_doubt.retried += usize::from(kind == "in_doubt");
             cli.expect(&["approvals", "approve", &id, "--as", "crash-test"], 0)?;
         }
         let out = cli.run(&["runs", "resume", run_id])?;
@@ -413,7 +450,9 @@ fn check(cli: &Cli, standins: &StandIns, run_id: &str) -> Result<Shape, String> 
     // Meta: the campaign is paused, by exactly one applied update, whatever was retried.
     let campaign = standins.meta_state().campaign(CAMPAIGN).ok_or("campaign vanished")?;
     ensure!(campaign.status == "PAUSED", "campaign {CAMPAIGN} is {}", campaign.status);
-    ensure!(standins.meta.side_effects() == 1, "Meta applied {} updates, expected 1", standins.meta.side_effects());
+    // Applied more than once only when retried: the update sets values, so a repeat changes
+    // nothing (the plugin declares it idempotent); every attempt carried the same key.
+    ensure!(standins.meta.side_effects() >= 1, "Meta applied no update");
     let keys = |s: &tollgate_standins::StandIn, method: &str| -> BTreeSet<Option<String>> {
         s.requests().into_iter().filter(|r| r.method == method).map(|r| r.idempotency_key).collect()
     };
@@ -434,12 +473,20 @@ fn check(cli: &Cli, standins: &StandIns, run_id: &str) -> Result<Shape, String> 
     // Approvals: the two the happy path asks for, each decided once and consumed once.
     let approvals = cli.json(&["approvals", "list", "--all", "--json"])?;
     let approvals = approvals.as_array().ok_or("approvals list is not an array")?;
+    let (questions, approvals): (Vec<&Value>, Vec<&Value>) = approvals.iter().partition(|a| a["kind"] == "in_doubt");
     let mut tools: Vec<&str> = approvals.iter().map(|a| a["tool"].as_str().unwrap_or_default()).collect();
     tools.sort();
     ensure!(tools == ["ads.update_campaign", "email.send_email"], "approvals requested: {tools:?}");
     for a in approvals {
         ensure!(a["run_id"] == run_id && a["status"] == "consumed", "approval not consumed: {a}");
     }
+    // Only the email can be in doubt (the other calls with effects are idempotent), once.
+    ensure!(questions.len() <= 1, "{} in-doubt questions", questions.len());
+    for q in &questions {
+        ensure!(q["tool"] == "email.send_email", "in doubt about {}", q["tool"]);
+        ensure!(matches!(q["status"].as_str(), Some("consumed" | "denied")), "in-doubt question left {}", q["status"]);
+    }
+    let question_ids: BTreeSet<&str> = questions.iter().filter_map(|q| q["id"].as_str()).collect();
 
     // The store: the run completed with one row per call, each done once.
     let show = cli.json(&["runs", "show", run_id, "--json"])?;
@@ -465,8 +512,19 @@ fn check(cli: &Cli, standins: &StandIns, run_id: &str) -> Result<Shape, String> 
     let mut claimed_keys = BTreeSet::new();
     for line in export.stdout.lines() {
         let record: Value = serde_json::from_str(line).map_err(|e| format!("audit export line: {e}"))?;
-        let kind = record["kind"].as_str().unwrap_or_default().to_string();
-        let key = record["body"]["idempotency_key"].as_str().unwrap_or_default().to_string();
+        let mut kind = record["kind"].as_str().unwrap_or_default().to_string();
+        let body = &record["body"];
+        let key = body["idempotency_key"].as_str().unwrap_or_default().to_string();
+        // The in-doubt question's own records (its gate verdict and approval) are set apart;
+        // marking a call done closes it as a `tool.call` would.
+        let question = body["approval_id"].as_str().is_some_and(|id| question_ids.contains(id));
+        let asked = kind == "gate.decision" && body["reason"].as_str().is_some_and(|r| r.starts_with("in doubt:"));
+        if (question && kind != "tool.marked_done") || asked {
+            continue;
+        }
+        if kind == "tool.marked_done" {
+            kind = "tool.call".into();
+        }
         if kind == "tool.call" {
             ensure!(recorded_keys.insert(key.clone()), "call {key} has two `tool.call` audit records");
         }
@@ -493,7 +551,7 @@ fn sigkill_at_every_pause_point_never_duplicates_a_side_effect_or_loses_an_appro
     let fx = fixture();
     // The baseline runs first and alone: it also fills the compiled-component cache.
     let baseline = scenario(&fx, None, &mut false).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(baseline.replayed, 0, "an uninterrupted run replayed a write");
+    assert_eq!((baseline.in_doubt.retried, baseline.in_doubt.marked_done), (0, 0), "an uninterrupted run was in doubt");
     assert!(baseline.per_call.values().all(|&n| n == 1), "an uninterrupted run retried: {:?}", baseline.per_call);
     assert_eq!(baseline.shape.audit.get("approval.requested"), Some(&2));
 
@@ -562,7 +620,7 @@ fn sigkill_at_every_pause_point_never_duplicates_a_side_effect_or_loses_an_appro
 
     println!(
         "\n{:<38} {:>7} {:>5} {:>8} {:>7} {:>8}  retried calls (requests)",
-        "scenario", "resumes", "meta", "sendgrid", "hubspot", "replayed"
+        "scenario", "resumes", "meta", "sendgrid", "hubspot", "in doubt"
     );
     let mut retried_scenarios = 0;
     let mut retried_calls = 0;
@@ -578,35 +636,44 @@ fn sigkill_at_every_pause_point_never_duplicates_a_side_effect_or_loses_an_appro
             retried_calls += retried.len();
         }
         let [meta, sendgrid, hubspot] = r.requests;
+        let doubt = match (r.in_doubt.retried, r.in_doubt.marked_done) {
+            (0, 0) => "-",
+            (_, 0) => "re-sent",
+            _ => "marked",
+        };
         println!(
-            "{:<38} {:>7} {meta:>5} {sendgrid:>8} {hubspot:>7} {:>8}  {}",
+            "{:<38} {:>7} {meta:>5} {sendgrid:>8} {hubspot:>7} {doubt:>8}  {}",
             r.name,
             r.resumes,
-            r.replayed,
             if retried.is_empty() { "-".to_string() } else { retried.join(", ") }
         );
     }
-    let replayed: usize = killed.iter().map(|r| r.replayed).sum();
+    let re_sent: usize = killed.iter().map(|r| r.in_doubt.retried).sum();
+    let marked_done: usize = killed.iter().map(|r| r.in_doubt.marked_done).sum();
     let ended_unpaused = reports.len() - killed.len();
     println!(
         "\n{scenarios} scenarios in {:.1}s on {workers} workers: {} killed with SIGKILL at a pause point and resumed \
          to completion, {ended_unpaused} ended without reaching theirs (the end of each enumeration), {} failed.\n\
-         {retried_scenarios} killed scenarios retried {retried_calls} tool calls; the stand-ins replayed {replayed} \
-         repeated writes from their idempotency store.",
+         {retried_scenarios} killed scenarios retried {retried_calls} tool calls against stand-ins that do not \
+         deduplicate; {} emails were in doubt: {re_sent} re-sent (SendGrid had no record), {marked_done} marked \
+         done (it had).",
         started.elapsed().as_secs_f64(),
         killed.len(),
         failures.len(),
+        re_sent + marked_done,
     );
     assert!(failures.is_empty(), "{} of {scenarios} scenarios failed:\n\n{}", failures.len(), failures.join("\n\n"));
     println!("Duplicated side effects: 0. Lost or re-requested approvals: 0.");
 
-    // The proof is only as good as its coverage: every pause point was reached and killed, and
-    // some kills landed between a write and its durable result (a retried, deduplicated write).
+    // The proof is only as good as its coverage: every pause point was reached and killed, some
+    // kills landed between a write and its durable result (an idempotent call retried), and
+    // the email was in doubt both before it went out and after.
     let points_killed: BTreeSet<&str> = killed.iter().filter_map(|r| r.killed.map(|k| k.point)).collect();
     for point in POINTS {
         assert!(points_killed.contains(point), "no scenario paused at {point}: the pause point is gone or unreachable");
     }
-    assert!(replayed > 0, "no scenario made a stand-in replay a write: the retry path was never exercised");
+    assert!(retried_calls > 0, "no scenario retried a call: the retry path was never exercised");
+    assert!(re_sent > 0 && marked_done > 0, "in doubt: {re_sent} re-sent, {marked_done} marked done; both must happen");
 }
 
 /// A fixed step that fails ends the run in the same commit that records the failure. Killed

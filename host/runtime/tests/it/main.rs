@@ -8,6 +8,7 @@ mod common;
 mod conversation;
 mod fixed;
 mod gate;
+mod in_doubt;
 mod instances;
 mod loading;
 mod model_numbers;

@@ -128,6 +128,23 @@ async fn validates_like_sendgrid() {
 }
 
 #[tokio::test]
+async fn without_deduplication_a_repeated_key_sends_again_like_real_sendgrid() {
+    let s = start().await;
+    s.sendgrid.set_deduplicate(false);
+    let addr = s.sendgrid.addr();
+    let headers = [AUTH, ("Idempotency-Key", "welcome-ana")];
+    let first = json(addr, "POST", PATH, &headers, &mail()).await;
+    let second = json(addr, "POST", PATH, &headers, &mail()).await;
+    assert_eq!((first.status, second.status), (202, 202));
+    assert_ne!(first.header("x-message-id"), second.header("x-message-id"));
+    assert_eq!(second.header("idempotent-replayed"), None);
+    assert_eq!((s.sendgrid.side_effects(), s.sendgrid_state().sent().len()), (2, 2));
+    let log = s.sendgrid.requests();
+    assert_eq!(log.iter().map(|r| r.deduplicated).collect::<Vec<_>>(), [false, false]);
+    assert!(log.iter().all(|r| r.idempotency_key.as_deref() == Some("welcome-ana")), "keys are still recorded");
+}
+
+#[tokio::test]
 async fn idempotent_replay_returns_the_first_message_id() {
     let s = start().await;
     let addr = s.sendgrid.addr();

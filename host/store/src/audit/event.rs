@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tollgate_contract::EgressRecord;
 
-use crate::{Counters, RunStatus};
+use crate::{ApprovalKind, Counters, RunStatus};
 
 /// What happened, by kind. The kind names (`run.started`, …) are the `kind` column of the
 /// chain; the variant's struct is its `body`.
@@ -54,6 +54,10 @@ pub enum AuditEvent {
     /// A plugin tool call ran in the sandbox.
     #[serde(rename = "tool.call")]
     ToolCall(ToolCall),
+    /// A person marked an in-doubt call done without running it again (or nobody decided
+    /// before its approval expired): whether its effect happened is not known.
+    #[serde(rename = "tool.marked_done")]
+    ToolMarkedDone(ToolMarkedDone),
     /// An agent handed the run to another agent.
     #[serde(rename = "handoff")]
     Handoff(Handoff),
@@ -177,6 +181,9 @@ pub enum VerdictRecord {
     RequireApproval {},
     /// Refused; the reason goes back to the model.
     Deny { stage: DenyStage },
+    /// An in-doubt call (its process stopped while running it) closed without running it
+    /// again, as a person decided or because nobody did: whether it happened is unknown.
+    MarkDone {},
 }
 
 /// The gate check that refused a call.
@@ -246,6 +253,11 @@ pub struct ApprovalRequested {
     pub reason: String,
     /// When the approval expires unanswered (milliseconds since the Unix epoch).
     pub expires_at: i64,
+    /// `call`: may the call run? `in_doubt`: the call may have happened (its process stopped
+    /// while running it) — run it again, or mark it done? Absent in records written before
+    /// version 0.1 knew in-doubt calls, which are all `call`.
+    #[serde(default)]
+    pub kind: ApprovalKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -349,6 +361,27 @@ pub struct ToolClaimed {
     /// Until when (ms since the epoch) the claim holds if that process is not seen to have
     /// stopped: the call's timeout and a margin.
     pub lease_until: i64,
+}
+
+/// An in-doubt call closed without running it again. No `tool.call` record follows: the
+/// process that ran it stopped before it could record one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct ToolMarkedDone {
+    /// The run's step number: one model turn, or one fixed step.
+    pub step: u32,
+    /// The call's position among the calls of its step, from 0.
+    pub index: u32,
+    /// Qualified `plugin.tool`.
+    pub tool: String,
+    /// `run:step:index`: what the vendor saw, if the call reached it, as `Idempotency-Key`.
+    pub idempotency_key: String,
+    /// The in-doubt approval that decided it.
+    pub approval_id: String,
+    /// Who marked it done; `null` when its approval expired undecided.
+    pub by: Option<String>,
+    /// The person's note, or why it was closed.
+    pub reason: String,
 }
 
 /// One sandboxed call and what it cost. The output itself is in the run's
@@ -464,6 +497,7 @@ impl AuditEvent {
             AuditEvent::ApprovalConsumed(_) => "approval.consumed",
             AuditEvent::ToolClaimed(_) => "tool.claimed",
             AuditEvent::ToolCall(_) => "tool.call",
+            AuditEvent::ToolMarkedDone(_) => "tool.marked_done",
             AuditEvent::Handoff(_) => "handoff",
             AuditEvent::StepStarted(_) => "step.started",
             AuditEvent::RunEscalated(_) => "run.escalated",
@@ -523,6 +557,7 @@ into_event!(
     ApprovalConsumed,
     ToolClaimed,
     ToolCall,
+    ToolMarkedDone,
     Handoff,
     StepStarted,
     RunEscalated,
@@ -593,6 +628,7 @@ mod tests {
                 binding_hash: "b".into(),
                 reason: "r".into(),
                 expires_at: 5,
+                kind: ApprovalKind::InDoubt,
             }
             .into(),
             ApprovalGranted {
@@ -633,6 +669,25 @@ mod tests {
                 plugin_digest: None,
                 verdict: VerdictRecord::RequireApproval {},
                 reason: None,
+            }
+            .into(),
+            ToolClaimed {
+                step: 1,
+                index: 0,
+                tool: "t".into(),
+                idempotency_key: "r:1:0".into(),
+                by: "host:42".into(),
+                lease_until: 9,
+            }
+            .into(),
+            ToolMarkedDone {
+                step: 1,
+                index: 0,
+                tool: "t".into(),
+                idempotency_key: "r:1:0".into(),
+                approval_id: "ap".into(),
+                by: None,
+                reason: "expired".into(),
             }
             .into(),
             ToolCall {
@@ -682,7 +737,7 @@ mod tests {
     fn every_kind_reads_back_as_written() {
         let events = every_kind();
         let kinds: std::collections::BTreeSet<&str> = events.iter().map(AuditEvent::kind).collect();
-        assert_eq!(kinds.len(), 13, "one example per kind: {kinds:?}");
+        assert_eq!(kinds.len(), 15, "one example per kind: {kinds:?}");
         for event in events {
             let body = event.body();
             assert!(body.is_object(), "{body}");

@@ -8,8 +8,8 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::audit::{AuditCheckpoint, SealedRecord};
 use crate::{
-    ApprovalRecord, ApprovalStatus, RunRecord, RunStatus, RunSummary, StepRecord, StoreError, ToolCallRecord,
-    ToolCallStatus,
+    ApprovalKind, ApprovalRecord, ApprovalStatus, RunRecord, RunStatus, RunSummary, StepRecord, StoreError,
+    ToolCallRecord, ToolCallStatus,
 };
 
 // Column lists as macros so queries stay `&'static str` literals (`concat!`), never formatted.
@@ -33,7 +33,7 @@ macro_rules! tool_call_columns {
 macro_rules! approval_columns {
     () => {
         "id, run_id, step, call_index, agent, tool, input, plugin_digest, binding_hash, reason, status, \
-         requested_at, expires_at, decided_by, decided_at, note, approved_input"
+         requested_at, expires_at, decided_by, decided_at, note, approved_input, kind"
     };
 }
 pub(super) use {approval_columns, run_columns, summary_columns, tool_call_columns};
@@ -186,6 +186,10 @@ pub(super) fn approval(row: &SqliteRow) -> Result<ApprovalRecord, StoreError> {
         decided_at: c.opt_int("decided_at")?,
         note: c.opt_text("note")?,
         approved_input: c.opt_json("approved_input")?,
+        kind: {
+            let kind = c.text("kind")?;
+            ApprovalKind::parse(&kind).ok_or_else(|| c.corrupt("kind", format!("unknown approval kind {kind:?}")))?
+        },
     })
 }
 

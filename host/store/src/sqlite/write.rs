@@ -312,7 +312,7 @@ async fn charge_cap(conn: &mut SqliteConnection, charge: &CapCharge) -> Result<(
 fn insert_approval(batch: &mut Batch, a: &ApprovalRecord) {
     batch.insert_rows(
         concat!("INSERT INTO approvals (", approval_columns!(), ")"),
-        17,
+        18,
         vec![vec![
             a.id.as_str().into(),
             a.run_id.as_str().into(),
@@ -331,6 +331,7 @@ fn insert_approval(batch: &mut Batch, a: &ApprovalRecord) {
             a.decided_at.into(),
             a.note.clone().into(),
             a.approved_input.as_ref().map(json_text).into(),
+            a.kind.as_str().into(),
         ]],
     );
 }

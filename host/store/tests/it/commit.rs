@@ -5,8 +5,8 @@ use crate::common::*;
 use serde_json::json;
 use tollgate_store::audit::verify_store;
 use tollgate_store::{
-    ApprovalFilter, ApprovalStatus, ApprovalTransition, CapCharge, Checkpoint, Commit, Durability, MessageRecord,
-    RunFilter, RunStatus, StepRecord, Store, StoreError, ToolCallStatus,
+    ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus, ApprovalTransition, CapCharge, Checkpoint, Commit,
+    Durability, MessageRecord, RunFilter, RunStatus, StepRecord, Store, StoreError, ToolCallStatus,
 };
 
 fn step(run_id: &str, step: u32) -> StepRecord {
@@ -269,6 +269,19 @@ async fn two_handles_on_one_file_cannot_both_advance_a_run() {
     assert_eq!(report.records, 1);
 }
 
+/// An in-doubt approval (approve = run again, deny = mark done) reads back as one.
+#[tokio::test]
+async fn approval_kinds_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store.create_run(&run("r1", 1_000), &[]).await.unwrap();
+    let in_doubt = ApprovalRecord { kind: ApprovalKind::InDoubt, ..approval("ap_2", "r1", 1, 90_000) };
+    let approvals = vec![approval("ap_1", "r1", 1, 90_000), in_doubt.clone()];
+    store.commit(Commit { new_approvals: approvals, ..Commit::default() }).await.unwrap();
+    assert_eq!(store.approval("ap_1").await.unwrap().unwrap().kind, ApprovalKind::Call);
+    assert_eq!(store.approval("ap_2").await.unwrap().unwrap(), in_doubt);
+}
+
 #[tokio::test]
 async fn approvals_are_single_use() {
     let dir = tempfile::tempdir().unwrap();
@@ -498,9 +511,12 @@ async fn a_database_from_before_waiting_approval_is_migrated() {
         .await
         .unwrap();
     sqlx::query("DROP INDEX audit_by_run_step").execute(&mut conn).await.unwrap();
+    sqlx::query("ALTER TABLE approvals DROP COLUMN kind").execute(&mut conn).await.unwrap();
     sqlx::query("PRAGMA user_version = 2").execute(&mut conn).await.unwrap();
     drop(conn);
     let store = open(dir.path()).await;
     let statuses: Vec<ToolCallStatus> = store.tool_calls("r1").await.unwrap().iter().map(|c| c.status).collect();
     assert_eq!(statuses, [ToolCallStatus::Allowed, ToolCallStatus::WaitingApproval]);
+    // Approvals from before in-doubt calls existed all decide whether a call may run.
+    assert_eq!(store.approval("ap_r1").await.unwrap().unwrap().kind, ApprovalKind::Call);
 }

@@ -56,7 +56,8 @@ tollgate_sdk::plugin! {
              returns the contact the first attempt created (`replayed: true`).",
             create_contact,
         )
-        .effects(Effects::WRITE),
+        .effects(Effects::WRITE)
+        .idempotent(),
         Tool::new(
             "update_contact",
             "Set properties on an existing HubSpot contact; returns the updated contact.",
@@ -70,7 +71,8 @@ tollgate_sdk::plugin! {
              call returns the note the first attempt created (`replayed: true`).",
             add_note,
         )
-        .effects(Effects::WRITE),
+        .effects(Effects::WRITE)
+        .idempotent(),
     ],
 }
 

@@ -10,8 +10,8 @@ use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tollgate_store::audit::{self, AuditEntry, AuditEvent};
 use tollgate_store::{
-    ApprovalRecord, ApprovalStatus, Commit, Counters, RunRecord, RunStatus, RunUpdate, Signer, SqliteStore, Store,
-    ToolCallRecord, ToolCallStatus,
+    ApprovalKind, ApprovalRecord, ApprovalStatus, Commit, Counters, RunRecord, RunStatus, RunUpdate, Signer,
+    SqliteStore, Store, ToolCallRecord, ToolCallStatus,
 };
 
 pub fn db_path(dir: &Path) -> PathBuf {
@@ -189,6 +189,7 @@ pub fn approval(id: &str, run_id: &str, step: u32, expires_at: i64) -> ApprovalR
         decided_at: None,
         note: None,
         approved_input: None,
+        kind: ApprovalKind::Call,
     }
 }
 

@@ -212,6 +212,9 @@ impl Store for TimedStore {
     fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<AuditCheckpoint>> {
         self.timed("audit_checkpoints", self.inner.audit_checkpoints())
     }
+    fn newest_audit_checkpoint(&self) -> StoreFuture<'_, Option<AuditCheckpoint>> {
+        self.timed("newest_audit_checkpoint", self.inner.newest_audit_checkpoint())
+    }
     fn vouched_step_records<'a>(&'a self, run_id: &'a str, step: u32) -> StoreFuture<'a, Vec<SealedRecord>> {
         self.timed("vouched_step_records", self.inner.vouched_step_records(run_id, step))
     }

@@ -303,16 +303,14 @@ impl Plugin {
                 // The schema decides; for a plain component the conversion says exactly where
                 // and what (`input.items[2].qty: expected u8 (0..=255), got 300`) when it can.
                 let message = match &p.kind {
-                    Kind::Plain(exports, _) => plain::explain(exports, tool, &value).unwrap_or(message),
+                    Kind::Plain(exports, _) => plain::explain(exports, tool, &value, limits).unwrap_or(message),
                     Kind::Tollgate(_) => message,
                 };
                 return Err(CallError::InvalidInput { message });
             }
         }
         let invocation = match &p.kind {
-            Kind::Plain(exports, _) => Invocation::Plain(
-                plain::arguments(exports, tool, &value).map_err(|message| CallError::InvalidInput { message })?,
-            ),
+            Kind::Plain(exports, _) => Invocation::Plain(plain::arguments(exports, tool, &value, limits)?),
             Kind::Tollgate(_) => Invocation::Tollgate {
                 input,
                 ctx: WitContext {

@@ -92,10 +92,34 @@ pub enum CallError {
     OutputTooLarge { size: usize, limit: usize },
     #[error("output is invalid: {message}")]
     InvalidOutput { message: String },
+    /// A plain component's values would take more host memory to convert than the call may
+    /// give the guest: the input's, or what the guest handed the host (its result, or an
+    /// import call's arguments).
+    #[error("{side} would take more than {} of host memory to convert (the call's memory limit)", format_bytes(*limit))]
+    ValueTooLarge { side: ValueSide, limit: usize },
     #[error("{0}")]
     Tool(ToolError),
     #[error("host capacity exhausted (retry later): {message}")]
     Capacity { message: String },
+}
+
+/// Whose values [`CallError::ValueTooLarge`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ValueSide {
+    /// The caller's input, converted before the guest runs.
+    Input,
+    /// What the guest handed the host.
+    Output,
+}
+
+impl std::fmt::Display for ValueSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ValueSide::Input => "the input's values",
+            ValueSide::Output => "the values the guest handed the host",
+        })
+    }
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -117,6 +141,7 @@ impl CallError {
             CallError::Trap { .. } => "trap",
             CallError::OutputTooLarge { .. } => "output-too-large",
             CallError::InvalidOutput { .. } => "invalid-output",
+            CallError::ValueTooLarge { .. } => "value-too-large",
             CallError::Tool(ToolError::InvalidInput { .. }) => "tool-invalid-input",
             CallError::Tool(ToolError::Denied { .. }) => "tool-denied",
             CallError::Tool(ToolError::NotFound { .. }) => "tool-not-found",

@@ -52,7 +52,7 @@ pub use cache::CacheOutcome;
 pub use call::{CallContext, CallOutcome};
 pub use capability::Import;
 pub use engine::{Sandbox, SandboxConfig, SandboxError};
-pub use error::{CallError, LoadError, ToolError};
+pub use error::{CallError, LoadError, ToolError, ValueSide};
 pub use grants::{Grants, Upstream};
 pub use isolate::{CompileIsolation, compile_child_main};
 pub use plain::{PlainInfo, PlainTool, UnsupportedFunction};

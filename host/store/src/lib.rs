@@ -68,6 +68,10 @@ pub trait Store: Send + Sync {
     fn vouched_run_start<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<SealedRecord>>;
     /// Signed checkpoints kept in the database, oldest first.
     fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<AuditCheckpoint>>;
+    /// The checkpoint row with the largest seq, `None` when there is none: one indexed read,
+    /// however long the history. A row is only what the database holds (a writer of the file
+    /// can add one); nothing is vouched for by it alone.
+    fn newest_audit_checkpoint(&self) -> StoreFuture<'_, Option<AuditCheckpoint>>;
 
     fn kv_get<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
     fn kv_set<'a>(&'a self, namespace: &'a str, key: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()>;

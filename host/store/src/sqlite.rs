@@ -383,6 +383,20 @@ impl Store for SqliteStore {
         })
     }
 
+    fn newest_audit_checkpoint(&self) -> StoreFuture<'_, Option<AuditCheckpoint>> {
+        Box::pin(async move {
+            // `seq` is the table's INTEGER PRIMARY KEY (its rowid): this reads one row from the
+            // end of the b-tree, not the table.
+            let found = sqlx::query(
+                "SELECT seq, hash, signed_at, public_key, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
+            )
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+            found.as_ref().map(rows::checkpoint).transpose()
+        })
+    }
+
     fn kv_get<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             sqlx::query_scalar("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2")

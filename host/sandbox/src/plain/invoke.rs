@@ -9,6 +9,12 @@
 //! and reports them instead (`call::attribute`): an `err` after the egress gate denied one of
 //! the call's requests is [`ToolError::Denied`], and any failure after the memory limit refused
 //! a `memory.grow` is [`CallError::MemoryLimit`].
+//!
+//! What converting the values costs the host is bounded by the call's memory limit
+//! ([`super::budget`]): the input's conversion counts its allocations; the result's lifting runs
+//! under hostcall fuel set from the result's type, and running out of it is
+//! [`CallError::ValueTooLarge`]; the output is written as JSON text that stops growing at the
+//! output limit ([`CallError::OutputTooLarge`], with its full size).
 
 use std::time::Instant;
 
@@ -17,24 +23,40 @@ use tollgate_contract::Limits;
 use wasmtime::Store;
 use wasmtime::component::{Instance, Val};
 
-use super::{PlainExports, value};
+use super::PlainExports;
+use super::value::{self, ConvertError, Text};
 use crate::call::{settle, wait_until};
-use crate::error::{CallError, ToolError};
+use crate::error::{CallError, ToolError, ValueSide};
 use crate::state::CallState;
 
-/// Converts `input` for `tool`: the exact check, after the schema. The error names the JSON
-/// path and the expected WIT type.
-pub(crate) fn arguments(exports: &PlainExports, tool: &str, input: &Value) -> Result<Vec<Val>, String> {
-    match exports.funcs.get(tool) {
-        Some(f) => value::arguments(&f.params, input),
-        None => Err(format!("unknown tool `{tool}`")),
-    }
+/// Converts `input` for `tool`: the exact check, after the schema, within the call's memory
+/// limit. An invalid input's error names the JSON path and the expected WIT type.
+pub(crate) fn arguments(
+    exports: &PlainExports,
+    tool: &str,
+    input: &Value,
+    limits: &Limits,
+) -> Result<Vec<Val>, CallError> {
+    let converted = match exports.funcs.get(tool) {
+        Some(f) => value::arguments(&f.params, input, limits.memory_bytes),
+        None => Err(ConvertError::Invalid(format!("unknown tool `{tool}`"))),
+    };
+    converted.map_err(|e| match e {
+        ConvertError::Invalid(message) => CallError::InvalidInput { message },
+        ConvertError::TooLarge => CallError::ValueTooLarge { side: ValueSide::Input, limit: limits.memory_bytes },
+    })
 }
 
 /// When the schema refused `input`: the conversion's precise message, if it refuses too.
-pub(crate) fn explain(exports: &PlainExports, tool: &str, input: &Value) -> Option<String> {
-    arguments(exports, tool, input).err()
+pub(crate) fn explain(exports: &PlainExports, tool: &str, input: &Value, limits: &Limits) -> Option<String> {
+    match arguments(exports, tool, input, limits) {
+        Err(CallError::InvalidInput { message }) => Some(message),
+        _ => None,
+    }
 }
+
+/// What wasmtime 48 says when a lift runs out of hostcall fuel (its error type is private).
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
 /// A fresh instance of the component in `store`, under the call's deadline.
 pub(crate) async fn instantiate(
@@ -65,26 +87,48 @@ pub(crate) async fn invoke(
         return Err(CallError::Trap { message: format!("export of tool `{tool}` not found"), backtrace: None });
     };
     let mut results = vec![Val::Bool(false); usize::from(f.has_result)];
+    // Set for every call: a warm instance's store keeps what the previous call set.
+    store.set_hostcall_fuel(f.lift.fuel(limits.memory_bytes));
     let called = tokio::time::timeout_at(wait_until(deadline), func.call_async(&mut *store, &args, &mut results)).await;
+    if let Ok(Err(e)) = &called
+        && format!("{e:#}").contains(HOSTCALL_FUEL_EXHAUSTED)
+    {
+        return Err(CallError::ValueTooLarge { side: ValueSide::Output, limit: limits.memory_bytes });
+    }
     settle(called, store, limits, false)?;
     let output = |v: &Val| {
-        value::to_json(v, &mut String::from("output")).map_err(|message| CallError::InvalidOutput { message })
+        let mut text = Text::new(limits.output_bytes);
+        value::write_json(v, &mut text, &mut String::from("output"))
+            .map_err(|message| CallError::InvalidOutput { message })?;
+        text.finish().map_err(|size| CallError::OutputTooLarge { size, limit: limits.output_bytes })
     };
-    let json = match results.pop() {
-        None => Value::Null,
+    match results.pop() {
+        None => Ok("null".into()),
         Some(Val::Result(r)) if f.top_result => match r {
-            Ok(v) => v.as_deref().map(output).transpose()?.unwrap_or(Value::Null),
+            Ok(v) => Ok(v.as_deref().map(output).transpose()?.unwrap_or_else(|| "null".into())),
             Err(e) => {
-                let message = match e.as_deref().map(output).transpose()? {
+                let message = match e.as_deref() {
                     None => "the function returned err".to_string(),
-                    Some(Value::String(s)) => s,
-                    Some(other) => other.to_string(),
+                    Some(v) => match as_text(v) {
+                        Some(text) => text,
+                        None => output(v)?,
+                    },
                 };
                 // Clipped with every tool error, after redaction (`Plugin::run`).
-                return Err(CallError::Tool(ToolError::InvalidInput { message }));
+                Err(CallError::Tool(ToolError::InvalidInput { message }))
             }
         },
-        Some(v) => output(&v)?,
-    };
-    Ok(json.to_string())
+        Some(v) => output(&v),
+    }
+}
+
+/// The text of a value whose JSON form is a string (a string, char, enum or payload-less case,
+/// maybe under an option): a tool error's message is that text, not its JSON.
+fn as_text(v: &Val) -> Option<String> {
+    match v {
+        Val::String(s) | Val::Enum(s) | Val::Variant(s, None) => Some(s.clone()),
+        Val::Char(c) => Some(c.to_string()),
+        Val::Option(Some(inner)) => as_text(inner),
+        _ => None,
+    }
 }

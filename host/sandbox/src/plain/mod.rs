@@ -1,7 +1,8 @@
 //! Plain components as tools: a component that does not export `tollgate:plugin/tool` is
 //! offered function by function. This module decides which exports become tools and under
 //! what names, and synthesizes the manifest a Tollgate plugin would have declared; [`schema`]
-//! maps WIT types to JSON Schemas, [`value`] converts values, [`invoke`] runs one call.
+//! maps WIT types to JSON Schemas, [`value`] converts values, [`invoke`] runs one call,
+//! [`budget`] bounds what converting a call's values costs the host.
 //!
 //! Naming: an interface's function becomes `<interface>_<function>` (the interface's short
 //! name, `pkg:ns/pricing@1.0.0` → `pricing`), a world-level function `<function>`, kebab-case
@@ -15,6 +16,7 @@
 //! Effects come from the imports: `wasi:http/outgoing-handler` means `read` and `write`, not
 //! idempotent; kv (state that outlives the call) means not idempotent; otherwise none.
 
+mod budget;
 mod invoke;
 mod schema;
 mod value;
@@ -72,6 +74,8 @@ pub(crate) struct PlainFunc {
     pub params: Vec<(String, wasmtime::component::types::Type)>,
     pub has_result: bool,
     pub top_result: bool,
+    /// What lifting the result may cost per unit of hostcall fuel, from its type.
+    pub lift: budget::LiftCost,
 }
 
 /// A loaded plain component: the instance factory and its functions by tool name.
@@ -175,6 +179,7 @@ pub(crate) fn analyse(
                 params: sig.params,
                 has_result: sig.result.is_some(),
                 top_result: sig.top_result,
+                lift: budget::LiftCost::of(sig.result.as_ref()),
             },
         );
         offered.push(PlainTool { tool: name, export: c.export });

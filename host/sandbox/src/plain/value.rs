@@ -3,26 +3,61 @@
 //! Inputs have already passed the derived JSON Schema; this conversion is the second, exact
 //! line of defence (integer ranges, one-character strings, distinct flags, …) and the one that
 //! can say precisely what is wrong: `input.order.items[2].qty: expected u8 (0..=255), got 300`.
-//! Outputs are built from what the guest returned; the only thing JSON cannot hold there is a
-//! non-finite float, reported with its path.
+//! Outputs are written as JSON text straight from what the guest returned, with no JSON tree
+//! in between, into a [`Text`] that keeps at most the call's output limit; the only thing JSON
+//! cannot hold there is a non-finite float, reported with its path.
+//!
+//! Inputs are charged to a [`Budget`] as each value is built ([`super::budget`]).
 
-use serde_json::{Map, Value};
+use std::io::Write;
+
+use serde_json::Value;
 use wasmtime::component::Val;
 use wasmtime::component::types::Type;
 
+use super::budget::{Budget, OverBudget};
 use super::schema::F32_MAX;
 
-/// Converts a tool input (a JSON object with one property per parameter) into call arguments.
-pub(crate) fn arguments(params: &[(String, Type)], input: &Value) -> Result<Vec<Val>, String> {
+/// Why an input could not be converted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConvertError {
+    /// The input does not fit the parameter types; the message names the path.
+    Invalid(String),
+    /// Its values would cost the host more than the call's budget.
+    TooLarge,
+}
+
+impl From<String> for ConvertError {
+    fn from(message: String) -> ConvertError {
+        ConvertError::Invalid(message)
+    }
+}
+
+impl From<OverBudget> for ConvertError {
+    fn from(_: OverBudget) -> ConvertError {
+        ConvertError::TooLarge
+    }
+}
+
+/// Converts a tool input (a JSON object with one property per parameter) into call arguments,
+/// allocating at most `budget` bytes for them.
+pub(crate) fn arguments(params: &[(String, Type)], input: &Value, budget: usize) -> Result<Vec<Val>, ConvertError> {
     let Value::Object(props) = input else {
-        return Err(format!("input: expected an object with one property per parameter, got {}", got(input)));
+        return Err(format!("input: expected an object with one property per parameter, got {}", got(input)).into());
     };
     if let Some(unknown) = props.keys().find(|k| !params.iter().any(|(n, _)| n == *k)) {
         let known: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
-        return Err(format!("input: unknown parameter `{unknown}` (parameters: {})", list_or_none(&known)));
+        return Err(format!("input: unknown parameter `{unknown}` (parameters: {})", list_or_none(&known)).into());
     }
-    let mut path = String::from("input");
-    params.iter().map(|(name, ty)| field(ty, props.get(name), name, &mut path, "parameter")).collect()
+    let mut cx = Cx { path: String::from("input"), budget: Budget::new(budget) };
+    cx.budget.values(params.len())?;
+    params.iter().map(|(name, ty)| field(ty, props.get(name), name, &mut cx, "parameter")).collect()
+}
+
+/// Where the conversion is, for messages, and what it may still allocate.
+struct Cx {
+    path: String,
+    budget: Budget,
 }
 
 fn list_or_none(names: &[&str]) -> String {
@@ -30,16 +65,16 @@ fn list_or_none(names: &[&str]) -> String {
 }
 
 /// A record field or parameter: absent means `none` for an `option`, an error otherwise.
-fn field(ty: &Type, v: Option<&Value>, name: &str, path: &mut String, what: &str) -> Result<Val, String> {
-    let len = path.len();
-    path.push('.');
-    path.push_str(name);
+fn field(ty: &Type, v: Option<&Value>, name: &str, cx: &mut Cx, what: &str) -> Result<Val, ConvertError> {
+    let len = cx.path.len();
+    cx.path.push('.');
+    cx.path.push_str(name);
     let out = match v {
-        Some(v) => from_json(ty, v, path),
+        Some(v) => from_json(ty, v, cx),
         None if matches!(ty, Type::Option(_)) => Ok(Val::Option(None)),
-        None => Err(format!("{path}: missing (a required {what}, expected {})", expected(ty))),
+        None => Err(format!("{}: missing (a required {what}, expected {})", cx.path, expected(ty)).into()),
     };
-    path.truncate(len);
+    cx.path.truncate(len);
     out
 }
 
@@ -103,18 +138,19 @@ fn integer(v: &Value) -> Option<i128> {
     })
 }
 
-fn from_json(ty: &Type, v: &Value, path: &mut String) -> Result<Val, String> {
-    let mismatch = |path: &str| Err(format!("{path}: expected {}, got {}", expected(ty), got(v)));
+fn from_json(ty: &Type, v: &Value, cx: &mut Cx) -> Result<Val, ConvertError> {
+    let mismatch =
+        |path: &str| Err(ConvertError::Invalid(format!("{path}: expected {}, got {}", expected(ty), got(v))));
     macro_rules! int {
         ($t:ty, $variant:ident) => {
             match integer(v).and_then(|n| <$t>::try_from(n).ok()) {
                 Some(n) => Ok(Val::$variant(n)),
-                None => mismatch(path),
+                None => mismatch(&cx.path),
             }
         };
     }
     match ty {
-        Type::Bool => v.as_bool().map(Val::Bool).map_or_else(|| mismatch(path), Ok),
+        Type::Bool => v.as_bool().map(Val::Bool).map_or_else(|| mismatch(&cx.path), Ok),
         Type::S8 => int!(i8, S8),
         Type::S16 => int!(i16, S16),
         Type::S32 => int!(i32, S32),
@@ -125,111 +161,137 @@ fn from_json(ty: &Type, v: &Value, path: &mut String) -> Result<Val, String> {
         Type::U64 => int!(u64, U64),
         Type::Float32 => match v.as_f64() {
             Some(f) if f.abs() <= F32_MAX => Ok(Val::Float32(f as f32)),
-            _ => mismatch(path),
+            _ => mismatch(&cx.path),
         },
-        Type::Float64 => v.as_f64().map(Val::Float64).map_or_else(|| mismatch(path), Ok),
+        Type::Float64 => v.as_f64().map(Val::Float64).map_or_else(|| mismatch(&cx.path), Ok),
         Type::Char => {
             let mut chars = v.as_str().unwrap_or_default().chars();
             match (v.is_string(), chars.next(), chars.next()) {
                 (true, Some(c), None) => Ok(Val::Char(c)),
-                _ => mismatch(path),
+                _ => mismatch(&cx.path),
             }
         }
-        Type::String => v.as_str().map(|s| Val::String(s.to_string())).map_or_else(|| mismatch(path), Ok),
+        Type::String => match v.as_str() {
+            Some(s) => {
+                cx.budget.text(s)?;
+                Ok(Val::String(s.to_string()))
+            }
+            None => mismatch(&cx.path),
+        },
         Type::List(l) => {
-            let Some(items) = v.as_array() else { return mismatch(path) };
-            Ok(Val::List(elements(&l.ty(), items, path)?))
+            let Some(items) = v.as_array() else { return mismatch(&cx.path) };
+            Ok(Val::List(elements(&l.ty(), items, cx)?))
         }
         Type::FixedLengthList(l) => match v.as_array() {
-            Some(items) if items.len() == l.len() as usize => Ok(Val::FixedLengthList(elements(&l.ty(), items, path)?)),
-            _ => mismatch(path),
+            Some(items) if items.len() == l.len() as usize => Ok(Val::FixedLengthList(elements(&l.ty(), items, cx)?)),
+            _ => mismatch(&cx.path),
         },
         Type::Tuple(t) => match v.as_array() {
             Some(items) if items.len() == t.types().len() => {
-                let len = path.len();
+                let len = cx.path.len();
+                cx.budget.values(items.len())?;
                 let mut out = Vec::with_capacity(items.len());
                 for (i, (ty, item)) in t.types().zip(items).enumerate() {
-                    path.push_str(&format!("[{i}]"));
-                    let val = from_json(&ty, item, path);
-                    path.truncate(len);
+                    cx.path.push_str(&format!("[{i}]"));
+                    let val = from_json(&ty, item, cx);
+                    cx.path.truncate(len);
                     out.push(val?);
                 }
                 Ok(Val::Tuple(out))
             }
-            _ => mismatch(path),
+            _ => mismatch(&cx.path),
         },
         Type::Record(r) => {
-            let Some(props) = v.as_object() else { return mismatch(path) };
+            let Some(props) = v.as_object() else { return mismatch(&cx.path) };
             if let Some(unknown) = props.keys().find(|k| !r.fields().any(|f| f.name == k.as_str())) {
                 let known: Vec<&str> = r.fields().map(|f| f.name).collect();
-                return Err(format!("{path}: unknown field `{unknown}` (fields: {})", list_or_none(&known)));
+                return Err(format!("{}: unknown field `{unknown}` (fields: {})", cx.path, list_or_none(&known)).into());
             }
-            let fields = r
-                .fields()
-                .map(|f| Ok((f.name.to_string(), field(&f.ty, props.get(f.name), f.name, path, "field")?)))
-                .collect::<Result<Vec<_>, String>>()?;
+            cx.budget.fields(r.fields().len())?;
+            let mut fields = Vec::with_capacity(r.fields().len());
+            for f in r.fields() {
+                cx.budget.text(f.name)?;
+                fields.push((f.name.to_string(), field(&f.ty, props.get(f.name), f.name, cx, "field")?));
+            }
             Ok(Val::Record(fields))
         }
         Type::Option(o) => match v {
             Value::Null => Ok(Val::Option(None)),
-            v => Ok(Val::Option(Some(Box::new(from_json(&o.ty(), v, path)?)))),
+            v => {
+                cx.budget.boxed()?;
+                Ok(Val::Option(Some(Box::new(from_json(&o.ty(), v, cx)?))))
+            }
         },
         Type::Result(r) => {
-            let Some((key, inner)) = single_key(v) else { return mismatch(path) };
+            let Some((key, inner)) = single_key(v) else { return mismatch(&cx.path) };
             let side = match key {
                 "ok" => r.ok(),
                 "err" => r.err(),
-                _ => return mismatch(path),
+                _ => return mismatch(&cx.path),
             };
-            let payload = payload(side.as_ref(), inner, key, path)?;
+            let payload = payload(side.as_ref(), inner, key, cx)?;
             Ok(Val::Result(if key == "ok" { Ok(payload) } else { Err(payload) }))
         }
         Type::Variant(var) => {
             if let Some(name) = v.as_str() {
                 return match var.cases().find(|c| c.name == name) {
-                    Some(c) if c.ty.is_none() => Ok(Val::Variant(name.to_string(), None)),
-                    Some(_) => Err(format!("{path}: case \"{name}\" carries a value: write {{\"{name}\": …}}")),
-                    None => mismatch(path),
+                    Some(c) if c.ty.is_none() => {
+                        cx.budget.text(name)?;
+                        Ok(Val::Variant(name.to_string(), None))
+                    }
+                    Some(_) => {
+                        Err(format!("{}: case \"{name}\" carries a value: write {{\"{name}\": …}}", cx.path).into())
+                    }
+                    None => mismatch(&cx.path),
                 };
             }
-            let Some((key, inner)) = single_key(v) else { return mismatch(path) };
+            let Some((key, inner)) = single_key(v) else { return mismatch(&cx.path) };
             match var.cases().find(|c| c.name == key) {
                 Some(c) if c.ty.is_some() => {
-                    Ok(Val::Variant(key.to_string(), payload(c.ty.as_ref(), inner, key, path)?))
+                    cx.budget.text(key)?;
+                    Ok(Val::Variant(key.to_string(), payload(c.ty.as_ref(), inner, key, cx)?))
                 }
-                Some(_) => Err(format!("{path}: case \"{key}\" carries no value: write \"{key}\"")),
-                None => mismatch(path),
+                Some(_) => Err(format!("{}: case \"{key}\" carries no value: write \"{key}\"", cx.path).into()),
+                None => mismatch(&cx.path),
             }
         }
         Type::Enum(e) => match v.as_str() {
-            Some(s) if e.names().any(|n| n == s) => Ok(Val::Enum(s.to_string())),
-            _ => mismatch(path),
+            Some(s) if e.names().any(|n| n == s) => {
+                cx.budget.text(s)?;
+                Ok(Val::Enum(s.to_string()))
+            }
+            _ => mismatch(&cx.path),
         },
         Type::Flags(f) => {
-            let Some(items) = v.as_array() else { return mismatch(path) };
+            let Some(items) = v.as_array() else { return mismatch(&cx.path) };
+            cx.budget.names(items.len())?;
             let mut set: Vec<String> = Vec::with_capacity(items.len());
             for item in items {
                 match item.as_str() {
-                    Some(s) if f.names().any(|n| n == s) && !set.iter().any(|x| x == s) => set.push(s.to_string()),
-                    _ => return mismatch(path),
+                    Some(s) if f.names().any(|n| n == s) && !set.iter().any(|x| x == s) => {
+                        cx.budget.text(s)?;
+                        set.push(s.to_string())
+                    }
+                    _ => return mismatch(&cx.path),
                 }
             }
             Ok(Val::Flags(set))
         }
         // Functions with these types are never offered (see `schema::of`).
         Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext | Type::Map(_) => {
-            Err(format!("{path}: {} has no JSON form", expected(ty)))
+            Err(format!("{}: {} has no JSON form", cx.path, expected(ty)).into())
         }
     }
 }
 
-fn elements(ty: &Type, items: &[Value], path: &mut String) -> Result<Vec<Val>, String> {
-    let len = path.len();
+fn elements(ty: &Type, items: &[Value], cx: &mut Cx) -> Result<Vec<Val>, ConvertError> {
+    let len = cx.path.len();
+    cx.budget.values(items.len())?;
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        path.push_str(&format!("[{i}]"));
-        let val = from_json(ty, item, path);
-        path.truncate(len);
+        cx.path.push_str(&format!("[{i}]"));
+        let val = from_json(ty, item, cx);
+        cx.path.truncate(len);
         out.push(val?);
     }
     Ok(out)
@@ -243,84 +305,165 @@ fn single_key(v: &Value) -> Option<(&str, &Value)> {
 }
 
 /// The value under `key` of a result or variant: null when the side has no type.
-fn payload(ty: Option<&Type>, v: &Value, key: &str, path: &mut String) -> Result<Option<Box<Val>>, String> {
-    let len = path.len();
-    path.push('.');
-    path.push_str(key);
+fn payload(ty: Option<&Type>, v: &Value, key: &str, cx: &mut Cx) -> Result<Option<Box<Val>>, ConvertError> {
+    let len = cx.path.len();
+    cx.path.push('.');
+    cx.path.push_str(key);
     let out = match (ty, v) {
-        (Some(ty), v) => from_json(ty, v, path).map(|val| Some(Box::new(val))),
+        (Some(ty), v) => {
+            cx.budget.boxed().map_err(Into::into).and_then(|()| from_json(ty, v, cx)).map(|val| Some(Box::new(val)))
+        }
         (None, Value::Null) => Ok(None),
-        (None, v) => Err(format!("{path}: expected null (this side has no value), got {}", got(v))),
+        (None, v) => Err(format!("{}: expected null (this side has no value), got {}", cx.path, got(v)).into()),
     };
-    path.truncate(len);
+    cx.path.truncate(len);
     out
 }
 
-/// Converts a returned value to JSON; `path` starts as `output`.
-pub(crate) fn to_json(v: &Val, path: &mut String) -> Result<Value, String> {
-    let float = |f: f64, path: &str| {
-        serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .ok_or_else(|| format!("{path}: the float {f} cannot be represented in JSON"))
+/// JSON text as it is written: kept up to `limit` bytes, counted beyond (then nothing is kept),
+/// so an output over the limit costs no more than the limit and is still reported by size.
+pub(crate) struct Text {
+    kept: Vec<u8>,
+    len: usize,
+    limit: usize,
+}
+
+impl Text {
+    pub(crate) fn new(limit: usize) -> Text {
+        Text { kept: Vec::new(), len: 0, limit }
+    }
+
+    /// The text, or its full length when it is over the limit.
+    pub(crate) fn finish(self) -> Result<String, usize> {
+        if self.len > self.limit {
+            return Err(self.len);
+        }
+        // Only serde_json and ASCII punctuation write here, so this does not fail.
+        String::from_utf8(self.kept).map_err(|e| e.as_bytes().len())
+    }
+}
+
+impl Write for Text {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.len = self.len.saturating_add(buf.len());
+        if self.len <= self.limit {
+            self.kept.extend_from_slice(buf);
+        } else if !self.kept.is_empty() {
+            self.kept = Vec::new();
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a returned value as JSON text; `path` starts as `output`. Record fields are written
+/// in name order, as a JSON object holds them.
+pub(crate) fn write_json(v: &Val, out: &mut Text, path: &mut String) -> Result<(), String> {
+    // Writing to a `Text` cannot fail: the results are ignored.
+    let put = |out: &mut Text, bytes: &[u8]| {
+        let _ = out.write_all(bytes);
     };
-    Ok(match v {
-        Val::Bool(b) => Value::Bool(*b),
-        Val::S8(n) => (*n).into(),
-        Val::S16(n) => (*n).into(),
-        Val::S32(n) => (*n).into(),
-        Val::S64(n) => (*n).into(),
-        Val::U8(n) => (*n).into(),
-        Val::U16(n) => (*n).into(),
-        Val::U32(n) => (*n).into(),
-        Val::U64(n) => (*n).into(),
+    let number = |out: &mut Text, f: f64, path: &str| match serde_json::Number::from_f64(f) {
+        Some(n) => {
+            let _ = serde_json::to_writer(&mut *out, &n);
+            Ok(())
+        }
+        None => Err(format!("{path}: the float {f} cannot be represented in JSON")),
+    };
+    match v {
+        Val::Bool(b) => put(out, if *b { b"true" } else { b"false" }),
+        Val::S8(n) => put(out, n.to_string().as_bytes()),
+        Val::S16(n) => put(out, n.to_string().as_bytes()),
+        Val::S32(n) => put(out, n.to_string().as_bytes()),
+        Val::S64(n) => put(out, n.to_string().as_bytes()),
+        Val::U8(n) => put(out, n.to_string().as_bytes()),
+        Val::U16(n) => put(out, n.to_string().as_bytes()),
+        Val::U32(n) => put(out, n.to_string().as_bytes()),
+        Val::U64(n) => put(out, n.to_string().as_bytes()),
         // Through the shortest decimal form, so an f32 `0.1` comes back as 0.1, not
         // 0.10000000149011612.
-        Val::Float32(f) => float(f.to_string().parse().unwrap_or(f64::NAN), path)?,
-        Val::Float64(f) => float(*f, path)?,
-        Val::Char(c) => Value::String(c.to_string()),
-        Val::String(s) => Value::String(s.clone()),
+        Val::Float32(f) => number(out, f.to_string().parse().unwrap_or(f64::NAN), path)?,
+        Val::Float64(f) => number(out, *f, path)?,
+        Val::Char(c) => string(out, c.encode_utf8(&mut [0; 4])),
+        Val::String(s) | Val::Variant(s, None) | Val::Enum(s) => string(out, s),
         Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
+            put(out, b"[");
             let len = path.len();
-            let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    put(out, b",");
+                }
                 path.push_str(&format!("[{i}]"));
-                let j = to_json(item, path);
+                let written = write_json(item, out, path);
                 path.truncate(len);
-                out.push(j?);
+                written?;
             }
-            Value::Array(out)
+            put(out, b"]");
         }
         Val::Record(fields) => {
-            let mut out = Map::new();
-            for (name, val) in fields {
-                out.insert(name.clone(), nested(val, name, path)?);
+            let mut sorted: Vec<&(String, Val)> = fields.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            put(out, b"{");
+            for (i, (name, val)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    put(out, b",");
+                }
+                member(out, name, Some(val), path)?;
             }
-            Value::Object(out)
+            put(out, b"}");
         }
-        Val::Option(None) => Value::Null,
-        Val::Option(Some(v)) => to_json(v, path)?,
+        Val::Option(None) => put(out, b"null"),
+        Val::Option(Some(v)) => write_json(v, out, path)?,
         Val::Result(r) => {
             let (key, inner) = match r {
                 Ok(v) => ("ok", v),
                 Err(v) => ("err", v),
             };
-            let inner = inner.as_deref().map(|v| nested(v, key, path)).transpose()?.unwrap_or(Value::Null);
-            Value::Object(Map::from_iter([(key.to_string(), inner)]))
+            put(out, b"{");
+            member(out, key, inner.as_deref(), path)?;
+            put(out, b"}");
         }
-        Val::Variant(name, None) | Val::Enum(name) => Value::String(name.clone()),
-        Val::Variant(name, Some(v)) => Value::Object(Map::from_iter([(name.clone(), nested(v, name, path)?)])),
-        Val::Flags(names) => Value::Array(names.iter().map(|n| Value::String(n.clone())).collect()),
+        Val::Variant(name, Some(v)) => {
+            put(out, b"{");
+            member(out, name, Some(v), path)?;
+            put(out, b"}");
+        }
+        Val::Flags(names) => {
+            put(out, b"[");
+            for (i, n) in names.iter().enumerate() {
+                if i > 0 {
+                    put(out, b",");
+                }
+                string(out, n);
+            }
+            put(out, b"]");
+        }
         Val::Map(_) | Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => {
             return Err(format!("{path}: a value with no JSON form"));
         }
-    })
+    }
+    Ok(())
 }
 
-fn nested(v: &Val, key: &str, path: &mut String) -> Result<Value, String> {
+fn string(out: &mut Text, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// `"key":value` inside an object (`null` for a missing value); the path goes through `key`.
+fn member(out: &mut Text, key: &str, v: Option<&Val>, path: &mut String) -> Result<(), String> {
+    string(out, key);
+    let _ = out.write_all(b":");
+    let Some(v) = v else {
+        let _ = out.write_all(b"null");
+        return Ok(());
+    };
     let len = path.len();
     path.push('.');
     path.push_str(key);
-    let out = to_json(v, path);
+    let written = write_json(v, out, path);
     path.truncate(len);
-    out
+    written
 }

@@ -7,6 +7,12 @@
 //! always means it was removed. Only its newest line is read: the chain must still hold that
 //! record with that hash. The witness can live outside the data dir (`Signer::with_witness`),
 //! where a writer of the data dir cannot roll it back together with the database.
+//!
+//! Of the database's checkpoint rows only the newest is read (one indexed row, so the check
+//! costs the same after years of history), and only to name a replaced key and to tell "nothing
+//! signed yet" from "witness removed". It is never evidence that the store is current: a writer
+//! of the file can add a row with any seq, so the verdict always comes from the witness's
+//! signed line and the audit record the chain holds at its seq.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -26,9 +32,9 @@ pub enum AnchorError {
     KeyReplaced { key: String, signed_by: String },
     /// The store has signed checkpoints but the witness file is gone.
     #[error(
-        "the audit witness {path} is missing but the store has {checkpoints} signed checkpoints; restore it (it is never recreated)"
+        "the audit witness {path} is missing but the store has signed checkpoints (the newest at record #{newest}); restore it (it is never recreated)"
     )]
-    WitnessMissing { path: String, checkpoints: usize },
+    WitnessMissing { path: String, newest: u64 },
     /// The witness's newest checkpoint is not in the store's chain: the database is older
     /// than the witness, or was edited.
     #[error(
@@ -46,8 +52,8 @@ pub enum AnchorError {
 pub async fn check_anchor(store: &dyn Store, signer: &Signer) -> Result<(), AnchorError> {
     let witness = signer.checkpoints_path();
     let shown = witness.display().to_string();
-    let in_db = store.audit_checkpoints().await?;
-    if let Some(newest) = in_db.last()
+    let in_db = store.newest_audit_checkpoint().await?;
+    if let Some(newest) = &in_db
         && newest.public_key != signer.public_key_hex()
     {
         return Err(AnchorError::KeyReplaced {
@@ -58,12 +64,12 @@ pub async fn check_anchor(store: &dyn Store, signer: &Signer) -> Result<(), Anch
     let newest = match newest_line(witness) {
         Ok(line) => line,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if in_db.is_empty() {
+            let Some(in_db) = in_db else {
                 // A key from before witnesses were created with it, and nothing signed yet.
                 signer.create_witness()?;
                 return Ok(());
-            }
-            return Err(AnchorError::WitnessMissing { path: shown, checkpoints: in_db.len() });
+            };
+            return Err(AnchorError::WitnessMissing { path: shown, newest: in_db.seq });
         }
         Err(e) => return Err(AnchorError::Witness { path: shown, message: e.to_string() }),
     };
@@ -75,7 +81,20 @@ pub async fn check_anchor(store: &dyn Store, signer: &Signer) -> Result<(), Anch
         .map_err(|message| AnchorError::Witness { path: shown.clone(), message })?;
     let held = store.audit_records(checkpoint.seq, 1).await?;
     match held.first() {
-        Some(record) if record.seq == checkpoint.seq && record.hash == checkpoint.hash => Ok(()),
+        // The row's `hash` column is only what the file says; its content must hash to it, or a
+        // writer who read the witness could plant a row carrying the witnessed hash on an older
+        // chain.
+        Some(record) if record.seq == checkpoint.seq && record.hash == checkpoint.hash => {
+            if record.computed_hash() == record.hash {
+                Ok(())
+            } else {
+                Err(AnchorError::RolledBack {
+                    path: shown,
+                    seq: checkpoint.seq,
+                    found: format!("its record #{} carries that hash but its content has another", record.seq),
+                })
+            }
+        }
         Some(record) if record.seq == checkpoint.seq => Err(AnchorError::RolledBack {
             path: shown,
             seq: checkpoint.seq,

@@ -236,17 +236,6 @@ async fn deleting_the_newest_records_after_a_checkpoint_is_truncation() {
     expect(dir.path(), 7, TamperKind::RolledBack).await;
 }
 
-fn copy_db(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for suffix in ["", "-wal", "-shm"] {
-        let name = format!("tollgate.db{suffix}");
-        let _ = fs::remove_file(to.join(&name));
-        if from.join(&name).exists() {
-            fs::copy(from.join(&name), to.join(&name)).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn restoring_an_older_copy_of_the_database_is_a_rollback() {
     let dir = tempfile::tempdir().unwrap();

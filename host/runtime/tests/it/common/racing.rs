@@ -94,6 +94,9 @@ impl Store for RacingStore {
     fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<AuditCheckpoint>> {
         self.inner.audit_checkpoints()
     }
+    fn newest_audit_checkpoint(&self) -> StoreFuture<'_, Option<AuditCheckpoint>> {
+        self.inner.newest_audit_checkpoint()
+    }
     fn vouched_step_records<'a>(&'a self, run_id: &'a str, step: u32) -> StoreFuture<'a, Vec<SealedRecord>> {
         self.inner.vouched_step_records(run_id, step)
     }

@@ -209,6 +209,19 @@ pub async fn chain_of(store: &SqliteStore, run_id: &str, n: u64) {
     }
 }
 
+/// Copies the database files (with its WAL) from the folder `from` to `to`: a backup, or its
+/// restore.
+pub fn copy_db(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let name = format!("tollgate.db{suffix}");
+        let _ = std::fs::remove_file(to.join(&name));
+        if from.join(&name).exists() {
+            std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+        }
+    }
+}
+
 pub async fn audit_count(store: &SqliteStore) -> usize {
     store.audit_records(0, u32::MAX).await.unwrap().len()
 }

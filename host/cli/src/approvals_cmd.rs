@@ -66,16 +66,16 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             let status = if all { None } else { Some(ApprovalStatus::Pending) };
             let approvals = store.approvals(&ApprovalFilter { status, run_id: run }).await?;
             if json {
-                println!("{}", render::json(&approvals)?);
+                outln!("{}", render::json(&approvals)?);
             } else if approvals.is_empty() {
-                println!("no {}approvals", if all { "" } else { "pending " });
+                outln!("no {}approvals", if all { "" } else { "pending " });
             } else {
                 for a in approvals {
                     let left = (a.expires_at - tollgate_runtime::now_ms()).max(0) / 60_000;
                     // Names, reasons and inputs are printed escaped: a person, a model or a
                     // writer of the database typed them.
                     let by = a.decided_by.as_deref().map(|b| format!(" by {}", t(b))).unwrap_or_default();
-                    println!(
+                    outln!(
                         "{}  {}{by}  run {} step {} · {}",
                         t(&a.id),
                         a.status.as_str(),
@@ -83,10 +83,10 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
                         a.step,
                         t(&a.agent)
                     );
-                    println!("    {} {}", t(&a.tool), j(&a.input));
-                    println!("    why: {}", t(&a.reason));
+                    outln!("    {} {}", t(&a.tool), j(&a.input));
+                    outln!("    why: {}", t(&a.reason));
                     if a.status == ApprovalStatus::Pending {
-                        println!("    expires in {left} min");
+                        outln!("    expires in {left} min");
                     }
                 }
             }
@@ -108,9 +108,9 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             let who = actor(who);
             let decided = runtime.approve(&id, &who, edit).await?;
             if json {
-                println!("{}", render::json(&decided)?);
+                outln!("{}", render::json(&decided)?);
             } else {
-                println!("approved {} as {}; continue with: tollgate runs resume {}", t(&id), t(&who), t(&run.id));
+                outln!("approved {} as {}; continue with: tollgate runs resume {}", t(&id), t(&who), t(&run.id));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -118,14 +118,9 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             let who = actor(who);
             let approval = approvals::deny(&*store, &id, &who, &reason).await?;
             if json {
-                println!("{}", render::json(&approval)?);
+                outln!("{}", render::json(&approval)?);
             } else {
-                println!(
-                    "denied {} as {}; continue with: tollgate runs resume {}",
-                    t(&id),
-                    t(&who),
-                    t(&approval.run_id)
-                );
+                outln!("denied {} as {}; continue with: tollgate runs resume {}", t(&id), t(&who), t(&approval.run_id));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -5,6 +5,7 @@ mod anchor;
 #[path = "../../../../tests/support/built_plugins.rs"]
 mod built_plugins;
 mod cli;
+mod closed_output;
 mod crash;
 mod escaping;
 mod live_model;

@@ -9,5 +9,6 @@ mod closed_output;
 mod crash;
 mod escaping;
 mod live_model;
+mod real_server;
 mod run_escaping;
 mod validate;

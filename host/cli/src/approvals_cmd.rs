@@ -68,16 +68,16 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             let status = if all { None } else { Some(ApprovalStatus::Pending) };
             let approvals = store.approvals(&ApprovalFilter { status, run_id: run }).await?;
             if json {
-                println!("{}", render::json(&approvals)?);
+                outln!("{}", render::json(&approvals)?);
             } else if approvals.is_empty() {
-                println!("no {}approvals", if all { "" } else { "pending " });
+                outln!("no {}approvals", if all { "" } else { "pending " });
             } else {
                 for a in approvals {
                     let left = (a.expires_at - tollgate_runtime::now_ms()).max(0) / 60_000;
                     // Names, reasons and inputs are printed escaped: a person, a model or a
                     // writer of the database typed them.
                     let by = a.decided_by.as_deref().map(|b| format!(" by {}", t(b))).unwrap_or_default();
-                    println!(
+                    outln!(
                         "{}  {}{by}  run {} step {} · {}",
                         t(&a.id),
                         a.status.as_str(),
@@ -85,15 +85,15 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
                         a.step,
                         t(&a.agent)
                     );
-                    println!("    {} {}", t(&a.tool), j(&a.input));
-                    println!("    why: {}", t(&a.reason));
+                    outln!("    {} {}", t(&a.tool), j(&a.input));
+                    outln!("    why: {}", t(&a.reason));
                     if a.kind == ApprovalKind::InDoubt {
-                        println!(
+                        outln!(
                             "    in doubt: approve = run it again as it was · deny = mark it done without running it"
                         );
                     }
                     if a.status == ApprovalStatus::Pending {
-                        println!("    expires in {left} min");
+                        outln!("    expires in {left} min");
                     }
                 }
             }
@@ -115,18 +115,13 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             let who = actor(who);
             let decided = runtime.approve(&id, &who, edit).await?;
             if json {
-                println!("{}", render::json(&decided)?);
+                outln!("{}", render::json(&decided)?);
             } else {
                 let what = match decided.kind {
                     ApprovalKind::InDoubt => " (the call runs again, as it was)",
                     ApprovalKind::Call => "",
                 };
-                println!(
-                    "approved {}{what} as {}; continue with: tollgate runs resume {}",
-                    t(&id),
-                    t(&who),
-                    t(&run.id)
-                );
+                outln!("approved {}{what} as {}; continue with: tollgate runs resume {}", t(&id), t(&who), t(&run.id));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -134,13 +129,13 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             let who = actor(who);
             let approval = approvals::deny(&*store, &id, &who, &reason).await?;
             if json {
-                println!("{}", render::json(&approval)?);
+                outln!("{}", render::json(&approval)?);
             } else {
                 let what = match approval.kind {
                     ApprovalKind::InDoubt => " (the call is marked done, not run again)",
                     ApprovalKind::Call => "",
                 };
-                println!(
+                outln!(
                     "denied {}{what} as {}; continue with: tollgate runs resume {}",
                     t(&id),
                     t(&who),

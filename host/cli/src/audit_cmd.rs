@@ -40,9 +40,9 @@ pub async fn run(cmd: AuditCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
             match tollgate_store::audit::verify_store_with(&*store, store.signer()).await {
                 Ok(report) => {
                     if json {
-                        println!("{}", json!({"ok": true, "report": report}));
+                        outln!("{}", json!({"ok": true, "report": report}));
                     } else {
-                        println!(
+                        outln!(
                             "audit log intact: {} records, head #{} {}, {} signed checkpoints checked (newest #{})",
                             report.records,
                             report.head_seq,
@@ -55,9 +55,9 @@ pub async fn run(cmd: AuditCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
                 }
                 Err(tollgate_store::audit::VerifyStoreError::Tamper(t)) => {
                     if json {
-                        println!("{}", json!({"ok": false, "tamper": t}));
+                        outln!("{}", json!({"ok": false, "tamper": t}));
                     } else {
-                        println!("audit log TAMPERED: record #{}: {:?}: {}", t.seq, t.kind, t.message);
+                        outln!("audit log TAMPERED: record #{}: {:?}: {}", t.seq, t.kind, t.message);
                     }
                     Ok(ExitCode::FAILURE)
                 }

@@ -7,6 +7,9 @@
 //! use: 3 waiting for approval; 4 a bound was hit; 5 escalated (an approval expired);
 //! 6 cancelled.
 
+#[macro_use]
+mod output;
+
 mod approvals_cmd;
 mod audit_cmd;
 mod data;
@@ -67,7 +70,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(2);
         }
     };
@@ -86,7 +89,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::from(2)
         }
     }

@@ -195,9 +195,9 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let inspection = sandbox(&cache)?.inspect(&bytes).await.map_err(|e| load_error(&path, &e))?;
             if json {
-                println!("{}", render::json(&inspection)?);
+                outln!("{}", render::json(&inspection)?);
             } else {
-                print!("{}", render::inspection(&path, &inspection));
+                out!("{}", render::inspection(&path, &inspection));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -210,14 +210,14 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             let ctx = CallContext { run_id: "cli".into(), call_id: key.clone(), idempotency_key: key };
             let outcome = plugin.call(&args.tool, &input, &ctx).await;
             if args.json {
-                println!("{}", render::json(&render::outcome_json(&outcome))?);
+                outln!("{}", render::json(&render::outcome_json(&outcome))?);
             } else {
                 if let Ok(v) = &outcome.result {
-                    println!("{}", render::json(v)?);
+                    outln!("{}", render::json(v)?);
                 }
-                eprint!("{}", render::report(&outcome.report));
+                err!("{}", render::report(&outcome.report));
                 if let Err(e) = &outcome.result {
-                    eprint!("{}", render::error_lines(e.kind(), &e.to_string()));
+                    err!("{}", render::error_lines(e.kind(), &e.to_string()));
                 }
             }
             Ok(if outcome.result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -46,11 +46,11 @@ pub fn new(cmd: NewCommand) -> anyhow::Result<ExitCode> {
     let NewCommand::Plugin(args) = cmd;
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
     let files = tollgate_pluginkit::new_project(&dir, &args.name, args.lang)?;
-    println!("created {} ({} plugin, {} files)", dir.display(), args.lang.name(), files.len());
+    outln!("created {} ({} plugin, {} files)", dir.display(), args.lang.name(), files.len());
     for file in files.iter().filter(|f| !f.starts_with("vendor")) {
-        println!("  {}", file.display());
+        outln!("  {}", file.display());
     }
-    println!("\nnext:\n  cd {}\n  tollgate plugin build", dir.display());
+    outln!("\nnext:\n  cd {}\n  tollgate plugin build", dir.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -58,7 +58,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let options = BuildOptions { output: args.output, toolchains: args.toolchains, debug: args.debug };
     let built = tollgate_pluginkit::build(&args.dir, &options)?;
-    println!(
+    outln!(
         "built {} ({} plugin, {:.1} KiB) in {:.1} s",
         built.component.display(),
         built.lang.name(),

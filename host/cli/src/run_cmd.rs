@@ -128,6 +128,7 @@ pub async fn run(args: RunArgs, data: &DataArgs) -> anyhow::Result<ExitCode> {
     let options = options(&args.common, RunOptions::default())?;
     let runtime = open_runtime(store, &args.workflow, options, &args.common.cache).await?;
     let id = runtime.start(args.goal.clone()).await?;
+    note_on_close(&id);
     let printer = Arc::new(Printer::new(args.common.json));
     let run = runtime.store().run(&id).await?.context("the new run vanished")?;
     printer.event(&Event::RunStarted {
@@ -149,16 +150,16 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
             };
             let runs = store.runs(&RunFilter { status, limit: Some(limit) }).await?;
             if json {
-                println!("{}", render::json(&runs)?);
+                outln!("{}", render::json(&runs)?);
             } else if runs.is_empty() {
-                println!("no runs");
+                outln!("no runs");
             } else {
-                println!("{:<24} {:<18} {:<22} {:>5} {:>5}  goal", "run", "status", "workflow", "steps", "calls");
+                outln!("{:<24} {:<18} {:<22} {:>5} {:>5}  goal", "run", "status", "workflow", "steps", "calls");
                 for r in runs {
                     let wf = format!("{} {}", t(&r.workflow_name), t(&r.workflow_version));
                     let goal: String = t(&r.goal).chars().take(60).collect();
                     let (steps, calls) = (r.counters.steps, r.counters.tool_calls);
-                    println!("{:<24} {:<18} {wf:<22} {steps:>5} {calls:>5}  {goal}", t(&r.id), r.status.as_str());
+                    outln!("{:<24} {:<18} {wf:<22} {steps:>5} {calls:>5}  {goal}", t(&r.id), r.status.as_str());
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -169,9 +170,9 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
             let calls = store.tool_calls(&id).await?;
             if json {
                 let v = json!({"run": run, "steps": steps, "tool_calls": calls});
-                println!("{}", render::json(&v)?);
+                outln!("{}", render::json(&v)?);
             } else {
-                print!("{}", crate::run_render::show(&run, &steps, &calls));
+                out!("{}", crate::run_render::show(&run, &steps, &calls));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -183,6 +184,7 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
             let base: RunOptions = serde_json::from_value(run.options.clone()).unwrap_or_default();
             let options = options(&common, base)?;
             let runtime = open_runtime(store, Path::new(&run.workflow_path), options, &common.cache).await?;
+            note_on_close(&id);
             let printer = Arc::new(Printer::new(common.json));
             let step = run.counters.steps as u32;
             printer.event(&Event::Resumed { run_id: id.clone(), status: run.status.as_str().into(), step });
@@ -190,14 +192,23 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
         }
         RunsCommand::Cancel { id, reason, actor: who } => {
             let in_flight = approvals::cancel(&*store, &id, &actor(who), &reason).await?;
-            println!("run {} cancelled", t(&id));
+            outln!("run {} cancelled", t(&id));
             for call in in_flight {
                 // It cannot be called back; the process running it records what it did.
-                println!("  call {} is still in flight: its result will be recorded when it returns", t(&call));
+                outln!("  call {} is still in flight: its result will be recorded when it returns", t(&call));
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// From here on, a closed stdout ends the process where the run is, as a kill -9 would; say
+/// how to see and continue it.
+fn note_on_close(id: &str) {
+    crate::output::note_on_close(format!(
+        "standard output closed: stopped advancing run {id} where it was; \
+         `tollgate runs show {id}` tells where, `tollgate runs resume {id}` continues it"
+    ));
 }
 
 /// Advances the run, streaming events; with `--wait`, keeps waiting at approvals.
@@ -263,16 +274,16 @@ fn report_stop(outcome: &RunOutcome, json: bool) {
     }
     match outcome.status {
         RunStatus::WaitingApproval => {
-            println!("\nrun {} is waiting for approval:", outcome.run_id);
+            outln!("\nrun {} is waiting for approval:", outcome.run_id);
             for a in &outcome.pending_approvals {
-                println!("  {}  {}  ({})", t(&a.id), t(&a.tool), t(&a.reason));
-                println!("    tollgate approvals approve {}     # or: deny {} --reason '…'", a.id, a.id);
+                outln!("  {}  {}  ({})", t(&a.id), t(&a.tool), t(&a.reason));
+                outln!("    tollgate approvals approve {}     # or: deny {} --reason '…'", a.id, a.id);
             }
-            println!("  then: tollgate runs resume {}", outcome.run_id);
+            outln!("  then: tollgate runs resume {}", outcome.run_id);
         }
         RunStatus::Escalated => {
-            println!("\nrun {} escalated: {}", outcome.run_id, t(outcome.detail.as_deref().unwrap_or_default()));
-            println!("  a human must look; `tollgate runs resume {}` continues with the call denied", outcome.run_id);
+            outln!("\nrun {} escalated: {}", outcome.run_id, t(outcome.detail.as_deref().unwrap_or_default()));
+            outln!("  a human must look; `tollgate runs resume {}` continues with the call denied", outcome.run_id);
         }
         _ => {}
     }

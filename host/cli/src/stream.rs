@@ -41,11 +41,11 @@ impl Printer {
 
     fn print(&self, event: &Event) {
         if self.json {
-            println!("{}", escape_json_for_terminal(&serde_json::to_string(event).unwrap_or_default()));
+            outln!("{}", escape_json_for_terminal(&serde_json::to_string(event).unwrap_or_default()));
         } else {
             let line = human(event);
             if !line.is_empty() {
-                println!("{line}");
+                outln!("{line}");
             }
         }
     }

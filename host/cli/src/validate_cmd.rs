@@ -42,13 +42,13 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     };
     if args.json {
         let out = serde_json::json!({ "ok": !found.has_errors(), "diagnostics": found, "workflow": summary });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        eprint!("{found}");
+        err!("{found}");
         if let Some(s) = &summary
             && !found.has_errors()
         {
-            println!(
+            outln!(
                 "ok: {} {}: {} plugins, {} tools, {} agents",
                 s["name"].as_str().unwrap_or_default(),
                 s["version"].as_str().unwrap_or_default(),

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use crate::http::{ApiKey, Endpoint, Http, join_url, snippet};
 use crate::spec::check_base_url;
 use crate::{
-    Message, ModelError, ModelRequest, ModelTurn, Provider, ProviderOptions, StopReason, ToolCall, TurnFuture,
-    TurnSource, Usage,
+    Message, ModelError, ModelRequest, ModelTurn, Provider, ProviderOptions, StopReason, ToolCall, ToolChoice,
+    TurnFuture, TurnSource, Usage,
 };
 
 const DEFAULT_BASE: &str = "https://api.anthropic.com";
@@ -72,7 +72,24 @@ impl Anthropic {
                 .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
                 .collect();
             body["tools"] = Value::Array(tools);
+            let choice = match request.tool_choice {
+                ToolChoice::Auto => "auto",
+                ToolChoice::Required => "any",
+                ToolChoice::None => "none",
+            };
+            body["tool_choice"] = json!({ "type": choice });
         }
+        let sampling = &request.sampling;
+        if let Some(temperature) = sampling.temperature {
+            body["temperature"] = json!(temperature);
+        }
+        if let Some(top_p) = sampling.top_p {
+            body["top_p"] = json!(top_p);
+        }
+        if !sampling.stop.is_empty() {
+            body["stop_sequences"] = json!(sampling.stop);
+        }
+        // `seed` has no Anthropic equivalent and is not sent.
         body
     }
 

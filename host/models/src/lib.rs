@@ -80,6 +80,58 @@ pub struct ModelRequest {
     pub messages: Vec<Message>,
     pub tools: Vec<ToolSpec>,
     pub max_output_tokens: u32,
+    /// Whether the model may, must or must not call one of `tools`; sent only when there are
+    /// tools. Default [`ToolChoice::Auto`].
+    #[serde(default)]
+    pub tool_choice: ToolChoice,
+    /// Sampling settings; those left unset are the server's choice.
+    #[serde(default)]
+    pub sampling: Sampling,
+}
+
+/// What the model is told about calling tools. Sent explicitly whenever tools are offered:
+/// some OpenAI-compatible servers (llama-cpp-python's function-calling chat formats) leave
+/// the tools out of the prompt when the request does not say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides: call tools, or answer in text (which ends the agent).
+    #[default]
+    Auto,
+    /// Every turn must call a tool (OpenAI `required`, Anthropic `any`).
+    Required,
+    /// No tool calls this turn, though the tools are described.
+    None,
+}
+
+impl ToolChoice {
+    /// The spelling in workflow files and OpenAI requests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolChoice::Auto => "auto",
+            ToolChoice::Required => "required",
+            ToolChoice::None => "none",
+        }
+    }
+}
+
+/// Sampling settings a request may carry. `None`/empty leaves the server's default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// 0 is (near) deterministic; OpenAI accepts 0..=2, Anthropic 0..=1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling, 0..=1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Text that ends the turn when the model writes it (OpenAI `stop`, Anthropic
+    /// `stop_sequences`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// Seed for servers that sample reproducibly with one (OpenAI, llama.cpp, vLLM); Anthropic
+    /// has none, so it is not sent there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// Token counts as reported by the vendor (or estimated by the scripted provider).

@@ -91,6 +91,22 @@ impl OpenAi {
                 })
                 .collect();
             body["tools"] = Value::Array(tools);
+            // Said explicitly: llama-cpp-python's function-calling formats leave the tools out
+            // of the prompt when a request has no `tool_choice`.
+            body["tool_choice"] = json!(request.tool_choice.as_str());
+        }
+        let sampling = &request.sampling;
+        if let Some(temperature) = sampling.temperature {
+            body["temperature"] = json!(temperature);
+        }
+        if let Some(top_p) = sampling.top_p {
+            body["top_p"] = json!(top_p);
+        }
+        if !sampling.stop.is_empty() {
+            body["stop"] = json!(sampling.stop);
+        }
+        if let Some(seed) = sampling.seed {
+            body["seed"] = json!(seed);
         }
         body
     }
@@ -111,19 +127,22 @@ impl OpenAi {
                 tool_calls.push(tool_call(call, request.turn_index, i).map_err(bad)?);
             }
         }
+        // A turn with neither text nor tool calls is a final answer with no text: it is how
+        // llama-cpp-python's function-calling format ends a turn that chose `message:`.
+        let finish_reason = choice.get("finish_reason").and_then(Value::as_str);
         let usage = match response.get("usage").filter(|v| !v.is_null()) {
             // Compatible servers (and streaming proxies) may omit usage; 0 means "not reported".
             None => Usage::default(),
             Some(u) => Usage {
-                input_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-                output_tokens: u.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0),
+                input_tokens: token_count(u.get("prompt_tokens")),
+                output_tokens: token_count(u.get("completion_tokens")),
             },
         };
-        let stop = match choice.get("finish_reason").and_then(Value::as_str) {
+        let stop = match finish_reason {
             // Some servers (older Ollama) say "stop" even when they returned tool calls.
             _ if !tool_calls.is_empty() => StopReason::ToolUse,
-            Some("stop") | None => StopReason::EndTurn,
-            Some("tool_calls" | "function_call") => StopReason::ToolUse,
+            // "tool_calls" with none returned: the turn is text only, and ends the agent.
+            Some("stop" | "tool_calls" | "function_call") | None => StopReason::EndTurn,
             Some("length") => StopReason::MaxTokens,
             Some(other) => StopReason::Other(other.to_string()),
         };
@@ -167,7 +186,9 @@ fn messages(request: &ModelRequest) -> Vec<Value> {
         out.push(match message {
             Message::User { text } => json!({"role": "user", "content": text}),
             Message::Assistant { text, tool_calls } => {
-                let mut m = json!({"role": "assistant", "content": text});
+                // Always a string: `null` beside tool calls is valid for OpenAI but refused by
+                // llama-cpp-python (HTTP 500), and every server accepts "".
+                let mut m = json!({"role": "assistant", "content": text.as_deref().unwrap_or("")});
                 if !tool_calls.is_empty() {
                     let calls: Vec<Value> = tool_calls
                         .iter()
@@ -188,6 +209,19 @@ fn messages(request: &ModelRequest) -> Vec<Value> {
         });
     }
     out
+}
+
+/// A token count as reported: a float, or an integer too large for `u64`, saturates (so the run's
+/// token bound still stops it); a negative or non-numeric count is "not reported".
+fn token_count(value: Option<&Value>) -> u64 {
+    match value {
+        Some(Value::Number(n)) => n.as_u64().unwrap_or_else(|| {
+            // Not a non-negative integer below 2^64: a float, or a negative integer.
+            let f = n.as_f64().unwrap_or(0.0);
+            if f.is_finite() && f > 0.0 { f as u64 } else { 0 }
+        }),
+        _ => 0,
+    }
 }
 
 /// Arguments go back exactly as the model wrote them when they were not JSON.

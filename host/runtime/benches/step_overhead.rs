@@ -449,6 +449,8 @@ async fn scripted_model(runtime: &Runtime, state: &RunState, dir: &Path) -> Stat
         messages,
         tools: runtime.catalogue().model_tools(&tools, &[]),
         max_output_tokens: 4096,
+        tool_choice: Default::default(),
+        sampling: Default::default(),
     };
     let mut samples = Vec::new();
     for _ in 0..2000 {

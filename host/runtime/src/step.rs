@@ -4,12 +4,12 @@
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use tollgate_models::{Message, ModelError, ModelRequest, ModelTurn, TurnSource};
+use tollgate_models::{Message, ModelError, ModelRequest, ModelTurn, Sampling, ToolChoice, TurnSource};
 use tollgate_store::audit::{self, RequestedCall, TokenUsage};
 use tollgate_store::{
     Commit, Durability, RunRecord, RunStatus, StepRecord, StoreError, ToolCallRecord, ToolCallStatus,
 };
-use tollgate_workflow::Agent;
+use tollgate_workflow::{Agent, Sampling as AgentSampling, ToolChoice as AgentToolChoice};
 
 use crate::advance::{Next, Pass};
 use crate::apply::StepCommit;
@@ -76,6 +76,8 @@ impl Runtime {
             messages: state.conversations.remove(agent).unwrap_or_default(),
             tools: self.catalogue.model_tools(tools, &self.handoff_tools(&spec.handoffs)),
             max_output_tokens: u32::try_from(self.workflow.definition.run.max_output_tokens).unwrap_or(u32::MAX),
+            tool_choice: model_tool_choice(spec.tool_choice),
+            sampling: model_sampling(&spec.sampling),
         };
         let answer = tokio::time::timeout(remaining, provider.complete(&request)).await;
         if state.threads.contains_key(agent) {
@@ -273,5 +275,23 @@ fn turn_event(step: u32, agent: &str, turn: &ModelTurn) -> Event {
         replay,
         text: turn.text.clone(),
         tool_calls: turn.tool_calls.iter().map(|c| c.name.clone()).collect(),
+    }
+}
+
+/// The workflow's `tool_choice` in the models crate's terms (the workflow crate knows no models).
+fn model_tool_choice(choice: AgentToolChoice) -> ToolChoice {
+    match choice {
+        AgentToolChoice::Auto => ToolChoice::Auto,
+        AgentToolChoice::Required => ToolChoice::Required,
+        AgentToolChoice::None => ToolChoice::None,
+    }
+}
+
+fn model_sampling(sampling: &AgentSampling) -> Sampling {
+    Sampling {
+        temperature: sampling.temperature,
+        top_p: sampling.top_p,
+        stop: sampling.stop.clone(),
+        seed: sampling.seed,
     }
 }

@@ -13,10 +13,12 @@ use tollgate_contract::pattern::HostPattern;
 use toml::de::DeTable;
 
 use crate::diagnostics::{Reporter, suggestion};
-use crate::format::{Agent, InstanceMode, KvGrant, PluginConfig, PluginGrants, PluginLimits, RunBounds, Workflow};
+use crate::format::{
+    Agent, InstanceMode, KvGrant, PluginConfig, PluginGrants, PluginLimits, RunBounds, Sampling, ToolChoice, Workflow,
+};
 use crate::shape::View;
 use crate::spans::{Node, span_at_pointer, to_json};
-use crate::spec::{AGENT, GRANTS, LIMITS, PLUGIN, POLICY, ROOT, RUN, STEP};
+use crate::spec::{AGENT, GRANTS, LIMITS, PLUGIN, POLICY, ROOT, RUN, SAMPLING, STEP};
 
 /// What later passes need to resolve names.
 pub(crate) struct Names {
@@ -188,6 +190,38 @@ fn agent(r: &mut Reporter<'_>, names: &Names, name: &str, span: Range<usize>, v:
         handoffs,
         max_steps: v.int("max_steps").map(|n| n as u64),
         accepts: v.node("accepts").and_then(|n| accepts_schema(r, name, n)),
+        tool_choice: match v.str("tool_choice") {
+            Some(("required", _)) => ToolChoice::Required,
+            Some(("none", _)) => ToolChoice::None,
+            _ => ToolChoice::Auto,
+        },
+        sampling: v.table("sampling", &SAMPLING).map(|s| sampling(r, name, s)).unwrap_or_default(),
+    }
+}
+
+/// Most servers (OpenAI's among them) take at most four stop sequences, and an empty one
+/// would end every turn at once.
+const MAX_STOP_SEQUENCES: usize = 4;
+
+fn sampling(r: &mut Reporter<'_>, agent: &str, v: View<'_, '_>) -> Sampling {
+    let stop = v.strs("stop");
+    if let (Some(span), true) = (v.node("stop").map(|n| n.span()), stop.len() > MAX_STOP_SEQUENCES) {
+        let message = format!(
+            "`agents.{agent}.sampling.stop` has {} texts; model servers accept at most {MAX_STOP_SEQUENCES}",
+            stop.len()
+        );
+        r.error(span, message);
+    }
+    for (text, span) in &stop {
+        if text.is_empty() {
+            r.error(span.clone(), "an empty stop text would end every turn before it starts");
+        }
+    }
+    Sampling {
+        temperature: v.number("temperature"),
+        top_p: v.number("top_p"),
+        stop: stop.into_iter().map(|(s, _)| s.to_string()).collect(),
+        seed: v.int("seed").and_then(|n| u64::try_from(n).ok()),
     }
 }
 

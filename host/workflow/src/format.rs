@@ -188,6 +188,36 @@ pub struct Agent {
     pub max_steps: Option<u64>,
     /// `accepts`: JSON Schema of a handoff payload to this agent. Default: any payload.
     pub accepts: Option<Value>,
+    /// `tool_choice`. Default: [`ToolChoice::Auto`].
+    pub tool_choice: ToolChoice,
+    /// `[agents.<name>.sampling]`. Default: every setting left to the model server.
+    pub sampling: Sampling,
+}
+
+/// `tool_choice = "auto" | "required" | "none"`: what an agent's model is told about calling
+/// the tools it is offered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model decides; a turn without tool calls ends the agent.
+    #[default]
+    Auto,
+    /// Every turn must call a tool or hand off.
+    Required,
+    /// The tools are described but may not be called.
+    None,
+}
+
+/// `[agents.<name>.sampling]`: `None`/empty keys are left to the model server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sampling {
+    /// `temperature`: 0..=2.
+    pub temperature: Option<f64>,
+    /// `top_p`: 0..=1.
+    pub top_p: Option<f64>,
+    /// `stop`: at most 4 non-empty texts.
+    pub stop: Vec<String>,
+    /// `seed`.
+    pub seed: Option<u64>,
 }
 
 /// One `[[steps]]` entry.

@@ -41,7 +41,8 @@ pub use cel_json::{eval_json, to_cel, to_json as cel_to_json};
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use expr::Program;
 pub use format::{
-    Agent, InstanceMode, KvGrant, PluginConfig, PluginGrants, PluginLimits, RunBounds, Step, StepInput, Workflow,
+    Agent, InstanceMode, KvGrant, PluginConfig, PluginGrants, PluginLimits, RunBounds, Sampling, Step, StepInput,
+    ToolChoice, Workflow,
 };
 pub use policy::{
     Action, ApprovalDecision, ApprovalRule, CallFacts, FrequencyCap, FrequencyTargets, Policy, PolicyError,

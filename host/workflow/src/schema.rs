@@ -101,6 +101,7 @@ fn ty(t: &Ty, defs: &mut Map<String, Value>) -> Value {
         Ty::Name(rule) => json!({ "type": "string", "pattern": rule.regex }),
         Ty::Semver => json!({ "type": "string", "pattern": SEMVER_REGEX }),
         Ty::Int { min, max } => json!({ "type": "integer", "minimum": min, "maximum": max }),
+        Ty::Number { min, max } => json!({ "type": "number", "minimum": min, "maximum": max }),
         Ty::Bool => json!({ "type": "boolean" }),
         Ty::Duration { .. } => json!({ "type": "string", "pattern": DURATION_REGEX }),
         Ty::Bytes { min, max } => json!({

@@ -124,6 +124,13 @@ fn scalar_error(path: &str, v: &Node<'_>, ty: &Ty) -> Option<Finding> {
             Some(n) if n > *max => bad(format!("`{path}` is {n}, above the maximum of {max}")),
             Some(_) => None,
         },
+        (Ty::Number { min, max }, DeValue::Integer(_) | DeValue::Float(_)) => match number_of(v) {
+            None => bad(format!("`{path}` is not a finite number")),
+            Some(n) if n < *min => bad(format!("`{path}` must be at least {min} (it is {n})")),
+            Some(n) if n > *max => bad(format!("`{path}` is {n}, above the maximum of {max}")),
+            Some(_) => None,
+        },
+        (Ty::Number { .. }, _) => wrong("a number"),
         (Ty::Duration { min, max }, DeValue::String(s)) => match parse_duration(s) {
             Err(e) => bad(format!("`{path}`: {e}")),
             Ok(d) if d < *min => bad(format!("`{path}` must be at least {} (it is {s})", format_duration(*min))),
@@ -188,6 +195,16 @@ pub(crate) fn int_of(v: &Node<'_>) -> Option<i64> {
     }
 }
 
+/// An integer or float value as `f64`; `None` for nan, inf and anything else.
+pub(crate) fn number_of(v: &Node<'_>) -> Option<f64> {
+    let n = match v.get_ref() {
+        DeValue::Integer(_) => int_of(v)? as f64,
+        DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok()?,
+        _ => return None,
+    };
+    n.is_finite().then_some(n)
+}
+
 fn bytes_of(v: &Node<'_>) -> Result<u64, String> {
     match v.get_ref() {
         DeValue::Integer(_) => {
@@ -234,6 +251,10 @@ impl<'d, 'i> View<'d, 'i> {
 
     pub fn int(&self, key: &str) -> Option<i64> {
         self.node(key).and_then(int_of)
+    }
+
+    pub fn number(&self, key: &str) -> Option<f64> {
+        self.node(key).and_then(number_of)
     }
 
     pub fn bool(&self, key: &str) -> Option<bool> {

@@ -86,6 +86,11 @@ pub(crate) enum Ty {
         min: i64,
         max: i64,
     },
+    /// A number (integer or float) within the bounds.
+    Number {
+        min: f64,
+        max: f64,
+    },
     Bool,
     Duration {
         min: Duration,
@@ -292,6 +297,40 @@ pub(crate) const AGENT: TableSpec = TableSpec {
         def("handoffs", Ty::StrList, "[]", "Agents it may hand off to."),
         key("max_steps", Ty::Int { min: 1, max: 10_000 }, "Model turns of this agent; default: only the run's bound."),
         key("accepts", Ty::JsonSchema, "JSON Schema of the payload a handoff to this agent must carry."),
+        def(
+            "tool_choice",
+            Ty::Enum(TOOL_CHOICES),
+            "\"auto\"",
+            "Sent with every turn that offers tools: `auto` (the model decides; a turn without tool calls ends the agent), `required` (every turn must call a tool or hand off; the agent ends at a bound), `none` (the tools are described, not callable).",
+        ),
+        key(
+            "sampling",
+            Ty::Table(&SAMPLING),
+            "Sampling settings sent to the model; unset keys are the server's default.",
+        ),
+    ],
+};
+
+/// Values of `agents.<name>.tool_choice`.
+pub(crate) const TOOL_CHOICES: &[&str] = &["auto", "required", "none"];
+
+pub(crate) const SAMPLING: TableSpec = TableSpec {
+    title: "agents.<name>.sampling",
+    doc: "Sampling settings of one agent's model turns. Unset keys are left to the model server.",
+    exactly_one_of: &[],
+    keys: &[
+        key(
+            "temperature",
+            Ty::Number { min: 0.0, max: 2.0 },
+            "0 for (near) deterministic turns; OpenAI accepts up to 2, Anthropic up to 1.",
+        ),
+        key("top_p", Ty::Number { min: 0.0, max: 1.0 }, "Nucleus sampling: the probability mass sampled from."),
+        key("stop", Ty::StrList, "Up to 4 non-empty texts that end a turn when the model writes them."),
+        key(
+            "seed",
+            Ty::Int { min: 0, max: i64::MAX },
+            "Seed for servers that sample reproducibly (OpenAI, llama.cpp, vLLM); not sent to Anthropic.",
+        ),
     ],
 };
 

@@ -5,8 +5,10 @@ mod anchor;
 #[path = "../../../../tests/support/built_plugins.rs"]
 mod built_plugins;
 mod cli;
+mod closed_output;
 mod crash;
 mod escaping;
 mod live_model;
+mod real_server;
 mod run_escaping;
 mod validate;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use common::{Auth, Reply, options, request, start};
 use serde_json::json;
-use tollgate_models::{ModelError, ModelSpec, StopReason, TurnSource, Usage, connect};
+use tollgate_models::{
+    ModelError, ModelRequest, ModelSpec, Sampling, StopReason, ToolChoice, TurnSource, Usage, connect,
+};
 
 const KEY: &str = "sk-ant-api03-test-Zq8w7e6r5t4y3u2i1o0p-abcdefgh";
 const PATH: &str = "/v1/messages";
@@ -63,6 +65,10 @@ async fn request_shape_and_tool_use_response() {
     assert_eq!(body["model"], "claude-sonnet-4-5");
     assert_eq!(body["max_tokens"], 1024);
     assert_eq!(body["system"], "You analyse ad campaigns.", "system is top-level");
+    assert_eq!(body["tool_choice"], json!({"type": "auto"}), "said whenever tools are offered");
+    for unset in ["temperature", "top_p", "stop_sequences"] {
+        assert!(body.get(unset).is_none(), "{unset} is the server's choice unless set");
+    }
     assert_eq!(
         body["tools"],
         json!([{"name": "ads__campaign_insights", "description": "Insights for one campaign.",
@@ -181,4 +187,22 @@ fn bad_base_url_and_missing_key_fail_at_connect() {
     let error =
         connect(&spec(), &options(&[("ANTHROPIC_API_KEY", KEY), ("ANTHROPIC_BASE_URL", "ftp://x")])).err().unwrap();
     assert!(matches!(&error, ModelError::BadBaseUrl { origin, .. } if origin == "ANTHROPIC_BASE_URL"), "{error:?}");
+}
+
+#[tokio::test]
+async fn tool_choice_and_sampling_map_to_the_messages_api() {
+    let mock = start(PATH, Auth::XApiKey(KEY.into()), |_, _| {
+        Reply::json(200, json!({"content": [{"type": "text", "text": "Done."}], "stop_reason": "end_turn"}))
+    })
+    .await;
+    let vars = vars(&mock.base, KEY);
+    let provider = connect(&spec(), &options(&borrow(&vars))).unwrap();
+    let sampling = Sampling { temperature: Some(0.2), top_p: Some(0.9), stop: vec!["END".into()], seed: Some(7) };
+    provider.complete(&ModelRequest { tool_choice: ToolChoice::Required, sampling, ..request() }).await.unwrap();
+    let body = mock.seen().remove(0).body;
+    assert_eq!(body["tool_choice"], json!({"type": "any"}));
+    assert_eq!(body["temperature"], 0.2);
+    assert_eq!(body["top_p"], 0.9);
+    assert_eq!(body["stop_sequences"], json!(["END"]));
+    assert!(body.get("seed").is_none() && body.get("stop").is_none(), "{body}");
 }

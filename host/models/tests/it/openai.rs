@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use common::{Auth, Reply, Seen, options, request, start};
 use serde_json::{Value, json};
-use tollgate_models::{ModelError, ModelSpec, ModelTurn, StopReason, TurnSource, Usage, connect};
+use tollgate_models::{
+    Message, ModelError, ModelRequest, ModelSpec, ModelTurn, Sampling, StopReason, ToolChoice, TurnSource, Usage,
+    connect,
+};
 
 const KEY: &str = "sk-proj-test-4f9a2b7c1d8e3f6a0b5c9d2e7f1a4b8c";
 const PATH: &str = "/v1/chat/completions";
@@ -72,6 +75,10 @@ async fn request_shape_and_tool_call_response() {
     assert_eq!(messages[1], json!({"role": "user", "content": "How did campaign 101 do?"}));
     assert_eq!(messages[2]["role"], "assistant");
     assert_eq!(messages[2]["content"], "Looking it up.");
+    assert_eq!(body["tool_choice"], "auto", "said whenever tools are offered");
+    for unset in ["temperature", "top_p", "stop", "seed"] {
+        assert!(body.get(unset).is_none(), "{unset} is the server's choice unless set");
+    }
     let call = &messages[2]["tool_calls"][0];
     assert_eq!(call["id"], "call_a");
     assert_eq!(call["type"], "function");
@@ -314,4 +321,84 @@ async fn compatible_with_key_sends_bearer_and_reports_server_errors() {
     assert!(message.contains("check the model name"), "{message}");
     assert_eq!(mock.count(), 1);
     assert_eq!(mock.seen()[0].headers["authorization"], format!("Bearer {key}").as_str());
+}
+
+/// llama-cpp-python answers HTTP 500 to an assistant turn whose `content` is `null`, so an
+/// assistant turn with tool calls and no text goes out with `""`.
+#[tokio::test]
+async fn assistant_tool_call_turns_without_text_send_empty_content_not_null() {
+    let mock = start(PATH, Auth::Open, |_, _| text_reply("Done.")).await;
+    let provider = connect(&format!("openai-compatible:m@{}/v1", mock.base).parse().unwrap(), &options(&[])).unwrap();
+    let mut request = request();
+    let Message::Assistant { text, .. } = &mut request.messages[1] else { panic!("fixture changed") };
+    *text = None;
+    provider.complete(&request).await.unwrap();
+    let body = mock.seen().remove(0).body;
+    let assistant = &body["messages"][2];
+    assert_eq!(assistant["role"], "assistant");
+    assert_eq!(assistant["content"], "", "{assistant}");
+    assert_eq!(assistant["tool_calls"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn tool_choice_and_sampling_options_are_sent_as_set() {
+    let mock = start(PATH, Auth::Open, |_, _| text_reply("Done.")).await;
+    let provider = connect(&format!("openai-compatible:m@{}/v1", mock.base).parse().unwrap(), &options(&[])).unwrap();
+    let sampling =
+        Sampling { temperature: Some(0.0), top_p: Some(0.5), stop: vec!["</answer>".into()], seed: Some(42) };
+    let with_tools = ModelRequest { tool_choice: ToolChoice::Required, sampling: sampling.clone(), ..request() };
+    provider.complete(&with_tools).await.unwrap();
+    let without_tools = ModelRequest { tools: vec![], sampling, ..request() };
+    provider.complete(&without_tools).await.unwrap();
+
+    let seen = mock.seen();
+    let body = &seen[0].body;
+    assert_eq!(body["tool_choice"], "required");
+    assert_eq!(body["temperature"], 0.0);
+    assert_eq!(body["top_p"], 0.5);
+    assert_eq!(body["stop"], json!(["</answer>"]));
+    assert_eq!(body["seed"], 42);
+    let body = &seen[1].body;
+    assert!(body.get("tools").is_none() && body.get("tool_choice").is_none(), "no tools, no tool_choice: {body}");
+    assert_eq!(body["temperature"], 0.0);
+}
+
+/// `content: null` with `tool_calls: []` (and `""` with `finish_reason: "tool_calls"`, which
+/// llama-cpp-python sends when its model chose `message:`) is a final answer with no text, not
+/// a tool turn with nothing to run and not an unreadable response.
+#[tokio::test]
+async fn a_turn_with_neither_text_nor_tool_calls_ends_the_agent() {
+    let mock = start(PATH, Auth::Open, |n, _| {
+        let message = match n {
+            0 => json!({"role": "assistant", "content": null, "tool_calls": []}),
+            _ => json!({"role": "assistant", "content": ""}),
+        };
+        Reply::json(200, json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": message}]}))
+    })
+    .await;
+    let provider = connect(&format!("openai-compatible:m@{}/v1", mock.base).parse().unwrap(), &options(&[])).unwrap();
+    for _ in 0..2 {
+        let turn = provider.complete(&request()).await.unwrap();
+        assert_eq!((turn.text, turn.tool_calls.len(), turn.stop), (None, 0, StopReason::EndTurn));
+    }
+}
+
+/// Token counts a server reports as floats, negative, or beyond `u64` do not become 0 when
+/// they are large (the run's token bound must still see them) and do not fail the turn.
+#[tokio::test]
+async fn huge_or_odd_token_counts_saturate_instead_of_vanishing() {
+    let mock = start(PATH, Auth::Open, |n, _| {
+        let usage = match n {
+            0 => json!({"prompt_tokens": 1e300, "completion_tokens": 18446744073709551615_u64}),
+            1 => json!({"prompt_tokens": 12.0, "completion_tokens": -5}),
+            _ => json!({"prompt_tokens": "many", "completion_tokens": null}),
+        };
+        Reply::json(200, json!({"choices": [{"finish_reason": "stop", "message": {"content": "ok"}}], "usage": usage}))
+    })
+    .await;
+    let provider = connect(&format!("openai-compatible:m@{}/v1", mock.base).parse().unwrap(), &options(&[])).unwrap();
+    let usage = |turn: ModelTurn| (turn.usage.input_tokens, turn.usage.output_tokens);
+    assert_eq!(usage(provider.complete(&request()).await.unwrap()), (u64::MAX, u64::MAX));
+    assert_eq!(usage(provider.complete(&request()).await.unwrap()), (12, 0));
+    assert_eq!(usage(provider.complete(&request()).await.unwrap()), (0, 0));
 }

@@ -93,6 +93,8 @@ async fn usage_defaults_to_a_four_chars_per_token_estimate() {
         messages: vec![Message::User { text: "hello".into() }],
         tools: vec![],
         max_output_tokens: 10,
+        tool_choice: Default::default(),
+        sampling: Default::default(),
     };
     let turn = provider.complete(&request).await.unwrap();
     // input: 4 + 5 = 9 chars → 3 tokens (rounded up); output: 8 chars → 2 tokens.

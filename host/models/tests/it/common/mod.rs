@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tollgate_models::{Message, ModelRequest, ProviderOptions, ToolCall, ToolSpec};
+use tollgate_models::{Message, ModelRequest, ProviderOptions, Sampling, ToolCall, ToolChoice, ToolSpec};
 
 /// How the stand-in authenticates, like the vendor it mimics.
 #[derive(Clone)]
@@ -211,5 +211,7 @@ pub fn request() -> ModelRequest {
                 "required": ["campaign_id"]}),
         }],
         max_output_tokens: 1024,
+        tool_choice: ToolChoice::Auto,
+        sampling: Sampling::default(),
     }
 }

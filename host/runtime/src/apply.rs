@@ -84,13 +84,7 @@ impl<'r> StepCommit<'r> {
         agent_tools: &[String],
         approval: Option<&ApprovalRecord>,
     ) {
-        let ctx = GateContext {
-            store: &*rt.store,
-            catalogue: &rt.catalogue,
-            workflow: &rt.workflow,
-            run: self.run,
-            now: self.now,
-        };
+        let ctx = gate_context(rt, self.run, self.now);
         let call = CallRequest { agent: &row.agent, target, name: &row.tool, input: &row.input, agent_tools };
         let verdict = gate::check(&ctx, &mut self.tally, &call, approval).await;
         self.apply(rt, row, target, verdict, approval)
@@ -107,13 +101,7 @@ impl<'r> StepCommit<'r> {
         claimed_by: &str,
         approval: Option<&ApprovalRecord>,
     ) -> bool {
-        let ctx = GateContext {
-            store: &*rt.store,
-            catalogue: &rt.catalogue,
-            workflow: &rt.workflow,
-            run: self.run,
-            now: self.now,
-        };
+        let ctx = gate_context(rt, self.run, self.now);
         let call = CallRequest { agent: &row.agent, target, name: &row.tool, input: &row.input, agent_tools: &[] };
         match gate::in_doubt(&ctx, &call, claimed_by, approval) {
             Some(verdict) => {
@@ -339,6 +327,11 @@ impl StepCommit<'_> {
         self.commit.run = Some(rt.update(self.run, state, status, detail, self.counters, self.now));
         (self.commit, self.events)
     }
+}
+
+/// What the gate reads about `run` at `now`.
+fn gate_context<'a>(rt: &'a Runtime, run: &'a RunRecord, now: i64) -> GateContext<'a> {
+    GateContext { store: &*rt.store, catalogue: &rt.catalogue, workflow: &rt.workflow, run, now }
 }
 
 /// `approved → consumed`.

@@ -53,14 +53,7 @@ async fn a_claim_whose_process_is_gone_is_taken_over_with_the_same_key() {
     h.open().await.approve(&approval.id, "alice", None).await.unwrap();
 
     // The first process is killed right after its claim commits, before the call starts.
-    let racing = Arc::new(RacingStore::claim_rival(
-        h.store.clone(),
-        Box::new(|| Box::pin(async { panic!("killed after the claim") })),
-    ));
-    let first = h.open_on(racing).await;
-    let run_id = id.clone();
-    let killed = tokio::spawn(async move { first.advance(&run_id, &Recorder::default()).await }).await;
-    assert!(killed.is_err(), "the first process stopped");
+    h.advance_killed_after_claim(&id).await;
     assert!(requests_to(&h.standins.meta, "POST", C1).is_empty());
     let row = h.rows(&id).await.remove(0);
     assert_eq!(row.status, ToolCallStatus::InFlight);

@@ -5,9 +5,6 @@
 //! letting the approval expire) marks it done without running it, audited, and the model is told
 //! the outcome is unknown.
 
-use std::sync::Arc;
-
-use crate::common::racing::RacingStore;
 use crate::common::{Harness, Recorder, only_approval, requests_to, result_of};
 use crate::tampering::C1;
 use serde_json::json;
@@ -62,14 +59,7 @@ const MAIL: &str = "/v3/mail/send";
 async fn abandoned_run(h: &Harness) -> String {
     let runtime = h.runtime(WORKFLOW, TURNS).await;
     let id = runtime.start(None).await.unwrap();
-    let racing = Arc::new(RacingStore::claim_rival(
-        h.store.clone(),
-        Box::new(|| Box::pin(async { panic!("killed after the claim") })),
-    ));
-    let first = h.open_on(racing).await;
-    let run_id = id.clone();
-    let killed = tokio::spawn(async move { first.advance(&run_id, &Recorder::default()).await }).await;
-    assert!(killed.is_err(), "the first process stopped");
+    h.advance_killed_after_claim(&id).await;
     let rows = h.rows(&id).await;
     assert_eq!(rows.iter().map(|r| r.status).collect::<Vec<_>>(), [ToolCallStatus::InFlight; 2]);
 

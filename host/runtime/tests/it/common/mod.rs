@@ -236,6 +236,20 @@ pub fn requests_to(
 }
 
 impl Harness {
+    /// Advances `id` in a process that is killed right after its claim commit, before any
+    /// claimed call starts (the claimed rows are left `in_flight`, the claim naming this
+    /// still-living process).
+    pub async fn advance_killed_after_claim(&self, id: &str) {
+        let racing = Arc::new(racing::RacingStore::claim_rival(
+            self.store.clone(),
+            Box::new(|| Box::pin(async { panic!("killed after the claim") })),
+        ));
+        let first = self.open_on(racing).await;
+        let run_id = id.to_string();
+        let killed = tokio::spawn(async move { first.advance(&run_id, &Recorder::default()).await }).await;
+        assert!(killed.is_err(), "the first process stopped");
+    }
+
     /// Runs `sql` on the database file through a connection of its own, as anyone who can
     /// write `tollgate.db` could (the runtime's store never sees it coming).
     pub async fn tamper(&self, sql: &str) {

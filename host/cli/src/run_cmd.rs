@@ -1,7 +1,6 @@
 //! `tollgate run` and `tollgate runs list|show|resume|cancel`: start runs, stream them, and
 //! report how they stopped through the exit status (see [`exit_for`]).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use tollgate_contract::units::parse_duration;
 use tollgate_runtime::kv::StoreKv;
 use tollgate_runtime::{Event, Observer, RunOptions, RunOutcome, Runtime, approvals};
 use tollgate_sandbox::Sandbox;
-use tollgate_store::{RunFilter, RunRecord, RunStatus, Store};
+use tollgate_store::{ApprovalFilter, RunFilter, RunRecord, RunStatus, Store};
 
 use crate::data::{DataArgs, actor};
 use crate::plugin_cmd::{CacheArgs, sandbox_config};
@@ -154,12 +153,14 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
             } else if runs.is_empty() {
                 outln!("no runs");
             } else {
-                outln!("{:<24} {:<18} {:<22} {:>5} {:>5}  goal", "run", "status", "workflow", "steps", "calls");
+                outln!("{:<24} {:<18} {:<22} {:>5} {:>9}  goal", "run", "status", "workflow", "steps", "calls");
                 for r in runs {
                     let wf = format!("{} {}", t(&r.workflow_name), t(&r.workflow_version));
                     let goal: String = t(&r.goal).chars().take(60).collect();
-                    let (steps, calls) = (r.counters.steps, r.counters.tool_calls);
-                    outln!("{:<24} {:<18} {wf:<22} {steps:>5} {calls:>5}  {goal}", t(&r.id), r.status.as_str());
+                    // Run of proposed: a run whose calls were all refused shows `0/8`, not `0`.
+                    let calls = format!("{}/{}", r.counters.tool_calls, r.counters.calls_proposed);
+                    let steps = r.counters.steps;
+                    outln!("{:<24} {:<18} {wf:<22} {steps:>5} {calls:>9}  {goal}", t(&r.id), r.status.as_str());
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -168,11 +169,12 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
             let run = store.run(&id).await?.with_context(|| format!("run {id} not found"))?;
             let steps = store.steps(&id).await?;
             let calls = store.tool_calls(&id).await?;
+            let approvals = store.approvals(&ApprovalFilter { status: None, run_id: Some(id.clone()) }).await?;
             if json {
-                let v = json!({"run": run, "steps": steps, "tool_calls": calls});
+                let v = json!({"run": run, "steps": steps, "tool_calls": calls, "approvals": approvals});
                 outln!("{}", render::json(&v)?);
             } else {
-                out!("{}", crate::run_render::show(&run, &steps, &calls));
+                out!("{}", crate::run_render::show(&run, &steps, &calls, &approvals));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -290,13 +292,20 @@ fn report_stop(outcome: &RunOutcome, json: bool) {
 }
 
 /// Used by `runs show` and the text of `approvals list`.
+/// Tool calls are counted by what became of them: proposed (by a model or a fixed step), run
+/// (allowed by the gate), denied, parked (sent for approval) and failed (ran, ended in an error).
 pub fn counters_line(run: &RunRecord) -> String {
     let c = &run.counters;
-    let mut parts = BTreeMap::new();
-    parts.insert("steps", c.steps.to_string());
-    parts.insert("tool calls", c.tool_calls.to_string());
-    parts.insert("fuel", c.fuel.to_string());
-    parts.insert("tokens", (c.input_tokens + c.output_tokens).to_string());
-    parts.insert("spend", c.spend.to_string());
-    parts.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(" · ")
+    format!(
+        "steps {} · tool calls {} proposed, {} run, {} denied, {} parked, {} failed · fuel {} · tokens {} · spend {}",
+        c.steps,
+        c.calls_proposed,
+        c.tool_calls,
+        c.calls_denied,
+        c.calls_parked,
+        c.calls_failed,
+        c.fuel,
+        c.input_tokens.saturating_add(c.output_tokens),
+        c.spend
+    )
 }

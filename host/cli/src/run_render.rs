@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use serde_json::Value;
-use tollgate_store::{RunRecord, StepRecord, ToolCallRecord};
+use tollgate_store::{ApprovalRecord, RunRecord, StepRecord, ToolCallRecord};
 
 use crate::render::{j, t};
 use crate::run_cmd::counters_line;
@@ -17,7 +17,7 @@ fn clip(text: &str, max: usize) -> String {
     }
 }
 
-pub fn show(run: &RunRecord, steps: &[StepRecord], calls: &[ToolCallRecord]) -> String {
+pub fn show(run: &RunRecord, steps: &[StepRecord], calls: &[ToolCallRecord], approvals: &[ApprovalRecord]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "run {} · {} {}", t(&run.id), t(&run.workflow_name), t(&run.workflow_version));
     let detail = run.status_detail.as_deref().map(|d| format!(" — {}", t(d))).unwrap_or_default();
@@ -46,14 +46,37 @@ pub fn show(run: &RunRecord, steps: &[StepRecord], calls: &[ToolCallRecord]) -> 
                 let _ = writeln!(s, "  │ {}", t(line));
             }
         }
+        if let Some(note) = unusable_turn(&step.turn) {
+            let _ = writeln!(s, "  ! {note}");
+        }
         for call in calls.iter().filter(|c| c.step == step.step) {
             let result = call.result.as_ref().map(result_line).unwrap_or_else(|| "(no result yet)".into());
             let input = clip(&j(&call.input), 120);
-            let _ =
-                writeln!(s, "  #{} {} [{}] {input}\n      {result}", call.index, t(&call.tool), call.status.as_str());
+            let _ = writeln!(s, "  #{} {} [{}] {input}", call.index, t(&call.tool), call.status.as_str());
+            let edit =
+                approvals.iter().find(|a| a.step == call.step && a.index == call.index && a.approved_input.is_some());
+            if let Some(approval) = edit {
+                let by = approval.decided_by.as_deref().unwrap_or("a person");
+                let proposed = clip(&j(&approval.input), 120);
+                let _ = writeln!(s, "      edited by {} before it ran; proposed {proposed}", t(by));
+            }
+            let _ = writeln!(s, "      {result}");
         }
     }
     s
+}
+
+/// Why a model turn with no tool calls was not taken as an answer, as the runtime judged it
+/// (`tollgate_runtime`'s guard): no text, or text cut off at `max_output_tokens`.
+fn unusable_turn(turn: &Value) -> Option<&'static str> {
+    let calls = turn["tool_calls"].as_array().is_some_and(|c| !c.is_empty());
+    if calls || turn.is_null() {
+        return None;
+    }
+    if turn["text"].as_str().is_none_or(|t| t.trim().is_empty()) {
+        return Some("empty answer: no text and no tool call");
+    }
+    (turn["stop"].as_str() == Some("max_tokens")).then_some("cut off at max_output_tokens: not taken as the answer")
 }
 
 fn result_line(result: &Value) -> String {
@@ -62,6 +85,9 @@ fn result_line(result: &Value) -> String {
     }
     if let Some(stage) = result.get("denied").and_then(Value::as_str) {
         return format!("denied ({}): {}", t(stage), t(result["reason"].as_str().unwrap_or_default()));
+    }
+    if result.get("in_doubt").is_some() {
+        return format!("marked done, outcome unknown: {}", t(result["message"].as_str().unwrap_or_default()));
     }
     format!(
         "error ({}): {}",

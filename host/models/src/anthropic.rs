@@ -116,7 +116,7 @@ impl Anthropic {
                     };
                     let (id, name) = (field("id")?, field("name")?);
                     let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                    tool_calls.push(ToolCall { id: id.into(), name: name.into(), input });
+                    tool_calls.push(ToolCall { id: id.into(), name: name.into(), input, arguments_error: None });
                 }
                 // Thinking and other block kinds carry nothing the runtime acts on.
                 _ => {}

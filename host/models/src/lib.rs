@@ -55,8 +55,12 @@ pub struct ToolCall {
     pub id: String,
     pub name: String,
     /// The call input. For OpenAI-style providers, arguments that are not valid JSON arrive as
-    /// `{"_raw": "<the text>"}` so the runtime's schema check refuses them and tells the model.
+    /// `{"_raw": "<the text>"}` (sent back to the vendor as written) with `arguments_error` set.
     pub input: serde_json::Value,
+    /// Why the arguments the model wrote are not a JSON value, when they are not: the gate
+    /// refuses the call and tells the model so, in those words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments_error: Option<String>,
 }
 
 /// One entry of the conversation the runtime sends back to the model.
@@ -150,6 +154,18 @@ pub enum StopReason {
     MaxTokens,
     /// A vendor reason with no portable meaning (e.g. `content_filter`), kept verbatim.
     Other(String),
+}
+
+impl StopReason {
+    /// `end_turn`, `tool_use`, `max_tokens`, or the vendor's own word.
+    pub fn as_str(&self) -> &str {
+        match self {
+            StopReason::EndTurn => "end_turn",
+            StopReason::ToolUse => "tool_use",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::Other(reason) => reason,
+        }
+    }
 }
 
 /// Where a turn came from: a live model, or a line of a replay script.

@@ -261,11 +261,17 @@ fn tool_call(call: &Value, turn_index: u32, i: usize) -> Result<ToolCall, String
         Some(Value::String(text)) if text.trim().is_empty() => json!({}),
         // Invalid JSON is passed on, not refused: the runtime's schema check rejects it and the
         // model is told, which is how it recovers. Failing the whole turn would end the run.
-        Some(Value::String(text)) => serde_json::from_str(text).unwrap_or_else(|_| json!({ "_raw": text })),
+        Some(Value::String(text)) => match serde_json::from_str(text) {
+            Ok(input) => input,
+            Err(e) => {
+                let input = json!({ "_raw": text });
+                return Ok(ToolCall { id, name: name.to_string(), input, arguments_error: Some(e.to_string()) });
+            }
+        },
         // Some servers send the object itself instead of a JSON string.
         Some(other) => other.clone(),
     };
-    Ok(ToolCall { id, name: name.to_string(), input })
+    Ok(ToolCall { id, name: name.to_string(), input, arguments_error: None })
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@ struct CallEntry {
     name: String,
     #[serde(default = "empty_object")]
     input: Value,
+    /// Arguments as the model wrote them, instead of `input`: lets a script exercise arguments
+    /// that are not JSON, as a live model sometimes sends.
+    raw_arguments: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +68,18 @@ fn empty_object() -> Value {
     Value::Object(Default::default())
 }
 
+/// A script's call as a live provider would have parsed it: `raw_arguments` that are not JSON
+/// become `{"_raw": text}` with the parse error, as `openai.rs` does.
+fn call_of(entry: CallEntry) -> (String, Value, Option<String>) {
+    match entry.raw_arguments {
+        None => (entry.name, entry.input, None),
+        Some(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(input) => (entry.name, input, None),
+            Err(e) => (entry.name, serde_json::json!({ "_raw": text }), Some(e.to_string())),
+        },
+    }
+}
+
 /// A loaded, checked script.
 #[derive(Debug)]
 pub(crate) struct Scripted {
@@ -77,7 +92,8 @@ pub(crate) struct Scripted {
 #[derive(Debug)]
 struct Turn {
     text: Option<String>,
-    calls: Vec<(String, Value)>,
+    /// Name, input, and why the arguments are not JSON (for `raw_arguments` that are not).
+    calls: Vec<(String, Value, Option<String>)>,
     usage: Option<Usage>,
     stop: StopReason,
 }
@@ -114,14 +130,23 @@ impl Scripted {
             if entry.agent.trim().is_empty() {
                 return Err((at, "`agent` is empty".into()));
             }
-            if entry.text.as_deref().is_none_or(str::is_empty) && entry.tool_calls.is_empty() {
-                return Err((at, "a turn needs `text`, `tool_calls`, or both".into()));
+            // `text = ""` is a deliberate empty answer (live models give them); a turn with
+            // neither key is a mistake in the script.
+            if entry.text.is_none() && entry.tool_calls.is_empty() {
+                return Err((
+                    at,
+                    "a turn needs `text` (`text = \"\"` for an empty answer), `tool_calls`, or both".into(),
+                ));
             }
             if let Some(i) = entry.tool_calls.iter().position(|c| c.name.trim().is_empty()) {
                 return Err((at, format!("tool_calls[{i}] has an empty `name`")));
             }
             if let Some(i) = entry.tool_calls.iter().position(|c| !c.input.is_object()) {
                 return Err((at, format!("tool_calls[{i}].input must be a table, e.g. input = {{ key = \"value\" }}")));
+            }
+            let both = |c: &CallEntry| c.raw_arguments.is_some() && c.input.as_object().is_some_and(|o| !o.is_empty());
+            if let Some(i) = entry.tool_calls.iter().position(both) {
+                return Err((at, format!("tool_calls[{i}] has both `input` and `raw_arguments`; give one")));
             }
             let stop = match entry.stop {
                 Some(StopEntry::EndTurn) => StopReason::EndTurn,
@@ -132,7 +157,7 @@ impl Scripted {
             };
             let turn = Turn {
                 text: entry.text.filter(|t| !t.is_empty()),
-                calls: entry.tool_calls.into_iter().map(|c| (c.name, c.input)).collect(),
+                calls: entry.tool_calls.into_iter().map(call_of).collect(),
                 usage: entry.usage.map(|u| Usage { input_tokens: u.input_tokens, output_tokens: u.output_tokens }),
                 stop,
             };
@@ -156,10 +181,11 @@ impl Scripted {
             .calls
             .iter()
             .enumerate()
-            .map(|(i, (name, input))| ToolCall {
+            .map(|(i, (name, input, arguments_error))| ToolCall {
                 id: format!("call_{}_{n}_{i}", request.agent),
                 name: name.clone(),
                 input: input.clone(),
+                arguments_error: arguments_error.clone(),
             })
             .collect();
         let usage = turn.usage.unwrap_or_else(|| estimate(request, turn.text.as_deref(), &tool_calls));

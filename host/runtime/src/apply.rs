@@ -75,6 +75,7 @@ impl<'r> StepCommit<'r> {
     }
 
     /// Asks the gate about the call `row` describes and applies its verdict to this commit.
+    /// `arguments_error` says why the model's arguments were not JSON, when they were not;
     /// `approval` is the human decision behind a call that waited for approval.
     pub async fn decide(
         &mut self,
@@ -82,10 +83,15 @@ impl<'r> StepCommit<'r> {
         row: ToolCallRecord,
         target: &CallTarget,
         agent_tools: &[String],
+        arguments_error: Option<&str>,
         approval: Option<&ApprovalRecord>,
     ) {
         let ctx = gate_context(rt, self.run, self.now);
-        let call = CallRequest { agent: &row.agent, target, name: &row.tool, input: &row.input, agent_tools };
+        let call =
+            CallRequest { agent: &row.agent, target, name: &row.tool, input: &row.input, agent_tools, arguments_error };
+        if approval.is_none() && is_tool_call(target) {
+            self.counters.calls_proposed += 1;
+        }
         let verdict = gate::check(&ctx, &mut self.tally, &call, approval).await;
         self.apply(rt, row, target, verdict, approval)
     }
@@ -102,7 +108,14 @@ impl<'r> StepCommit<'r> {
         approval: Option<&ApprovalRecord>,
     ) -> bool {
         let ctx = gate_context(rt, self.run, self.now);
-        let call = CallRequest { agent: &row.agent, target, name: &row.tool, input: &row.input, agent_tools: &[] };
+        let call = CallRequest {
+            agent: &row.agent,
+            target,
+            name: &row.tool,
+            input: &row.input,
+            agent_tools: &[],
+            arguments_error: None,
+        };
         match gate::in_doubt(&ctx, &call, claimed_by, approval) {
             Some(verdict) => {
                 self.apply(rt, row, target, verdict, approval);
@@ -147,6 +160,9 @@ impl<'r> StepCommit<'r> {
             },
             Verdict::RequireApproval { reason } => {
                 row.status = ToolCallStatus::WaitingApproval;
+                if is_tool_call(target) {
+                    self.counters.calls_parked += 1;
+                }
                 self.request_approval(rt, &row, reason, ApprovalKind::Call);
             }
             Verdict::InDoubt { reason } => {
@@ -168,6 +184,9 @@ impl<'r> StepCommit<'r> {
             }
             Verdict::Deny { stage, reason } => {
                 row.status = ToolCallStatus::Denied;
+                if is_tool_call(target) {
+                    self.counters.calls_denied += 1;
+                }
                 row.result = Some(json!({"denied": stage.as_str(), "reason": reason}));
             }
         }
@@ -327,6 +346,12 @@ impl StepCommit<'_> {
         self.commit.run = Some(rt.update(self.run, state, status, detail, self.counters, self.now));
         (self.commit, self.events)
     }
+}
+
+/// Whether `target` is a call of a plugin tool (or of one the agent does not have), as the run's
+/// call counters count them: handoffs and fixed approval steps are not tool calls.
+fn is_tool_call(target: &CallTarget) -> bool {
+    matches!(target, CallTarget::Tool { .. } | CallTarget::Unknown)
 }
 
 /// What the gate reads about `run` at `now`.

@@ -23,6 +23,7 @@ use crate::error::RuntimeError;
 use crate::events::Event;
 use crate::execute::Finished;
 use crate::fixed::STEP_AGENT_PREFIX;
+use crate::guard;
 use crate::ids::now_ms;
 use crate::runtime::Runtime;
 use crate::state::{CallTarget, PendingStep, RunState};
@@ -176,7 +177,7 @@ impl Runtime {
                 continue;
             }
             let row = ToolCallRecord { input: approved_input(approval).clone(), ..row.clone() };
-            step.decide(self, row, &call.target, &[], Some(approval)).await;
+            step.decide(self, row, &call.target, &[], None, Some(approval)).await;
         }
         if step.commit.tool_calls.is_empty() {
             return Ok(false);
@@ -223,6 +224,9 @@ impl Runtime {
         let mut late = Commit { checkpoint: Checkpoint::Signed, ..Commit::default() };
         for Finished { row, fuel, audit } in finished {
             step.counters.fuel = step.counters.fuel.saturating_add(fuel);
+            if row.result.as_ref().is_some_and(|r| r.get("error").is_some()) {
+                step.counters.calls_failed += 1;
+            }
             late.audit.push(AuditEntry::of_run(&pass.run.id, step.now, audit.clone()));
             late.tool_calls.push(row.clone());
             step.audit(audit);
@@ -251,7 +255,8 @@ impl Runtime {
     }
 
     /// An agent's step: every call's result goes back to the model, in call order; an allowed
-    /// handoff moves the run to the receiving agent.
+    /// handoff moves the run to the receiving agent. A call the agent has now had refused or
+    /// failed `max_repeated_refusals` times ends the run instead (`guard.rs`).
     fn agent_results(
         &self,
         mut step: StepCommit<'_>,
@@ -259,12 +264,15 @@ impl Runtime {
         pending: &PendingStep,
         rows: &Rows,
     ) -> Result<(Commit, Vec<Event>), RuntimeError> {
-        let mut handoff = None;
+        let limit = self.workflow.definition.run.max_repeated_refusals;
+        let (mut handoff, mut repeated) = (None, None);
         for call in &pending.calls {
             let Some(row) = rows.get(&call.index) else {
                 return Err(RuntimeError::State(format!("step {} lost its call #{}", pending.step, call.index)));
             };
-            let (content, is_error) = model_result(row);
+            let proposed = proposed_input(state, &pending.agent, &call.call_id).unwrap_or_else(|| row.input.clone());
+            let edited = (proposed != row.input).then_some(&row.input);
+            let (content, is_error) = model_result(row, edited);
             state.push_message(
                 &pending.agent,
                 Message::ToolResult { call_id: call.call_id.clone(), name: call.model_name.clone(), content, is_error },
@@ -272,12 +280,44 @@ impl Runtime {
             if let (CallTarget::Handoff { to }, ToolCallStatus::Done) = (&call.target, row.status) {
                 handoff = Some((to.clone(), row.input.clone()));
             }
+            if let Some(why) = refusal(row) {
+                let key = guard::call_fingerprint(&pending.agent, &call.model_name, &proposed);
+                let times = state.refusals.entry(key).or_default();
+                *times = times.saturating_add(1);
+                if u64::from(*times) >= limit && repeated.is_none() {
+                    repeated = Some(guard::repeated_refusal(&pending.agent, &row.tool, *times, &why));
+                }
+            }
+        }
+        if let Some(detail) = repeated {
+            return Ok(step.end(self, state, RunStatus::BoundHit, Some(detail)));
         }
         if let Some((to, payload)) = handoff {
             hand_off(&mut step, state, to, payload);
         }
         Ok(step.finish(self, state, RunStatus::Running))
     }
+}
+
+/// The input the model proposed for its call `call_id`, from `agent`'s conversation (a person
+/// may have approved the call with another).
+fn proposed_input(state: &RunState, agent: &str, call_id: &str) -> Option<Value> {
+    let conversation = state.conversations.get(agent)?;
+    conversation.iter().rev().find_map(|message| match message {
+        Message::Assistant { tool_calls, .. } => tool_calls.iter().find(|c| c.id == call_id).map(|c| c.input.clone()),
+        _ => None,
+    })
+}
+
+/// Why a call counts as refused for the repeated-refusal guard: the gate denied it, or it ran
+/// and failed. An in-doubt call marked done is neither.
+fn refusal(row: &ToolCallRecord) -> Option<String> {
+    let result = row.result.as_ref()?;
+    let text = |key: &str| result.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    if let Some(stage) = result.get("denied").and_then(Value::as_str) {
+        return Some(format!("denied ({stage}): {}", text("reason")));
+    }
+    result.get("error").map(|_| format!("failed ({}): {}", text("error"), text("message")))
 }
 
 /// Moves the run to agent `to`, whose conversation starts with the goal and `payload`.
@@ -294,8 +334,24 @@ fn hand_off(step: &mut StepCommit<'_>, state: &mut RunState, to: String, payload
     step.audit(Handoff { step: step.step, from, to, payload });
 }
 
-/// What the model is told about one call: its output, or why it failed or was refused.
-fn model_result(row: &ToolCallRecord) -> (String, bool) {
+/// What the model is told about one call: its output, or why it failed or was refused; and,
+/// when a person approved it with an `edited` input, that it ran with that instead.
+fn model_result(row: &ToolCallRecord, edited: Option<&Value>) -> (String, bool) {
+    let (content, is_error) = call_outcome(row);
+    match edited {
+        Some(input) => (
+            format!(
+                "A person approved this call with an edited input, {}, instead of the input you proposed. \
+                 The edited call's result: {content}",
+                serde_json::to_string(input).unwrap_or_default()
+            ),
+            is_error,
+        ),
+        None => (content, is_error),
+    }
+}
+
+fn call_outcome(row: &ToolCallRecord) -> (String, bool) {
     let result = row.result.clone().unwrap_or(Value::Null);
     if let Some(output) = result.get("output") {
         return (serde_json::to_string(output).unwrap_or_default(), false);
@@ -317,5 +373,32 @@ fn model_result(row: &ToolCallRecord) -> (String, bool) {
     }
     let kind = result.get("error").and_then(Value::as_str).unwrap_or("error");
     let message = result.get("message").and_then(Value::as_str).unwrap_or_default();
-    (format!("The tool failed ({kind}): {message}"), true)
+    (failure_text(kind, message), true)
+}
+
+/// A failed call in words a model can act on: what happened, and whether trying again helps.
+/// The kind stays in the text, in brackets, for whoever reads the conversation later.
+fn failure_text(kind: &str, message: &str) -> String {
+    let what = match kind {
+        "tool-not-found" => {
+            "The tool ran, and what it looked for does not exist (for example, no record with \
+                             that id). The tool itself exists; check the identifiers you passed before trying \
+                             again."
+        }
+        "tool-invalid-input" => "The tool ran and rejected the input. Fix the input before calling it again.",
+        "tool-denied" => {
+            "The service the tool calls refused the request (not permitted). Repeating it unchanged \
+                          will be refused again."
+        }
+        "tool-upstream" => "The service the tool calls failed to answer properly.",
+        "tool-retryable" => "A temporary failure; the same call may succeed later.",
+        "tool-internal" => "The tool has an internal error; repeating the call will probably fail the same way.",
+        "fuel-exhausted" | "timeout" | "memory-limit" | "stack-overflow" | "output-too-large" | "value-too-large" => {
+            "The tool was stopped by Tollgate's sandbox for exceeding its limits; a smaller request may fit."
+        }
+        "trap" | "invalid-output" => "The tool crashed or returned something invalid; this is a fault in the tool.",
+        "unknown-tool" => "The tool is not available.",
+        _ => "The tool failed.",
+    };
+    format!("{what} [{kind}] {message}")
 }

@@ -95,7 +95,7 @@ impl Runtime {
     ) {
         let call_id = format!("step_{id}");
         let row = commit.row(0, &call_id, tool, input);
-        commit.decide(self, row, &target, &[], None).await;
+        commit.decide(self, row, &target, &[], None, None).await;
         let call = PendingCall { index: 0, call_id, model_name: tool.to_string(), target };
         state.pending = Some(PendingStep { step: commit.step, agent: commit.agent.clone(), calls: vec![call] });
     }

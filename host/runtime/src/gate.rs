@@ -144,6 +144,8 @@ pub struct CallRequest<'a> {
     pub input: &'a Value,
     /// The qualified tools the agent has, named when it asks for one it does not have.
     pub agent_tools: &'a [String],
+    /// Why the arguments the model wrote were not JSON, when they were not.
+    pub arguments_error: Option<&'a str>,
 }
 
 /// What the gate let through earlier in the same step, not yet committed: the caps count what
@@ -167,6 +169,7 @@ pub async fn check(
     approval: Option<&ApprovalRecord>,
 ) -> Verdict {
     let verdict = match call.target {
+        _ if call.arguments_error.is_some() => malformed_arguments(call),
         CallTarget::Unknown => unknown_tool(call),
         CallTarget::Handoff { to } => handoff(ctx, tally, to, call.input),
         CallTarget::HumanGate { step_id } => human_gate(ctx, step_id, approval),
@@ -252,6 +255,20 @@ pub fn in_doubt(
         return mark_done("the run passed its deadline".into());
     }
     Some(Verdict::Allow { charges: Vec::new(), rule: None })
+}
+
+/// The model wrote arguments that are not JSON (cut off, or not JSON at all): said in words it
+/// can act on, not as a schema error about a field it never wrote.
+fn malformed_arguments(call: &CallRequest<'_>) -> Verdict {
+    let error = call.arguments_error.unwrap_or_default();
+    Verdict::deny(
+        DenyStage::Schema,
+        format!(
+            "the arguments of your call to `{}` are not valid JSON ({error}), so it was not run; call it again \
+             with the arguments as one JSON object matching the tool's input schema",
+            model_name(call.name)
+        ),
+    )
 }
 
 fn unknown_tool(call: &CallRequest<'_>) -> Verdict {
@@ -377,7 +394,7 @@ async fn tool(
     };
     let charges = match charges(ctx, qualified, &facts, tally).await {
         Ok(charges) => charges,
-        Err(deny) => return deny,
+        Err(deny) => return with_deny_rule(ctx, &facts, deny),
     };
     // Policy expressions are bounded (`tollgate_workflow::MAX_EVAL_STEPS`) but not free: the
     // deadline is looked at again after the caps' and before the rules'.
@@ -397,6 +414,19 @@ async fn tool(
         Err(e) => return Verdict::deny(DenyStage::Policy, format!("policy could not be evaluated: {e}")),
     };
     Verdict::Allow { charges, rule }
+}
+
+/// A call a cap refuses may also match an operator's `deny` rule, whose reason is what the
+/// operator wrote for exactly this case: the denial names the rule (stage `policy`) and the cap.
+fn with_deny_rule(ctx: &GateContext<'_>, facts: &CallFacts<'_>, cap_denial: Verdict) -> Verdict {
+    let Verdict::Deny { reason: cap_reason, .. } = &cap_denial else { return cap_denial };
+    match ctx.workflow.policy().approval(facts) {
+        Ok(ApprovalDecision::Deny { rule, reason }) => Verdict::deny(
+            DenyStage::Policy,
+            format!("policy.approvals[{rule}]: {reason} (also over a cap: {cap_reason})"),
+        ),
+        _ => cap_denial,
+    }
 }
 
 /// The denial of a call gated after the run's deadline (by the clock, not the step's start:

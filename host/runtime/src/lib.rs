@@ -34,6 +34,7 @@ mod execute;
 mod finish;
 mod fixed;
 pub mod gate;
+mod guard;
 mod ids;
 pub mod kv;
 mod options;

@@ -54,6 +54,14 @@ pub struct RunState {
     /// Progress through the workflow's fixed steps, when it has them.
     #[serde(default)]
     pub fixed: Option<crate::fixed::FixedCursor>,
+    /// Whether the last model turn could not be acted on (empty, or cut off) and the model was
+    /// asked again: a second such turn in a row ends the run.
+    #[serde(default)]
+    pub nudged: bool,
+    /// How often each agent's call (by [`crate::guard::call_fingerprint`]) was refused or
+    /// failed: the repeated-refusal guard ends the run at `max_repeated_refusals`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refusals: BTreeMap<String, u32>,
 }
 
 /// One committed model turn waiting for its tool calls.

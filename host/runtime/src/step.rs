@@ -16,6 +16,7 @@ use crate::apply::StepCommit;
 use crate::catalogue;
 use crate::error::RuntimeError;
 use crate::events::Event;
+use crate::guard::Unusable;
 use crate::runtime::Runtime;
 use crate::state::{CallTarget, PendingCall, PendingStep, RunState};
 
@@ -169,6 +170,10 @@ impl Runtime {
     ) -> Result<(Commit, Vec<Event>), RuntimeError> {
         let mut step = StepCommit::new(run, state.next_step, agent);
         record_turn(&mut step, state, turn, started);
+        if let Some(unusable) = Unusable::of(turn) {
+            return Ok(self.unusable(step, state, unusable));
+        }
+        state.nudged = false;
         if turn.tool_calls.is_empty() {
             return Ok(self.answer(step, state, turn.text.clone()));
         }
@@ -183,7 +188,7 @@ impl Runtime {
                 CallTarget::Unknown | CallTarget::HumanGate { .. } => call.name.clone(),
             };
             let row = step.row(index, &call.id, &tool, call.input.clone());
-            step.decide(self, row, &target, tools, None).await;
+            step.decide(self, row, &target, tools, call.arguments_error.as_deref(), None).await;
             calls.push(PendingCall { index, call_id: call.id.clone(), model_name: call.name.clone(), target });
         }
         state.pending = Some(PendingStep { step: step.step, agent: agent.into(), calls });
@@ -197,6 +202,27 @@ impl Runtime {
             step.commit.durability = Durability::Deferred;
         }
         Ok(step.finish(self, state, RunStatus::Running))
+    }
+
+    /// A turn the run cannot act on ([`Unusable`]): the model is told why and asked again, or,
+    /// the second time in a row, the run ends.
+    fn unusable(&self, mut step: StepCommit<'_>, state: &mut RunState, unusable: Unusable) -> (Commit, Vec<Event>) {
+        let max_output_tokens = self.workflow.definition.run.max_output_tokens;
+        state.next_step += 1;
+        if state.nudged {
+            let (status, detail) = unusable.ending(max_output_tokens);
+            return step.end(self, state, status, Some(detail));
+        }
+        state.nudged = true;
+        let message = unusable.nudge(max_output_tokens);
+        state.push_message(&step.agent, Message::User { text: message.clone() });
+        step.audit(audit::ModelNudged {
+            step: step.step,
+            agent: step.agent.clone(),
+            reason: unusable.as_str().into(),
+            message,
+        });
+        step.finish(self, state, RunStatus::Running)
     }
 
     /// A turn with no tool calls: the answer ends an agent step of a fixed-step workflow, or
@@ -259,6 +285,7 @@ fn record_turn(step: &mut StepCommit<'_>, state: &mut RunState, turn: &ModelTurn
             .map(|c| RequestedCall { id: c.id.clone(), name: c.name.clone(), input: c.input.clone() })
             .collect(),
         usage: TokenUsage { input_tokens: turn.usage.input_tokens, output_tokens: turn.usage.output_tokens },
+        stop: Some(turn.stop.as_str().to_string()),
     });
 }
 

@@ -62,8 +62,21 @@ impl RunStatus {
 pub struct Counters {
     /// Model turns taken.
     pub steps: u64,
-    /// Calls the gate allowed.
+    /// Calls the gate allowed (each runs once): what `max_tool_calls` bounds.
     pub tool_calls: u64,
+    /// Plugin tool calls asked for, by a model or a fixed step (handoffs and approval steps
+    /// are not tool calls), whatever the gate then decided.
+    #[serde(default)]
+    pub calls_proposed: u64,
+    /// Calls the gate refused, before or after a person decided on them.
+    #[serde(default)]
+    pub calls_denied: u64,
+    /// Calls sent to a person for approval (parked until decided).
+    #[serde(default)]
+    pub calls_parked: u64,
+    /// Calls that ran and ended in an error (the plugin's, the sandbox's or an upstream's).
+    #[serde(default)]
+    pub calls_failed: u64,
     /// Guest instructions (wasmtime fuel) the run's calls burned.
     pub fuel: u64,
     /// Tokens the model read, as vendors reported them.

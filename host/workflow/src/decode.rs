@@ -98,6 +98,7 @@ fn run(v: View<'_, '_>) -> RunBounds {
         deadline: v.duration("deadline").unwrap_or(d.deadline),
         approval_expiry: v.duration("approval_expiry").unwrap_or(d.approval_expiry),
         max_output_tokens: int("max_output_tokens", d.max_output_tokens),
+        max_repeated_refusals: int("max_repeated_refusals", d.max_repeated_refusals),
     }
 }
 

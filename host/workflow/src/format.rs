@@ -53,6 +53,9 @@ pub struct RunBounds {
     pub approval_expiry: Duration,
     /// `max_output_tokens`: output tokens of one model turn. Default 4,096; 1..=1,000,000.
     pub max_output_tokens: u64,
+    /// `max_repeated_refusals`: how many times an agent may make the same call (same tool, same
+    /// input) and have it refused or fail before the run ends. Default 3; 1..=1,000.
+    pub max_repeated_refusals: u64,
 }
 
 impl Default for RunBounds {
@@ -65,6 +68,7 @@ impl Default for RunBounds {
             deadline: Duration::from_secs(3_600),
             approval_expiry: Duration::from_secs(86_400),
             max_output_tokens: 4_096,
+            max_repeated_refusals: 3,
         }
     }
 }

@@ -207,7 +207,20 @@ pub(crate) const RUN: TableSpec = TableSpec {
             "\"24h\"",
             "How long an approval request stays open; then it expires and the run is escalated.",
         ),
-        def("max_output_tokens", Ty::Int { min: 1, max: 1_000_000 }, "4096", "Output tokens of one model turn."),
+        def(
+            "max_output_tokens",
+            Ty::Int { min: 1, max: 1_000_000 },
+            "4096",
+            "Output tokens of one model turn. An answer cut off here is not taken as the answer: the model is \
+             asked once to answer more briefly, and a second cut-off in a row ends the run (`bound_hit`).",
+        ),
+        def(
+            "max_repeated_refusals",
+            Ty::Int { min: 1, max: 1_000 },
+            "3",
+            "How many times an agent may make the same call (same tool, same input) and have it refused by the \
+             gate or fail; the last time ends the run (`bound_hit`) instead of asking the model again.",
+        ),
     ],
 };
 

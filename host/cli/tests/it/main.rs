@@ -8,6 +8,7 @@ mod cli;
 mod closed_output;
 mod crash;
 mod escaping;
+mod honest;
 mod live_model;
 mod real_server;
 mod run_escaping;

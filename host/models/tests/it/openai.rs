@@ -118,7 +118,9 @@ async fn invalid_arguments_become_raw_and_text_turns_end() {
     let first = ask("openai:gpt-4.1", &borrow(&vars)).await.unwrap();
     assert_eq!(first.text, None);
     assert_eq!(first.tool_calls[0].input, json!({"_raw": "{\"a\": 1"}));
+    assert!(first.tool_calls[0].arguments_error.as_deref().is_some_and(|e| e.contains("EOF")), "{first:?}");
     assert_eq!(first.tool_calls[1].input, json!({}));
+    assert_eq!(first.tool_calls[1].arguments_error, None);
     let second = ask("openai:gpt-4.1", &borrow(&vars)).await.unwrap();
     assert_eq!(second.stop, StopReason::MaxTokens);
     assert_eq!(second.text.as_deref(), Some("Partial answ"));

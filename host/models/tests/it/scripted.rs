@@ -153,11 +153,45 @@ fn bad_toml_and_bad_turns_are_reported_with_line_and_column() {
 
     let (line, _, message) = load_error("[[turns]]\nagent = \"a\"\ntext = \"ok\"\n\n[[turns]]\nagent = \"b\"\n");
     assert_eq!(line, Some(5), "{message}");
-    assert!(message.contains("needs `text`, `tool_calls`"), "{message}");
+    assert!(message.contains("needs `text` (`text = \"\"` for an empty answer), `tool_calls`"), "{message}");
+
+    let (line, _, message) = load_error(
+        "[[turns]]\nagent = \"a\"\n[[turns.tool_calls]]\nname = \"t\"\ninput = { a = 1 }\nraw_arguments = \"{}\"\n",
+    );
+    assert_eq!(line, Some(1), "{message}");
+    assert!(message.contains("has both `input` and `raw_arguments`"), "{message}");
 
     let (line, _, message) = load_error("[[turns]]\ntext = \"no agent\"\n");
     assert_eq!(line, Some(1), "{message}");
     assert!(message.contains("agent"), "{message}");
+}
+
+#[tokio::test]
+async fn raw_arguments_replay_as_a_live_provider_parses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+[[turns]]
+agent = "a"
+text = ""
+
+[[turns]]
+agent = "a"
+[[turns.tool_calls]]
+name = "t"
+raw_arguments = '{"note": "cut'
+[[turns.tool_calls]]
+name = "t"
+raw_arguments = '{"note": "whole"}'
+"#;
+    write(dir.path(), "turns.toml", script);
+    let provider = scripted(dir.path(), "turns.toml").unwrap();
+    let empty = turn(&*provider, "a", 0).await.unwrap();
+    assert_eq!((empty.text, empty.tool_calls.len()), (None, 0), "`text = \"\"` is an empty answer");
+    let calls = turn(&*provider, "a", 1).await.unwrap().tool_calls;
+    assert_eq!(calls[0].input, serde_json::json!({"_raw": "{\"note\": \"cut"}));
+    assert!(calls[0].arguments_error.as_deref().is_some_and(|e| e.contains("EOF")), "{:?}", calls[0]);
+    assert_eq!(calls[1].input, serde_json::json!({"note": "whole"}));
+    assert_eq!(calls[1].arguments_error, None);
 }
 
 #[test]

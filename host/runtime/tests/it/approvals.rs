@@ -181,7 +181,13 @@ async fn edited_input_passes_the_caps_again() {
     assert_eq!(outcome.status, RunStatus::Completed, "{outcome:?}");
     let (content, is_error) = result_of(&h.state(&id).await, "ops", "call_ops_0_0");
     assert!(is_error);
-    assert_eq!(content, "Refused by Tollgate's gate (caps): spend cap policy.spend_caps[0]: 0 used + 60000 > 50000");
+    assert_eq!(
+        content,
+        "A person approved this call with an edited input, {\"campaign_id\":\"120210000000000101\",\"daily_budget\":60000}, \
+         instead of the input you proposed. The edited call's result: Refused by Tollgate's gate (policy): \
+         policy.approvals[1]: Budgets above $450/day are set by finance. (also over a cap: spend cap \
+         policy.spend_caps[0]: 0 used + 60000 > 50000)"
+    );
     assert!(requests_to(&h.standins.meta, "POST", C1).is_empty());
     assert_eq!(h.run(&id).await.counters.spend, 0);
 }
@@ -200,9 +206,12 @@ async fn edited_input_cannot_get_past_a_deny_rule() {
     assert_eq!(outcome.status, RunStatus::Completed, "{outcome:?}");
     let (content, is_error) = result_of(&h.state(&id).await, "ops", "call_ops_0_0");
     assert!(is_error);
-    assert_eq!(
-        content,
-        "Refused by Tollgate's gate (policy): policy.approvals[1]: Budgets above $450/day are set by finance."
+    assert!(
+        content.ends_with(
+            "The edited call's result: Refused by Tollgate's gate (policy): policy.approvals[1]: Budgets above \
+             $450/day are set by finance."
+        ),
+        "{content}"
     );
     assert!(requests_to(&h.standins.meta, "POST", C1).is_empty());
     assert_eq!(h.standins.meta_state().campaign(C1).unwrap().daily_budget, Some(50000));

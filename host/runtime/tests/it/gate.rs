@@ -153,7 +153,7 @@ max_per_run = 150000
     let turns = script(&[vec![
         // Fails the schema (a number id), would also pass the cap and match the deny rule.
         ("ads__update_campaign", json!({"campaign_id": 120210000000000101u64, "daily_budget": 500000})),
-        // Over the spend cap and matching the deny rule: the cap decides first.
+        // Over the spend cap and matching the deny rule: refused, in the operator's words and the cap's.
         ("ads__update_campaign", budget(C1, 200000)),
         // Under the cap, matching the deny rule.
         ("ads__update_campaign", budget(C2, 120000)),
@@ -169,7 +169,8 @@ max_per_run = 150000
     assert!(content(0).starts_with("Refused by Tollgate's gate (schema):"), "{}", content(0));
     assert_eq!(
         content(1),
-        "Refused by Tollgate's gate (caps): spend cap policy.spend_caps[0]: 0 used + 200000 > 150000"
+        "Refused by Tollgate's gate (policy): policy.approvals[0]: Budgets above $1,000/day are set by finance. \
+         (also over a cap: spend cap policy.spend_caps[0]: 0 used + 200000 > 150000)"
     );
     assert_eq!(
         content(2),
@@ -570,8 +571,14 @@ async fn a_call_gated_after_the_runs_deadline_is_denied() {
     let target = CallTarget::Tool { qualified: "ads.update_campaign".into() };
     let input = json!({"campaign_id": crate::tampering::C1, "status": "PAUSED"});
     let tools = ["ads.update_campaign".to_string()];
-    let call =
-        CallRequest { agent: "ops", target: &target, name: "ads__update_campaign", input: &input, agent_tools: &tools };
+    let call = CallRequest {
+        agent: "ops",
+        target: &target,
+        name: "ads__update_campaign",
+        input: &input,
+        agent_tools: &tools,
+        arguments_error: None,
+    };
     async fn gate(
         store: &dyn Store,
         runtime: &tollgate_runtime::Runtime,

@@ -8,6 +8,7 @@ mod common;
 mod conversation;
 mod fixed;
 mod gate;
+mod honest;
 mod in_doubt;
 mod instances;
 mod loading;

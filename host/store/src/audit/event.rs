@@ -28,6 +28,9 @@ pub enum AuditEvent {
     /// A model (or a replay script) answered one turn of an agent.
     #[serde(rename = "model.turn")]
     ModelTurn(ModelTurn),
+    /// A model turn could not be acted on (empty, or cut off); the model was asked again.
+    #[serde(rename = "model.nudged")]
+    ModelNudged(ModelNudged),
     /// The gate decided one call before anything ran.
     #[serde(rename = "gate.decision")]
     GateDecision(GateDecision),
@@ -109,6 +112,27 @@ pub struct ModelTurn {
     pub tool_calls: Vec<RequestedCall>,
     /// Tokens the turn used.
     pub usage: TokenUsage,
+    /// Why the model stopped: `end_turn`, `tool_use`, `max_tokens` (cut off at the run's
+    /// `max_output_tokens`) or the vendor's own reason. `null` in records written before it
+    /// was recorded.
+    #[serde(default)]
+    pub stop: Option<String>,
+}
+
+/// A model turn the runtime could not act on: the model is told why and asked again, once.
+/// A second such turn in a row ends the run (`run.ended` says how).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct ModelNudged {
+    /// The step of the turn that could not be acted on.
+    pub step: u32,
+    /// The agent whose turn it was.
+    pub agent: String,
+    /// `empty_answer` (no text and no tool calls) or `output_truncated` (an answer cut off at
+    /// `max_output_tokens`).
+    pub reason: String,
+    /// What the model was told.
+    pub message: String,
 }
 
 /// Where a turn came from. A replayed turn is never presented as a model's thinking.
@@ -489,6 +513,7 @@ impl AuditEvent {
         match self {
             AuditEvent::RunStarted(_) => "run.started",
             AuditEvent::ModelTurn(_) => "model.turn",
+            AuditEvent::ModelNudged(_) => "model.nudged",
             AuditEvent::GateDecision(_) => "gate.decision",
             AuditEvent::ApprovalRequested(_) => "approval.requested",
             AuditEvent::ApprovalGranted(_) => "approval.granted",
@@ -549,6 +574,7 @@ macro_rules! into_event {
 into_event!(
     RunStarted,
     ModelTurn,
+    ModelNudged,
     GateDecision,
     ApprovalRequested,
     ApprovalGranted,
@@ -595,6 +621,7 @@ mod tests {
                 reasoning: Some("r".into()),
                 tool_calls: vec![RequestedCall { id: "c".into(), name: "crm__add_note".into(), input: json!({}) }],
                 usage: TokenUsage { input_tokens: 1, output_tokens: 2 },
+                stop: Some("tool_use".into()),
             }
             .into(),
             GateDecision {
@@ -730,6 +757,13 @@ mod tests {
                 by: Some("carol".into()),
             }
             .into(),
+            ModelNudged {
+                step: 2,
+                agent: "a".into(),
+                reason: "empty_answer".into(),
+                message: "Your reply was empty.".into(),
+            }
+            .into(),
         ]
     }
 
@@ -737,7 +771,7 @@ mod tests {
     fn every_kind_reads_back_as_written() {
         let events = every_kind();
         let kinds: std::collections::BTreeSet<&str> = events.iter().map(AuditEvent::kind).collect();
-        assert_eq!(kinds.len(), 15, "one example per kind: {kinds:?}");
+        assert_eq!(kinds.len(), 16, "one example per kind: {kinds:?}");
         for event in events {
             let body = event.body();
             assert!(body.is_object(), "{body}");

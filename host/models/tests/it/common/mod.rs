@@ -183,11 +183,13 @@ pub fn request() -> ModelRequest {
                         id: "call_a".into(),
                         name: "ads__campaign_insights".into(),
                         input: json!({"campaign_id": "101", "date_preset": "last_7d"}),
+                        arguments_error: None,
                     },
                     ToolCall {
                         id: "call_b".into(),
                         name: "crm__find_contact".into(),
                         input: json!({"email": "x@y.z"}),
+                        arguments_error: None,
                     },
                 ],
             },

@@ -82,6 +82,7 @@ pub fn event(run_id: &str, kind: &str, ts: i64, detail: Value) -> AuditEntry {
             reasoning: None,
             tool_calls: vec![audit::RequestedCall { id: "call_1".into(), name: "email__send".into(), input: detail }],
             usage: audit::TokenUsage::default(),
+            stop: None,
         }
         .into(),
         "gate.decision" => audit::GateDecision {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use tollgate_pluginkit::{BuildOptions, Lang};
 
@@ -56,8 +57,12 @@ pub fn new(cmd: NewCommand) -> anyhow::Result<ExitCode> {
 
 pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let options = BuildOptions { output: args.output, toolchains: args.toolchains, debug: args.debug };
-    let built = tollgate_pluginkit::build(&args.dir, &options)?;
+    // Resolved here, once, against where the user typed the command: `.` and `my-tool` mean
+    // the same project however the build moves between directories.
+    let dir = args.dir.canonicalize().with_context(|| format!("cannot open the project {}", args.dir.display()))?;
+    let output = args.output.map(std::path::absolute).transpose().context("--output")?;
+    let options = BuildOptions { output, toolchains: args.toolchains, debug: args.debug };
+    let built = tollgate_pluginkit::build(&dir, &options)?;
     outln!(
         "built {} ({} plugin, {:.1} KiB) in {:.1} s",
         built.component.display(),

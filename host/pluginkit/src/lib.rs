@@ -52,11 +52,20 @@ pub struct Built {
 }
 
 /// Builds the project in `dir` to a component.
+///
+/// Relative paths (`dir`, `output`, `toolchains`) are resolved against the working directory
+/// here, once: the language builds run their tools in other directories, so everything past
+/// this point uses absolute paths and never depends on the process's working directory.
 pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
+    let dir = dir.canonicalize().map_err(|e| BuildError::io(dir, e))?;
+    let dir = dir.as_path();
     let lang = Lang::detect(dir)?;
-    let toolchains = options.toolchains.clone().unwrap_or_else(toolchain::default_dir);
+    let absolute = |path: &Path| std::path::absolute(path).map_err(|e| BuildError::io(path, e));
+    let toolchains = absolute(&options.toolchains.clone().unwrap_or_else(toolchain::default_dir))?;
+    let output = options.output.as_deref().map(absolute).transpose()?;
+    let options = BuildOptions { output, toolchains: Some(toolchains.clone()), debug: options.debug };
     let component = match lang {
-        Lang::Rust => rust::build(dir, options)?,
+        Lang::Rust => rust::build(dir, &options)?,
         Lang::Python => python::build(dir, &toolchains, options.output.as_deref())?,
         Lang::Js => js::build(dir, &toolchains, options.output.as_deref())?,
     };

@@ -57,6 +57,7 @@ pub(crate) const SDK_FILES: &[(&str, &str)] = &[
 const STARLINGMONKEY_DISABLED: &[&str] = &["stdio", "random", "clocks", "http", "fetch-event"];
 
 /// Builds the project in `dir`; returns the component's path.
+/// `dir` and `output` are absolute ([`crate::build`] resolves them): the tools run elsewhere.
 pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<PathBuf, BuildError> {
     let project = Project::read(dir)?;
     let main = dir.join(&project.main);

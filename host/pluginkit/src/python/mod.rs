@@ -96,6 +96,7 @@ pub fn write_sdk(dir: &Path) -> Result<PathBuf, BuildError> {
 
 /// Builds the project in `dir` into a component at `output` (default
 /// `<dir>/target/<project name>.wasm`).
+/// `dir` and `output` are absolute ([`crate::build`] resolves them): the tools run elsewhere.
 pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<PathBuf, BuildError> {
     let project = Project::read(dir)?;
     let toolchain = install_toolchain(toolchains)?;

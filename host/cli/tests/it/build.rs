@@ -1,0 +1,76 @@
+//! `tollgate new plugin` then `tollgate plugin build`, typed the way users type them: from the
+//! parent with a relative path, from inside the project with no argument (the command `new`
+//! prints), and with a relative `-o`; then the component answers through `plugin call` given
+//! a relative path. One test per language, each with the real pinned toolchain (PyPI and npm
+//! for the first install; crates.io for Rust's first dependency resolution).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// `tollgate ARGS` run in `cwd`. Python's toolchain goes where the pluginkit tests install it;
+/// the JavaScript toolchains stay in the default directory (they are large).
+fn tollgate_in(cwd: &Path, args: &[&str], python: bool) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("TOLLGATE_CACHE_DIR", target_dir().join("tollgate-cli-build-cache"))
+        .env_remove("TOLLGATE_TOOLCHAINS");
+    if python {
+        cmd.env("TOLLGATE_TOOLCHAINS", target_dir().join("tollgate-toolchains"));
+    }
+    cmd.output().expect("tollgate runs")
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{what} failed ({:?}):\n{stdout}\n{stderr}", out.status.code());
+    format!("{stdout}{stderr}")
+}
+
+/// The three ways of typing the build, each leaving a component that answers `input`.
+fn builds_the_way_users_type_it(name: &str, lang: &str, tool: &str, input: &str, expect: &str) {
+    let python = lang == "python";
+    let parent = tempfile::tempdir().unwrap();
+    ok(&tollgate_in(parent.path(), &["new", "plugin", name, "--lang", lang], python), "new plugin");
+    let project = parent.path().join(name);
+    let component = project.join("target").join(format!("{name}.wasm"));
+
+    // From the parent, with a relative path.
+    let printed = ok(&tollgate_in(parent.path(), &["plugin", "build", name], python), "build NAME");
+    assert!(component.is_file(), "{} missing after `plugin build {name}`: {printed}", component.display());
+    std::fs::remove_file(&component).unwrap();
+
+    // From inside the project, with no argument (what `tollgate new` prints).
+    ok(&tollgate_in(&project, &["plugin", "build"], python), "build (no argument)");
+    assert!(component.is_file(), "{} missing after `plugin build`", component.display());
+
+    // A relative `-o` is relative to where the user is, not to the project.
+    ok(&tollgate_in(parent.path(), &["plugin", "build", name, "-o", "out/x.wasm"], python), "build -o");
+    assert!(parent.path().join("out/x.wasm").is_file(), "-o out/x.wasm is relative to the working directory");
+
+    let relative = format!("target/{name}.wasm");
+    let out = tollgate_in(&project, &["plugin", "call", &relative, tool, "--input", input], python);
+    let stdout = ok(&out, "plugin call");
+    assert!(stdout.contains(expect), "{stdout}");
+}
+
+#[test]
+fn python_builds_with_a_relative_path_and_from_inside_the_project() {
+    builds_the_way_users_type_it("hello-py", "python", "greet", r#"{"name": "Ada"}"#, "Hello, Ada.");
+}
+
+#[test]
+fn js_builds_with_a_relative_path_and_from_inside_the_project() {
+    builds_the_way_users_type_it("slugs", "js", "slugify", r#"{"text": "Hello, World!"}"#, "hello-world");
+}
+
+#[test]
+fn rust_builds_with_a_relative_path_and_from_inside_the_project() {
+    builds_the_way_users_type_it("hello-rs", "rust", "greet", r#"{"name": "Ada"}"#, "Hello, Ada!");
+}

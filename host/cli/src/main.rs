@@ -13,6 +13,7 @@ mod output;
 mod approvals_cmd;
 mod audit_cmd;
 mod data;
+mod hints;
 mod plugin_cmd;
 mod project_cmd;
 mod render;

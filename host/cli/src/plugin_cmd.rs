@@ -12,7 +12,9 @@ use tollgate_contract::units::{parse_bytes, parse_duration};
 use tollgate_contract::{Limits, SecretSource};
 use tollgate_sandbox::{CallContext, CompileIsolation, Grants, Sandbox, SandboxConfig, Upstream};
 
-use crate::render;
+use tollgate_contract::pattern::HostPattern;
+
+use crate::{hints, render};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -183,6 +185,22 @@ fn load_error(path: &std::path::Path, e: &tollgate_sandbox::LoadError) -> anyhow
     anyhow::anyhow!("cannot load {}: {}", path.display(), escape_for_terminal(&e.to_string()))
 }
 
+/// [`load_error`], followed by the flag that fixes a capability the flags did not grant. For
+/// http the fix names the hosts the plugin declares, read from its manifest with no grants.
+async fn call_load_error(sandbox: &Sandbox, path: &std::path::Path, e: &tollgate_sandbox::LoadError) -> anyhow::Error {
+    let hosts = match e {
+        tollgate_sandbox::LoadError::Import(_) => match std::fs::read(path) {
+            Ok(bytes) => sandbox.inspect(&bytes).await.ok().map(|i| i.manifest.hosts),
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    match hints::not_granted(e, hosts.as_deref()) {
+        Some(hint) => anyhow::anyhow!("{}: {}", load_error(path, e), escape_for_terminal(&hint)),
+        None => load_error(path, e),
+    }
+}
+
 fn fresh_key() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("cli-{}-{nanos:x}", std::process::id())
@@ -202,10 +220,20 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Call(args) => {
+            let granted: Vec<HostPattern> =
+                args.allow_hosts.iter().map(|h| HostPattern::parse(h)).collect::<Result<_, _>>()?;
+            let upstream_hosts: Vec<&str> =
+                args.upstreams.iter().filter_map(|u| u.split_once('=')).map(|u| u.0).collect();
+            if let Some(hint) = hints::ungranted_upstreams(&upstream_hosts, &granted) {
+                bail!("{hint}");
+            }
             let grants = grants(&args)?;
             let input = read_input(&args.input)?;
-            let plugin =
-                sandbox(&args.cache)?.load_file(&args.path, grants).await.map_err(|e| load_error(&args.path, &e))?;
+            let sandbox = sandbox(&args.cache)?;
+            let plugin = match sandbox.load_file(&args.path, grants).await {
+                Ok(plugin) => plugin,
+                Err(e) => return Err(call_load_error(&sandbox, &args.path, &e).await),
+            };
             let key = args.idempotency_key.clone().unwrap_or_else(fresh_key);
             let ctx = CallContext { run_id: "cli".into(), call_id: key.clone(), idempotency_key: key };
             let outcome = plugin.call(&args.tool, &input, &ctx).await;
@@ -218,6 +246,9 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 err!("{}", render::report(&outcome.report));
                 if let Err(e) = &outcome.result {
                     err!("{}", render::error_lines(e.kind(), &e.to_string()));
+                    for hint in hints::egress_denials(&outcome.report, plugin.manifest(), &granted) {
+                        errln!("   = {}", escape_for_terminal(&hint));
+                    }
                 }
             }
             Ok(if outcome.result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -183,3 +183,33 @@ fn raw_secret_reads_are_flagged() {
     let out = tollgate(&["plugin", "inspect", plugin("echo").to_str().unwrap()]);
     assert!(!text(&out.stdout).contains("  ! "), "{}", text(&out.stdout));
 }
+
+/// Issue 14: a refusal says which flag fixes it, on the error itself.
+#[test]
+fn refusals_name_the_flag_that_fixes_them() {
+    let crm = plugin("crm");
+    let crm = crm.to_str().unwrap();
+    let input = r#"{"query": "ada"}"#;
+    let out = tollgate(&["plugin", "call", plugin("misbehave").to_str().unwrap(), "echo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did not grant kv: add `--kv`"), "{}", text(&out.stderr));
+
+    let out = tollgate(&["plugin", "call", crm, "search_contacts", "--input", input]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("did not grant http") && err.contains("add `--allow-host https://api.hubapi.com`"), "{err}");
+
+    let out = tollgate(&["plugin", "call", crm, "search_contacts", "--input", input, "--allow-host", "other.example"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let error_line = err.lines().position(|l| l.starts_with("error [tool-denied]")).unwrap_or_else(|| panic!("{err}"));
+    let hint = err.lines().nth(error_line + 1).unwrap_or_default();
+    assert_eq!(hint, "   = https://api.hubapi.com:443 is not granted: add `--allow-host https://api.hubapi.com`");
+
+    let upstream = "api.hubapi.com=http://127.0.0.1:9";
+    let out = tollgate(&["plugin", "call", crm, "search_contacts", "--input", input, "--upstream", upstream]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("--upstream for api.hubapi.com has no effect without a grant"), "{err}");
+    assert!(err.contains("add `--allow-host https://api.hubapi.com`"), "{err}");
+}

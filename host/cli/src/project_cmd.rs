@@ -41,6 +41,9 @@ pub struct BuildArgs {
     /// Rust only: build with the dev profile.
     #[arg(long)]
     debug: bool,
+    /// Show the componentizer's full output on failure, tracebacks and backtraces included.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 pub fn new(cmd: NewCommand) -> anyhow::Result<ExitCode> {
@@ -61,7 +64,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     // the same project however the build moves between directories.
     let dir = args.dir.canonicalize().with_context(|| format!("cannot open the project {}", args.dir.display()))?;
     let output = args.output.map(std::path::absolute).transpose().context("--output")?;
-    let options = BuildOptions { output, toolchains: args.toolchains, debug: args.debug };
+    let options = BuildOptions { output, toolchains: args.toolchains, debug: args.debug, verbose: args.verbose };
     let built = tollgate_pluginkit::build(&dir, &options)?;
     outln!(
         "built {} ({} plugin, {:.1} KiB) in {:.1} s",

@@ -41,6 +41,8 @@ pub struct BuildOptions {
     pub toolchains: Option<PathBuf>,
     /// Rust only: build with the dev profile.
     pub debug: bool,
+    /// Keep the componentizers' own tracebacks and backtraces in build errors.
+    pub verbose: bool,
 }
 
 /// A finished build.
@@ -63,11 +65,11 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     let absolute = |path: &Path| std::path::absolute(path).map_err(|e| BuildError::io(path, e));
     let toolchains = absolute(&options.toolchains.clone().unwrap_or_else(toolchain::default_dir))?;
     let output = options.output.as_deref().map(absolute).transpose()?;
-    let options = BuildOptions { output, toolchains: Some(toolchains.clone()), debug: options.debug };
+    let options = BuildOptions { output, toolchains: Some(toolchains.clone()), ..options.clone() };
     let component = match lang {
         Lang::Rust => rust::build(dir, &options)?,
-        Lang::Python => python::build(dir, &toolchains, options.output.as_deref())?,
-        Lang::Js => js::build(dir, &toolchains, options.output.as_deref())?,
+        Lang::Python => python::build(dir, &toolchains, options.output.as_deref(), options.verbose)?,
+        Lang::Js => js::build(dir, &toolchains, options.output.as_deref(), options.verbose)?,
     };
     let size = std::fs::metadata(&component).map_err(|e| BuildError::io(&component, e))?.len();
     Ok(Built { lang, component, size })

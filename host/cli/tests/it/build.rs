@@ -74,3 +74,33 @@ fn js_builds_with_a_relative_path_and_from_inside_the_project() {
 fn rust_builds_with_a_relative_path_and_from_inside_the_project() {
     builds_the_way_users_type_it("hello-rs", "rust", "greet", r#"{"name": "Ada"}"#, "Hello, Ada!");
 }
+
+/// A build the componentizer refuses shows its message, not the componentizer's internals, even
+/// where the user's environment asks Rust programs for backtraces; `--verbose` shows them all.
+#[test]
+fn a_refused_python_build_shows_the_reason_and_backtraces_only_with_verbose() {
+    let parent = tempfile::tempdir().unwrap();
+    ok(&tollgate_in(parent.path(), &["new", "plugin", "bad-name", "--lang", "python"], true), "new plugin");
+    let app = parent.path().join("bad-name/app.py");
+    let text =
+        std::fs::read_to_string(&app).unwrap().replace("@plugin.tool(idempotent=True)", "@plugin.tool(name=\"Greet\")");
+    std::fs::write(&app, text).unwrap();
+    let build = |verbose: bool| {
+        let mut args = vec!["plugin", "build", "bad-name"];
+        if verbose {
+            args.push("--verbose");
+        }
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        cmd.args(&args).current_dir(parent.path()).env("RUST_BACKTRACE", "1");
+        cmd.env("TOLLGATE_TOOLCHAINS", target_dir().join("tollgate-toolchains"));
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = build(false);
+    assert!(err.contains("tool name `Greet` must match"), "{err}");
+    assert!(!err.contains("Stack backtrace") && !err.contains("File \"<string>\""), "{err}");
+    assert!(err.lines().count() < 20, "{} lines:\n{err}", err.lines().count());
+    let verbose = build(true);
+    assert!(verbose.contains("tool name `Greet` must match") && verbose.contains("Stack backtrace"), "{verbose}");
+}

@@ -58,7 +58,7 @@ const STARLINGMONKEY_DISABLED: &[&str] = &["stdio", "random", "clocks", "http", 
 
 /// Builds the project in `dir`; returns the component's path.
 /// `dir` and `output` are absolute ([`crate::build`] resolves them): the tools run elsewhere.
-pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<PathBuf, BuildError> {
+pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>, verbose: bool) -> Result<PathBuf, BuildError> {
     let project = Project::read(dir)?;
     let main = dir.join(&project.main);
     if !main.is_file() {
@@ -98,7 +98,7 @@ pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<Pat
     if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| BuildError::io(parent, e))?;
     }
-    componentize(&toolchain, &build_dir, &bundle, &output)?;
+    componentize(&toolchain, &build_dir, &bundle, &output, verbose)?;
     if !output.is_file() {
         return Err(BuildError::Build {
             what: "componentize".to_owned(),
@@ -147,7 +147,13 @@ fn prepare_build_dir(dir: &Path, project: &Project) -> Result<PathBuf, BuildErro
     Ok(build_dir)
 }
 
-fn componentize(toolchain: &Toolchain, build_dir: &Path, bundle: &Path, output: &Path) -> Result<(), BuildError> {
+fn componentize(
+    toolchain: &Toolchain,
+    build_dir: &Path,
+    bundle: &Path,
+    output: &Path,
+    verbose: bool,
+) -> Result<(), BuildError> {
     let wit = build_dir.join("wit");
     let mut cmd = Command::new("node");
     cmd.arg(toolchain.componentizer()).current_dir(build_dir);
@@ -166,6 +172,7 @@ fn componentize(toolchain: &Toolchain, build_dir: &Path, bundle: &Path, output: 
             format!("componentize-qjs {COMPONENTIZE_QJS}")
         }
     };
+    crate::toolchain::backtraces(&mut cmd, verbose);
     crate::toolchain::run(&mut cmd, |log| BuildError::Build { what, log })?;
     Ok(())
 }

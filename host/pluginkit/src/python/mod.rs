@@ -55,11 +55,15 @@ pub(crate) const SDK_FILES: &[(&str, &str)] = &[
 /// plugin. Its name cannot clash with the world module (`wit_world`) or the SDK.
 const ENTRY_MODULE: &str = "_tollgate_entry";
 
-/// Runs componentize-py's CLI from the toolchain directory given as the first argument.
-/// `python3 -I` ignores PYTHONPATH, user site-packages and PYTHON* variables, so only the
-/// pinned install is used; the `componentize-py` console script is not relocatable.
-const LAUNCHER: &str = "import sys; sys.path.insert(0, sys.argv.pop(1)); \
-                        from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())";
+/// Runs componentize-py's CLI from the toolchain directory given as the first argument; the
+/// second is `verbose`. `python3 -I` ignores PYTHONPATH, user site-packages and PYTHON*
+/// variables, so only the pinned install is used; the `componentize-py` console script is not
+/// relocatable. componentize-py reports a failed build as an AssertionError raised from
+/// `script()`: unless verbose, only its message is printed, not the launcher's own traceback.
+const LAUNCHER: &str = "import sys\nsys.path.insert(0, sys.argv.pop(1)); verbose = sys.argv.pop(1) == '1'\n\
+                        from componentize_py import script\nsys.argv[0] = 'componentize-py'\n\
+                        try:\n    sys.exit(script())\n\
+                        except AssertionError as e:\n    if verbose: raise\n    sys.exit(str(e))\n";
 
 /// The toolchain directory for the pinned componentize-py.
 pub fn toolchain_dir(toolchains: &Path) -> PathBuf {
@@ -99,7 +103,7 @@ pub fn write_sdk(dir: &Path) -> Result<PathBuf, BuildError> {
 /// Builds the project in `dir` into a component at `output` (default
 /// `<dir>/target/<project name>.wasm`).
 /// `dir` and `output` are absolute ([`crate::build`] resolves them): the tools run elsewhere.
-pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<PathBuf, BuildError> {
+pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>, verbose: bool) -> Result<PathBuf, BuildError> {
     let project = Project::read(dir)?;
     let toolchain = install_toolchain(toolchains)?;
     let sdk = write_sdk(dir)?;
@@ -132,6 +136,7 @@ pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<Pat
         .env_remove("VIRTUAL_ENV")
         .args(["-I", "-c", LAUNCHER])
         .arg(&toolchain)
+        .arg(if verbose { "1" } else { "0" })
         .arg("--quiet")
         .arg("-d")
         .arg(&wit)
@@ -148,6 +153,7 @@ pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<Pat
         cmd.arg("--stub-wasi");
     }
     cmd.arg(ENTRY_MODULE).arg("-o").arg(&output);
+    toolchain::backtraces(&mut cmd, verbose);
     toolchain::run(&mut cmd, |log| BuildError::Build { what: format!("componentize-py {COMPONENTIZE_PY}"), log })?;
     Ok(output)
 }

@@ -14,7 +14,7 @@ use tollgate_sandbox::{CallContext, CompileIsolation, Grants, Sandbox, SandboxCo
 
 use tollgate_contract::pattern::HostPattern;
 
-use crate::{hints, render};
+use crate::{hints, progress, render};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -211,7 +211,10 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Build(args) => crate::project_cmd::build(args),
         PluginCommand::Inspect { path, json, cache } => {
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let inspection = sandbox(&cache)?.inspect(&bytes).await.map_err(|e| load_error(&path, &e))?;
+            let compiling = format!("compiling {} to native code", path.display());
+            let inspection = progress::when_slow(&compiling, sandbox(&cache)?.inspect(&bytes))
+                .await
+                .map_err(|e| load_error(&path, &e))?;
             if json {
                 outln!("{}", render::json(&inspection)?);
             } else {
@@ -230,7 +233,8 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             let grants = grants(&args)?;
             let input = read_input(&args.input)?;
             let sandbox = sandbox(&args.cache)?;
-            let plugin = match sandbox.load_file(&args.path, grants).await {
+            let compiling = format!("compiling {} to native code", args.path.display());
+            let plugin = match progress::when_slow(&compiling, sandbox.load_file(&args.path, grants)).await {
                 Ok(plugin) => plugin,
                 Err(e) => return Err(call_load_error(&sandbox, &args.path, &e).await),
             };

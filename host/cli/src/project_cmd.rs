@@ -64,7 +64,13 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     // the same project however the build moves between directories.
     let dir = args.dir.canonicalize().with_context(|| format!("cannot open the project {}", args.dir.display()))?;
     let output = args.output.map(std::path::absolute).transpose().context("--output")?;
-    let options = BuildOptions { output, toolchains: args.toolchains, debug: args.debug, verbose: args.verbose };
+    let options = BuildOptions {
+        output,
+        toolchains: args.toolchains,
+        debug: args.debug,
+        verbose: args.verbose,
+        progress: crate::progress::build(),
+    };
     let built = tollgate_pluginkit::build(&dir, &options)?;
     outln!(
         "built {} ({} plugin, {:.1} KiB) in {:.1} s",

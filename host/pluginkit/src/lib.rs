@@ -19,6 +19,7 @@
 pub mod error;
 pub mod js;
 pub mod lang;
+pub mod progress;
 pub mod python;
 pub mod rust;
 pub mod toolchain;
@@ -26,6 +27,7 @@ pub mod wit;
 
 pub use error::BuildError;
 pub use lang::Lang;
+pub use progress::{Progress, Step};
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +45,8 @@ pub struct BuildOptions {
     pub debug: bool,
     /// Keep the componentizers' own tracebacks and backtraces in build errors.
     pub verbose: bool,
+    /// Where the long steps are reported.
+    pub progress: Progress,
 }
 
 /// A finished build.
@@ -68,8 +72,8 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     let options = BuildOptions { output, toolchains: Some(toolchains.clone()), ..options.clone() };
     let component = match lang {
         Lang::Rust => rust::build(dir, &options)?,
-        Lang::Python => python::build(dir, &toolchains, options.output.as_deref(), options.verbose)?,
-        Lang::Js => js::build(dir, &toolchains, options.output.as_deref(), options.verbose)?,
+        Lang::Python => python::build(dir, &toolchains, &options)?,
+        Lang::Js => js::build(dir, &toolchains, &options)?,
     };
     let size = std::fs::metadata(&component).map_err(|e| BuildError::io(&component, e))?.len();
     Ok(Built { lang, component, size })

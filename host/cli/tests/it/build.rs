@@ -33,8 +33,9 @@ fn ok(out: &Output, what: &str) -> String {
     format!("{stdout}{stderr}")
 }
 
-/// The three ways of typing the build, each leaving a component that answers `input`.
-fn builds_the_way_users_type_it(name: &str, lang: &str, tool: &str, input: &str, expect: &str) {
+/// The three ways of typing the build, each leaving a component that answers `input`. Off a
+/// terminal, the long step (`step`) is said in plain lines as it starts and ends.
+fn builds_the_way_users_type_it(name: &str, lang: &str, step: &str, tool: &str, input: &str, expect: &str) {
     let python = lang == "python";
     let parent = tempfile::tempdir().unwrap();
     ok(&tollgate_in(parent.path(), &["new", "plugin", name, "--lang", lang], python), "new plugin");
@@ -44,6 +45,9 @@ fn builds_the_way_users_type_it(name: &str, lang: &str, tool: &str, input: &str,
     // From the parent, with a relative path.
     let printed = ok(&tollgate_in(parent.path(), &["plugin", "build", name], python), "build NAME");
     assert!(component.is_file(), "{} missing after `plugin build {name}`: {printed}", component.display());
+    let said = printed.lines().position(|l| l.starts_with(step) && l.ends_with(" ..."));
+    let said = said.unwrap_or_else(|| panic!("no line starting `{step}` and ending ` ...` in:\n{printed}"));
+    assert!(printed.lines().nth(said + 1).is_some_and(|l| l.starts_with("  done in ")), "{printed}");
     std::fs::remove_file(&component).unwrap();
 
     // From inside the project, with no argument (what `tollgate new` prints).
@@ -56,23 +60,36 @@ fn builds_the_way_users_type_it(name: &str, lang: &str, tool: &str, input: &str,
 
     let relative = format!("target/{name}.wasm");
     let out = tollgate_in(&project, &["plugin", "call", &relative, tool, "--input", input], python);
-    let stdout = ok(&out, "plugin call");
-    assert!(stdout.contains(expect), "{stdout}");
+    let printed = ok(&out, "plugin call");
+    assert!(printed.contains(expect), "{printed}");
+    if python {
+        // 18 MB of fresh component (a rebuild differs in bytes): its first compile is slow.
+        assert!(printed.contains(&format!("compiling {relative} to native code ...")), "{printed}");
+    }
 }
 
 #[test]
 fn python_builds_with_a_relative_path_and_from_inside_the_project() {
-    builds_the_way_users_type_it("hello-py", "python", "greet", r#"{"name": "Ada"}"#, "Hello, Ada.");
+    let step = "building the component with componentize-py";
+    builds_the_way_users_type_it("hello-py", "python", step, "greet", r#"{"name": "Ada"}"#, "Hello, Ada.");
 }
 
 #[test]
 fn js_builds_with_a_relative_path_and_from_inside_the_project() {
-    builds_the_way_users_type_it("slugs", "js", "slugify", r#"{"text": "Hello, World!"}"#, "hello-world");
+    let step = "building the component with the starlingmonkey engine";
+    builds_the_way_users_type_it("slugs", "js", step, "slugify", r#"{"text": "Hello, World!"}"#, "hello-world");
 }
 
 #[test]
 fn rust_builds_with_a_relative_path_and_from_inside_the_project() {
-    builds_the_way_users_type_it("hello-rs", "rust", "greet", r#"{"name": "Ada"}"#, "Hello, Ada!");
+    builds_the_way_users_type_it(
+        "hello-rs",
+        "rust",
+        "cargo build (release",
+        "greet",
+        r#"{"name": "Ada"}"#,
+        "Hello, Ada!",
+    );
 }
 
 /// A build the componentizer refuses shows its message, not the componentizer's internals, even

@@ -30,7 +30,7 @@ pub use template::template;
 use tollgate_contract::capability::HTTP_TYPES;
 
 use crate::error::BuildError;
-use crate::toolchain;
+use crate::{BuildOptions, Progress, toolchain};
 
 /// The componentize-py release every Python build uses (PyPI; embeds CPython 3.14).
 pub const COMPONENTIZE_PY: &str = "0.25.1";
@@ -72,17 +72,21 @@ pub fn toolchain_dir(toolchains: &Path) -> PathBuf {
 
 /// Installs componentize-py from PyPI into the toolchain directory unless it is there.
 /// Only binary wheels: a source build would need a Rust toolchain.
-pub fn install_toolchain(toolchains: &Path) -> Result<PathBuf, BuildError> {
-    toolchain::ensure_installed(&toolchain_dir(toolchains), |staging| {
-        let what = format!("componentize-py {COMPONENTIZE_PY}");
-        let mut cmd = Command::new("python3");
-        cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--only-binary=:all:"])
-            .arg("--target")
-            .arg(staging)
-            .arg(format!("componentize-py=={COMPONENTIZE_PY}"))
-            .env_remove("PIP_TARGET")
-            .env_remove("PIP_PREFIX");
-        toolchain::run(&mut cmd, |log| BuildError::Install { what, log }).map(drop)
+pub fn install_toolchain(toolchains: &Path, progress: &Progress) -> Result<PathBuf, BuildError> {
+    let dir = toolchain_dir(toolchains);
+    let step = format!("installing componentize-py {COMPONENTIZE_PY} from PyPI into {} (once)", dir.display());
+    toolchain::ensure_installed(&dir, |staging| {
+        progress.step(&step, || {
+            let what = format!("componentize-py {COMPONENTIZE_PY}");
+            let mut cmd = Command::new("python3");
+            cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--only-binary=:all:"])
+                .arg("--target")
+                .arg(staging)
+                .arg(format!("componentize-py=={COMPONENTIZE_PY}"))
+                .env_remove("PIP_TARGET")
+                .env_remove("PIP_PREFIX");
+            toolchain::run(&mut cmd, |log| BuildError::Install { what, log }).map(drop)
+        })
     })
 }
 
@@ -103,9 +107,10 @@ pub fn write_sdk(dir: &Path) -> Result<PathBuf, BuildError> {
 /// Builds the project in `dir` into a component at `output` (default
 /// `<dir>/target/<project name>.wasm`).
 /// `dir` and `output` are absolute ([`crate::build`] resolves them): the tools run elsewhere.
-pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>, verbose: bool) -> Result<PathBuf, BuildError> {
+pub fn build(dir: &Path, toolchains: &Path, options: &BuildOptions) -> Result<PathBuf, BuildError> {
+    let (output, verbose) = (options.output.as_deref(), options.verbose);
     let project = Project::read(dir)?;
-    let toolchain = install_toolchain(toolchains)?;
+    let toolchain = install_toolchain(toolchains, &options.progress)?;
     let sdk = write_sdk(dir)?;
     let work = dir.join(".tollgate").join("build");
     // Recreated every build: what componentize-py sees of it (listings, bytecode it wrote last
@@ -154,7 +159,10 @@ pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>, verbose: bool
     }
     cmd.arg(ENTRY_MODULE).arg("-o").arg(&output);
     toolchain::backtraces(&mut cmd, verbose);
-    toolchain::run(&mut cmd, |log| BuildError::Build { what: format!("componentize-py {COMPONENTIZE_PY}"), log })?;
+    let what = format!("componentize-py {COMPONENTIZE_PY}");
+    options.progress.step(&format!("building the component with {what} (imports and snapshots the plugin)"), || {
+        toolchain::run(&mut cmd, |log| BuildError::Build { what: what.clone(), log })
+    })?;
     Ok(output)
 }
 

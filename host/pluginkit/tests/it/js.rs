@@ -480,7 +480,7 @@ fn build_errors_name_the_cause() {
         package("qjs-http", serde_json::json!({"engine": "quickjs", "capabilities": ["http"]})),
         QUICKJS_PLUGIN,
     );
-    let err = tollgate_pluginkit::js::build(&project, &toolchains, None, false).unwrap_err();
+    let err = tollgate_pluginkit::js::build(&project, &toolchains, &BuildOptions::default()).unwrap_err();
     assert!(matches!(&err, BuildError::Project { message, .. } if message.contains("quickjs")), "{err}");
 
     // A syntax error fails the bundler, which names the file and line.
@@ -490,7 +490,7 @@ fn build_errors_name_the_cause() {
         package("broken", serde_json::json!({"engine": "quickjs"})),
         "export default {\n  oops(;\n",
     );
-    let err = tollgate_pluginkit::js::build(&project, &toolchains, None, false).unwrap_err();
+    let err = tollgate_pluginkit::js::build(&project, &toolchains, &BuildOptions::default()).unwrap_err();
     assert!(matches!(&err, BuildError::Build { log, .. } if log.contains("src/plugin.js:2")), "{err}");
 
     // A plugin definition the host would refuse fails the build (it runs at pre-initialisation).
@@ -498,6 +498,6 @@ fn build_errors_name_the_cause() {
     let plugin =
         "import { definePlugin } from '#tollgate';\nexport default definePlugin({ name: 'bad-def', version: '' });\n";
     write_project(&project, package("bad-def", serde_json::json!({"engine": "quickjs"})), plugin);
-    let err = tollgate_pluginkit::js::build(&project, &toolchains, None, false).unwrap_err();
+    let err = tollgate_pluginkit::js::build(&project, &toolchains, &BuildOptions::default()).unwrap_err();
     assert!(matches!(&err, BuildError::Build { log, .. } if log.contains("plugin version is empty")), "{err}");
 }

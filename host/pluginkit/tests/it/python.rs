@@ -57,7 +57,7 @@ struct Built {
 async fn build(dir: PathBuf) -> Built {
     let started = Instant::now();
     let install = tokio::task::spawn_blocking(|| {
-        tollgate_pluginkit::python::install_toolchain(&target_dir().join("tollgate-toolchains"))
+        tollgate_pluginkit::python::install_toolchain(&target_dir().join("tollgate-toolchains"), &Default::default())
     });
     install.await.unwrap().unwrap_or_else(|e| panic!("toolchain install: {e}"));
     eprintln!("componentize-py toolchain ready after {:?}", started.elapsed());

@@ -24,6 +24,7 @@ const SDK_FILES: &[(&str, &str)] = &[
     ("src/plugin.rs", include_str!("../../../plugins/sdk-rust/src/plugin.rs")),
     ("src/plugin_tests.rs", include_str!("../../../plugins/sdk-rust/src/plugin_tests.rs")),
     ("src/secrets.rs", include_str!("../../../plugins/sdk-rust/src/secrets.rs")),
+    ("src/testing.rs", include_str!("../../../plugins/sdk-rust/src/testing.rs")),
     ("src/http/mod.rs", include_str!("../../../plugins/sdk-rust/src/http/mod.rs")),
     ("src/http/transport.rs", include_str!("../../../plugins/sdk-rust/src/http/transport.rs")),
     ("src/http/url.rs", include_str!("../../../plugins/sdk-rust/src/http/url.rs")),

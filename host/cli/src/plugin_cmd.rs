@@ -25,6 +25,9 @@ pub enum PluginCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Show only this tool, with its input and output schemas pretty-printed.
+        #[arg(long, value_name = "NAME")]
+        tool: Option<String>,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -201,6 +204,11 @@ async fn call_load_error(sandbox: &Sandbox, path: &std::path::Path, e: &tollgate
     }
 }
 
+/// Tool names a plugin supplied, escaped and joined for an error line.
+fn t_list(names: &[&str]) -> String {
+    names.iter().map(|n| escape_for_terminal(n).into_owned()).collect::<Vec<_>>().join(", ")
+}
+
 fn fresh_key() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("cli-{}-{nanos:x}", std::process::id())
@@ -209,16 +217,26 @@ fn fresh_key() -> String {
 pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginCommand::Build(args) => crate::project_cmd::build(args),
-        PluginCommand::Inspect { path, json, cache } => {
+        PluginCommand::Inspect { path, json, tool, cache } => {
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let compiling = format!("compiling {} to native code", path.display());
             let inspection = progress::when_slow(&compiling, sandbox(&cache)?.inspect(&bytes))
                 .await
                 .map_err(|e| load_error(&path, &e))?;
+            if let Some(name) = tool.as_deref() {
+                let Some(spec) = inspection.manifest.tool(name) else {
+                    let names: Vec<&str> = inspection.manifest.tools.iter().map(|t| t.name.as_str()).collect();
+                    bail!("no tool `{}` in {} (it has: {})", escape_for_terminal(name), path.display(), t_list(&names));
+                };
+                if json {
+                    outln!("{}", render::json(spec)?);
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             if json {
                 outln!("{}", render::json(&inspection)?);
             } else {
-                out!("{}", render::inspection(&path, &inspection));
+                out!("{}", render::inspection(&path, &inspection, tool.as_deref()));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -213,3 +213,28 @@ fn refusals_name_the_flag_that_fixes_them() {
     assert!(err.contains("--upstream for api.hubapi.com has no effect without a grant"), "{err}");
     assert!(err.contains("add `--allow-host https://api.hubapi.com`"), "{err}");
 }
+
+/// Issue 14: `inspect --tool NAME` shows one tool with its schemas pretty-printed; an unknown
+/// name lists the tools there are; the size is said once.
+#[test]
+fn inspect_one_tool_pretty_prints_its_schemas() {
+    let echo = plugin("echo");
+    let out = tollgate(&["plugin", "inspect", echo.to_str().unwrap(), "--tool", "add"]);
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(s.contains("      input\n        {\n") && s.contains("\n          \"required\": [\n"), "{s}");
+    assert!(!s.contains("    slow_sum  ["), "only the tool asked for: {s}");
+    let size = s.lines().find(|l| l.starts_with("  size ")).unwrap_or_else(|| panic!("{s}"));
+    assert!(size.ends_with(" KiB") && size.matches(|c: char| c.is_ascii_digit()).count() <= 5, "{size}");
+
+    let out = tollgate(&["plugin", "inspect", echo.to_str().unwrap(), "--tool", "add", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], "add");
+    assert_eq!(v["input_schema"]["required"], serde_json::json!(["a", "b"]));
+
+    let out = tollgate(&["plugin", "inspect", echo.to_str().unwrap(), "--tool", "sum"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no tool `sum` in") && text(&out.stderr).contains("(it has: echo, add, slow_sum")
+    );
+}

@@ -4,7 +4,7 @@
 //! of its flags makes the grant, so the fix is worded here.
 
 use tollgate_contract::pattern::{HostPattern, Scheme, Target};
-use tollgate_sandbox::{CallReport, Capability, LoadError, Manifest};
+use tollgate_sandbox::{CallError, CallReport, Capability, LoadError, Manifest};
 
 /// The fix for a load refused because a capability was not granted. `declared_hosts` are the
 /// plugin's manifest hosts (for http), when they could be read.
@@ -73,6 +73,36 @@ pub fn egress_denials(report: &CallReport, manifest: &Manifest, granted: &[HostP
     lines
 }
 
+/// What a trap most likely means, read from the guest backtrace: a stubbed WASI function the
+/// plugin reached through an ordinary library call. The names are those of wasi-libc and of
+/// the WIT functions, which every engine's stubs keep.
+pub fn trap(err: &CallError) -> Option<&'static str> {
+    let CallError::Trap { backtrace: Some(backtrace), .. } = err else { return None };
+    let reached = |names: &[&str]| names.iter().any(|n| backtrace.contains(n));
+    if reached(&[
+        "wall_clock_now",
+        "monotonic_clock_now",
+        "clock_gettime",
+        "clock_time_get",
+        "wall-clock",
+        "monotonic-clock",
+    ]) {
+        Some(
+            "the plugin read the clock (Python `time.time()`, `datetime.now()`; JavaScript `Date.now()`, \
+             `new Date()`), which its component has no clock for: take the time as tool input",
+        )
+    } else if reached(&["random_get", "getentropy", "get_random_bytes", "get-random-bytes", "insecure-random"]) {
+        Some(
+            "the plugin asked for randomness (Python `random`, `uuid.uuid4()`, `secrets`; JavaScript \
+             `Math.random()`, `crypto`), which its component has no source of: take a seed as tool input",
+        )
+    } else if reached(&["[constructor]fields", "outgoing-handler"]) {
+        Some("the plugin made a request without the SDK (JavaScript `fetch()`): use the SDK's `http`")
+    } else {
+        None
+    }
+}
+
 /// `scheme://host[:port]` naming exactly `target`, with the port only when it is not the default.
 fn target_pattern(target: &Target) -> String {
     let host = match target.ip {
@@ -105,6 +135,19 @@ mod tests {
         assert_eq!(ungranted_upstreams(&["api.hubapi.com"], &patterns(&["*.hubapi.com"])), None);
         let hint = ungranted_upstreams(&["api.hubapi.com"], &patterns(&["other.example"])).unwrap();
         assert!(hint.contains("add `--allow-host https://api.hubapi.com`"), "{hint}");
+    }
+
+    #[test]
+    fn a_trap_in_a_stubbed_clock_says_so() {
+        let trap = |bt: &str| CallError::Trap { message: "unreachable".into(), backtrace: Some(bt.into()) };
+        assert!(trap_hint(&trap("2: 0xb0a3d5 - libc.so!wall_clock_now")).contains("`time.time()`"));
+        assert!(trap_hint(&trap("0: 0x1 - libc.so!__wasi_random_get")).contains("randomness"));
+        assert_eq!(super::trap(&trap("0: 0x1 - app!divide")), None);
+        assert_eq!(super::trap(&CallError::StackOverflow), None);
+    }
+
+    fn trap_hint(err: &CallError) -> &'static str {
+        super::trap(err).unwrap_or_default()
     }
 
     #[test]

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use tollgate_contract::text::escape_for_terminal;
 use tollgate_contract::units::{parse_bytes, parse_duration};
 use tollgate_contract::{Limits, SecretSource};
-use tollgate_sandbox::{CallContext, CompileIsolation, Grants, Sandbox, SandboxConfig, Upstream};
+use tollgate_sandbox::{CallContext, CallError, CompileIsolation, Grants, Sandbox, SandboxConfig, Upstream};
 
 use tollgate_contract::pattern::HostPattern;
 
@@ -95,6 +95,9 @@ pub struct CallArgs {
     /// Print one JSON object (output or error, and the report) instead of text.
     #[arg(long)]
     json: bool,
+    /// Show a trap's guest backtrace.
+    #[arg(short, long)]
+    verbose: bool,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -267,7 +270,16 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 }
                 err!("{}", render::report(&outcome.report));
                 if let Err(e) = &outcome.result {
-                    err!("{}", render::error_lines(e.kind(), &e.to_string()));
+                    let message = match e {
+                        CallError::Trap { message, backtrace: Some(_) } if !args.verbose => {
+                            format!("plugin trapped: {message} (--verbose shows the guest backtrace)")
+                        }
+                        _ => e.to_string(),
+                    };
+                    err!("{}", render::error_lines(e.kind(), &message));
+                    if let Some(hint) = hints::trap(e) {
+                        errln!("   = {hint}");
+                    }
                     for hint in hints::egress_denials(&outcome.report, plugin.manifest(), &granted) {
                         errln!("   = {}", escape_for_terminal(&hint));
                     }

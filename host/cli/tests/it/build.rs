@@ -121,3 +121,30 @@ fn a_refused_python_build_shows_the_reason_and_backtraces_only_with_verbose() {
     let verbose = build(true);
     assert!(verbose.contains("tool name `Greet` must match") && verbose.contains("Stack backtrace"), "{verbose}");
 }
+
+/// A tool that reads the clock in a pure Python component traps in the stubbed WASI clock: the
+/// error says so in the author's terms, and the guest backtrace waits for `--verbose`.
+#[test]
+fn a_clock_read_in_a_pure_python_tool_is_explained() {
+    let parent = tempfile::tempdir().unwrap();
+    ok(&tollgate_in(parent.path(), &["new", "plugin", "clocky", "--lang", "python"], true), "new plugin");
+    let project = parent.path().join("clocky");
+    let app = project.join("app.py");
+    let text = std::fs::read_to_string(&app)
+        .unwrap()
+        .replace("    message = f\"Hello", "    import time\n\n    _ = time.time()\n    message = f\"Hello");
+    std::fs::write(&app, text).unwrap();
+    ok(&tollgate_in(&project, &["plugin", "build"], true), "build");
+    let call = |extra: &[&str]| {
+        let mut args = vec!["plugin", "call", "target/clocky.wasm", "greet", "--input", r#"{"name": "Ada"}"#];
+        args.extend_from_slice(extra);
+        let out = tollgate_in(&project, &args, true);
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = call(&[]);
+    assert!(err.contains("error [trap]") && err.contains("(--verbose shows the guest backtrace)"), "{err}");
+    assert!(err.contains("   = the plugin read the clock (Python `time.time()`"), "{err}");
+    assert!(!err.contains("wall_clock_now"), "no backtrace without --verbose: {err}");
+    assert!(call(&["--verbose"]).contains("wall_clock_now"));
+}

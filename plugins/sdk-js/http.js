@@ -104,6 +104,14 @@ export function buildRequest(method, url, options = {}) {
   if (options.ctx?.idempotencyKey && !headers.some(([n]) => n === 'idempotency-key')) {
     headers.push(['idempotency-key', options.ctx.idempotencyKey]);
   }
+  if (body.length > 0 || ['POST', 'PUT', 'PATCH'].includes(upper)) {
+    // A known length lets the request go out without chunked encoding, which some servers
+    // refuse (as the Rust SDK does); the SDK's count replaces any the caller gave.
+    for (let i = headers.length - 1; i >= 0; i -= 1) {
+      if (headers[i][0] === 'content-length') headers.splice(i, 1);
+    }
+    headers.push(['content-length', String(body.length)]);
+  }
   return {
     method: upper,
     scheme: parsed.protocol === 'https:' ? 'HTTPS' : 'HTTP',

@@ -10,9 +10,11 @@ use clap::{Args, Subcommand};
 use tollgate_contract::text::escape_for_terminal;
 use tollgate_contract::units::{parse_bytes, parse_duration};
 use tollgate_contract::{Limits, SecretSource};
-use tollgate_sandbox::{CallContext, CompileIsolation, Grants, Sandbox, SandboxConfig, Upstream};
+use tollgate_sandbox::{CallContext, CallError, CompileIsolation, Grants, Sandbox, SandboxConfig, Upstream};
 
-use crate::render;
+use tollgate_contract::pattern::HostPattern;
+
+use crate::{hints, progress, render};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -23,6 +25,9 @@ pub enum PluginCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Show only this tool, with its input and output schemas pretty-printed.
+        #[arg(long, value_name = "NAME")]
+        tool: Option<String>,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -90,6 +95,9 @@ pub struct CallArgs {
     /// Print one JSON object (output or error, and the report) instead of text.
     #[arg(long)]
     json: bool,
+    /// Show a trap's guest backtrace.
+    #[arg(short, long)]
+    verbose: bool,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -183,6 +191,27 @@ fn load_error(path: &std::path::Path, e: &tollgate_sandbox::LoadError) -> anyhow
     anyhow::anyhow!("cannot load {}: {}", path.display(), escape_for_terminal(&e.to_string()))
 }
 
+/// [`load_error`], followed by the flag that fixes a capability the flags did not grant. For
+/// http the fix names the hosts the plugin declares, read from its manifest with no grants.
+async fn call_load_error(sandbox: &Sandbox, path: &std::path::Path, e: &tollgate_sandbox::LoadError) -> anyhow::Error {
+    let hosts = match e {
+        tollgate_sandbox::LoadError::Import(_) => match std::fs::read(path) {
+            Ok(bytes) => sandbox.inspect(&bytes).await.ok().map(|i| i.manifest.hosts),
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    match hints::not_granted(e, hosts.as_deref()) {
+        Some(hint) => anyhow::anyhow!("{}: {}", load_error(path, e), escape_for_terminal(&hint)),
+        None => load_error(path, e),
+    }
+}
+
+/// Tool names a plugin supplied, escaped and joined for an error line.
+fn t_list(names: &[&str]) -> String {
+    names.iter().map(|n| escape_for_terminal(n).into_owned()).collect::<Vec<_>>().join(", ")
+}
+
 fn fresh_key() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("cli-{}-{nanos:x}", std::process::id())
@@ -191,21 +220,45 @@ fn fresh_key() -> String {
 pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginCommand::Build(args) => crate::project_cmd::build(args),
-        PluginCommand::Inspect { path, json, cache } => {
+        PluginCommand::Inspect { path, json, tool, cache } => {
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let inspection = sandbox(&cache)?.inspect(&bytes).await.map_err(|e| load_error(&path, &e))?;
+            let compiling = format!("compiling {} to native code", path.display());
+            let inspection = progress::when_slow(&compiling, sandbox(&cache)?.inspect(&bytes))
+                .await
+                .map_err(|e| load_error(&path, &e))?;
+            if let Some(name) = tool.as_deref() {
+                let Some(spec) = inspection.manifest.tool(name) else {
+                    let names: Vec<&str> = inspection.manifest.tools.iter().map(|t| t.name.as_str()).collect();
+                    bail!("no tool `{}` in {} (it has: {})", escape_for_terminal(name), path.display(), t_list(&names));
+                };
+                if json {
+                    outln!("{}", render::json(spec)?);
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             if json {
                 outln!("{}", render::json(&inspection)?);
             } else {
-                out!("{}", render::inspection(&path, &inspection));
+                out!("{}", render::inspection(&path, &inspection, tool.as_deref()));
             }
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Call(args) => {
+            let granted: Vec<HostPattern> =
+                args.allow_hosts.iter().map(|h| HostPattern::parse(h)).collect::<Result<_, _>>()?;
+            let upstream_hosts: Vec<&str> =
+                args.upstreams.iter().filter_map(|u| u.split_once('=')).map(|u| u.0).collect();
+            if let Some(hint) = hints::ungranted_upstreams(&upstream_hosts, &granted) {
+                bail!("{hint}");
+            }
             let grants = grants(&args)?;
             let input = read_input(&args.input)?;
-            let plugin =
-                sandbox(&args.cache)?.load_file(&args.path, grants).await.map_err(|e| load_error(&args.path, &e))?;
+            let sandbox = sandbox(&args.cache)?;
+            let compiling = format!("compiling {} to native code", args.path.display());
+            let plugin = match progress::when_slow(&compiling, sandbox.load_file(&args.path, grants)).await {
+                Ok(plugin) => plugin,
+                Err(e) => return Err(call_load_error(&sandbox, &args.path, &e).await),
+            };
             let key = args.idempotency_key.clone().unwrap_or_else(fresh_key);
             let ctx = CallContext { run_id: "cli".into(), call_id: key.clone(), idempotency_key: key };
             let outcome = plugin.call(&args.tool, &input, &ctx).await;
@@ -217,7 +270,19 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 }
                 err!("{}", render::report(&outcome.report));
                 if let Err(e) = &outcome.result {
-                    err!("{}", render::error_lines(e.kind(), &e.to_string()));
+                    let message = match e {
+                        CallError::Trap { message, backtrace: Some(_) } if !args.verbose => {
+                            format!("plugin trapped: {message} (--verbose shows the guest backtrace)")
+                        }
+                        _ => e.to_string(),
+                    };
+                    err!("{}", render::error_lines(e.kind(), &message));
+                    if let Some(hint) = hints::trap(e) {
+                        errln!("   = {hint}");
+                    }
+                    for hint in hints::egress_denials(&outcome.report, plugin.manifest(), &granted) {
+                        errln!("   = {}", escape_for_terminal(&hint));
+                    }
                 }
             }
             Ok(if outcome.result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use tollgate_pluginkit::{BuildOptions, Lang};
 
@@ -40,6 +41,9 @@ pub struct BuildArgs {
     /// Rust only: build with the dev profile.
     #[arg(long)]
     debug: bool,
+    /// Show the componentizer's full output on failure, tracebacks and backtraces included.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 pub fn new(cmd: NewCommand) -> anyhow::Result<ExitCode> {
@@ -56,8 +60,18 @@ pub fn new(cmd: NewCommand) -> anyhow::Result<ExitCode> {
 
 pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let options = BuildOptions { output: args.output, toolchains: args.toolchains, debug: args.debug };
-    let built = tollgate_pluginkit::build(&args.dir, &options)?;
+    // Resolved here, once, against where the user typed the command: `.` and `my-tool` mean
+    // the same project however the build moves between directories.
+    let dir = args.dir.canonicalize().with_context(|| format!("cannot open the project {}", args.dir.display()))?;
+    let output = args.output.map(std::path::absolute).transpose().context("--output")?;
+    let options = BuildOptions {
+        output,
+        toolchains: args.toolchains,
+        debug: args.debug,
+        verbose: args.verbose,
+        progress: crate::progress::build(),
+    };
+    let built = tollgate_pluginkit::build(&dir, &options)?;
     outln!(
         "built {} ({} plugin, {:.1} KiB) in {:.1} s",
         built.component.display(),

@@ -29,12 +29,14 @@ pub fn json<T: serde::Serialize>(v: &T) -> serde_json::Result<String> {
     Ok(escape_json_for_terminal(&serde_json::to_string_pretty(v)?).into_owned())
 }
 
-pub fn inspection(path: &Path, i: &Inspection) -> String {
+/// An inspection for people. With `tool`, only that tool, its schemas pretty-printed (the
+/// caller has checked it exists); without, every tool with its schemas on one line each.
+pub fn inspection(path: &Path, i: &Inspection, only: Option<&str>) -> String {
     let m = &i.manifest;
     let mut s = String::new();
     let _ = writeln!(s, "{} {} — {}", t(&m.name), t(&m.version), t(&m.description));
     let _ = writeln!(s, "  file     {}", t(&path.display().to_string()));
-    let _ = writeln!(s, "  size     {} ({} bytes)", format_bytes(i.size), i.size);
+    let _ = writeln!(s, "  size     {}", size(i.size));
     let _ = writeln!(s, "  sha256   {}", i.sha256);
     let caps: Vec<String> = i.capabilities.iter().map(|c| c.to_string()).collect();
     let _ = writeln!(s, "  capabilities  {}", if caps.is_empty() { "none (pure)".into() } else { caps.join(", ") });
@@ -61,7 +63,8 @@ pub fn inspection(path: &Path, i: &Inspection) -> String {
         let _ = writeln!(s, "    {:<48} {}", t(&imp.name), t(&imp.class));
     }
     let _ = writeln!(s, "  tools");
-    for tool in &m.tools {
+    for tool in m.tools.iter().filter(|t| only.is_none_or(|name| t.name == name)) {
+        let pretty = only.is_some();
         let effects = tool.effects.names();
         let _ = writeln!(
             s,
@@ -72,6 +75,13 @@ pub fn inspection(path: &Path, i: &Inspection) -> String {
             tool.compensation.as_ref().map(|c| format!(" compensated by {}", t(c))).unwrap_or_default()
         );
         let _ = writeln!(s, "      {}", t(&tool.description));
+        if pretty {
+            let _ = writeln!(s, "      input\n{}", indented(&tool.input_schema));
+            if let Some(o) = &tool.output_schema {
+                let _ = writeln!(s, "      output\n{}", indented(o));
+            }
+            continue;
+        }
         let _ = writeln!(s, "      input  {}", j(&tool.input_schema));
         if let Some(o) = &tool.output_schema {
             let _ = writeln!(s, "      output {}", j(o));
@@ -84,6 +94,21 @@ pub fn inspection(path: &Path, i: &Inspection) -> String {
         }
     }
     s
+}
+
+/// A schema as indented, pretty JSON, safe to print.
+fn indented(schema: &serde_json::Value) -> String {
+    let text = json(schema).unwrap_or_default();
+    text.lines().map(|line| format!("        {line}")).collect::<Vec<_>>().join("\n")
+}
+
+/// A size once, in the unit a person reads: bytes below 1 KiB, else KiB or MiB with a decimal.
+fn size(bytes: usize) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} bytes"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
 }
 
 pub fn report(r: &CallReport) -> String {

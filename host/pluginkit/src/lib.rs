@@ -19,6 +19,7 @@
 pub mod error;
 pub mod js;
 pub mod lang;
+pub mod progress;
 pub mod python;
 pub mod rust;
 pub mod toolchain;
@@ -26,6 +27,7 @@ pub mod wit;
 
 pub use error::BuildError;
 pub use lang::Lang;
+pub use progress::{Progress, Step};
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +43,10 @@ pub struct BuildOptions {
     pub toolchains: Option<PathBuf>,
     /// Rust only: build with the dev profile.
     pub debug: bool,
+    /// Keep the componentizers' own tracebacks and backtraces in build errors.
+    pub verbose: bool,
+    /// Where the long steps are reported.
+    pub progress: Progress,
 }
 
 /// A finished build.
@@ -52,13 +58,22 @@ pub struct Built {
 }
 
 /// Builds the project in `dir` to a component.
+///
+/// Relative paths (`dir`, `output`, `toolchains`) are resolved against the working directory
+/// here, once: the language builds run their tools in other directories, so everything past
+/// this point uses absolute paths and never depends on the process's working directory.
 pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
+    let dir = dir.canonicalize().map_err(|e| BuildError::io(dir, e))?;
+    let dir = dir.as_path();
     let lang = Lang::detect(dir)?;
-    let toolchains = options.toolchains.clone().unwrap_or_else(toolchain::default_dir);
+    let absolute = |path: &Path| std::path::absolute(path).map_err(|e| BuildError::io(path, e));
+    let toolchains = absolute(&options.toolchains.clone().unwrap_or_else(toolchain::default_dir))?;
+    let output = options.output.as_deref().map(absolute).transpose()?;
+    let options = BuildOptions { output, toolchains: Some(toolchains.clone()), ..options.clone() };
     let component = match lang {
-        Lang::Rust => rust::build(dir, options)?,
-        Lang::Python => python::build(dir, &toolchains, options.output.as_deref())?,
-        Lang::Js => js::build(dir, &toolchains, options.output.as_deref())?,
+        Lang::Rust => rust::build(dir, &options)?,
+        Lang::Python => python::build(dir, &toolchains, &options)?,
+        Lang::Js => js::build(dir, &toolchains, &options)?,
     };
     let size = std::fs::metadata(&component).map_err(|e| BuildError::io(&component, e))?.len();
     Ok(Built { lang, component, size })

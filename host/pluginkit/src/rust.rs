@@ -24,6 +24,7 @@ const SDK_FILES: &[(&str, &str)] = &[
     ("src/plugin.rs", include_str!("../../../plugins/sdk-rust/src/plugin.rs")),
     ("src/plugin_tests.rs", include_str!("../../../plugins/sdk-rust/src/plugin_tests.rs")),
     ("src/secrets.rs", include_str!("../../../plugins/sdk-rust/src/secrets.rs")),
+    ("src/testing.rs", include_str!("../../../plugins/sdk-rust/src/testing.rs")),
     ("src/http/mod.rs", include_str!("../../../plugins/sdk-rust/src/http/mod.rs")),
     ("src/http/transport.rs", include_str!("../../../plugins/sdk-rust/src/http/transport.rs")),
     ("src/http/url.rs", include_str!("../../../plugins/sdk-rust/src/http/url.rs")),
@@ -51,14 +52,19 @@ serde_path_to_error = "0.1.20"
 
 /// Builds the crate in `dir` with cargo for [`TARGET`] and returns the component.
 pub fn build(dir: &Path, options: &BuildOptions) -> Result<PathBuf, BuildError> {
-    ensure_target()?;
+    ensure_target(&options.progress)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(dir).args(["build", "--target", TARGET, "--message-format=json-render-diagnostics"]);
     if !options.debug {
         cmd.arg("--release");
     }
-    let output = cmd.output().map_err(|e| BuildError::MissingTool { what: cargo.clone(), hint: e.to_string() })?;
+    let profile = if options.debug { "dev" } else { "release" };
+    let step = format!("cargo build ({profile}, {TARGET}; a first build compiles the dependencies too)");
+    let output = options
+        .progress
+        .step(&step, || cmd.output())
+        .map_err(|e| BuildError::MissingTool { what: cargo.clone(), hint: e.to_string() })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         return Err(BuildError::Build {
@@ -110,7 +116,7 @@ fn artifact(messages: &str) -> Option<PathBuf> {
 }
 
 /// Makes sure the standard library for [`TARGET`] is installed (through rustup if it is not).
-fn ensure_target() -> Result<(), BuildError> {
+fn ensure_target(progress: &crate::Progress) -> Result<(), BuildError> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let sysroot = toolchain::run(Command::new(&rustc).args(["--print", "sysroot"]), |log| BuildError::Build {
         what: "rustc --print sysroot".into(),
@@ -119,11 +125,14 @@ fn ensure_target() -> Result<(), BuildError> {
     if Path::new(sysroot.trim()).join("lib/rustlib").join(TARGET).is_dir() {
         return Ok(());
     }
-    toolchain::run(Command::new("rustup").args(["target", "add", TARGET]), |log| BuildError::Install {
-        what: format!("the {TARGET} target (rustup target add {TARGET})"),
-        log,
-    })
-    .map(drop)
+    progress
+        .step(&format!("installing the {TARGET} target (rustup target add {TARGET}, once)"), || {
+            toolchain::run(Command::new("rustup").args(["target", "add", TARGET]), |log| BuildError::Install {
+                what: format!("the {TARGET} target (rustup target add {TARGET})"),
+                log,
+            })
+        })
+        .map(drop)
 }
 
 /// The files of a new Rust plugin project named `name`.

@@ -37,6 +37,15 @@ pub fn run(cmd: &mut Command, make_err: impl FnOnce(String) -> BuildError) -> Re
     if output.status.success() { Ok(log) } else { Err(make_err(log)) }
 }
 
+/// Unless `verbose`, the tool (componentize-py, wizer: Rust programs) prints no Rust backtrace
+/// even where the user's `RUST_BACKTRACE` asks for one: a plugin author needs the message, and
+/// a backtrace of the componentizer's internals buries it.
+pub fn backtraces(cmd: &mut Command, verbose: bool) {
+    if !verbose {
+        cmd.env("RUST_BACKTRACE", "0").env("RUST_LIB_BACKTRACE", "0");
+    }
+}
+
 /// Installs into `dir` with `install` unless `dir/.complete` exists. Installs go to a
 /// temporary sibling and are renamed into place, so an interrupted install is never mistaken
 /// for a finished one and two concurrent installs do not corrupt each other.

@@ -113,8 +113,18 @@ test('buildRequest encodes query, JSON body and the idempotency key', () => {
   assert.equal(req.scheme, 'HTTPS');
   assert.equal(req.authority, 'api.example.com');
   assert.equal(req.pathWithQuery, '/v1/x?a=1&b=two+words');
-  assert.deepEqual(req.headers, [['content-type', 'application/json'], ['idempotency-key', 'key-9']]);
+  assert.deepEqual(req.headers, [
+    ['content-type', 'application/json'],
+    ['idempotency-key', 'key-9'],
+    ['content-length', '7'],
+  ]);
   assert.equal(decode(req.body), '{"n":1}');
+  // The length is the SDK's to say (no chunked encoding, which some servers refuse), also for
+  // an empty POST; a GET without a body has none.
+  const put = buildRequest('PUT', 'https://x.com/', { body: 'héllo', headers: { 'Content-Length': '99' } });
+  assert.deepEqual(put.headers, [['content-length', '6']]);
+  assert.deepEqual(buildRequest('POST', 'https://x.com/').headers, [['content-length', '0']]);
+  assert.deepEqual(buildRequest('GET', 'https://x.com/').headers, []);
   assert.throws(() => buildRequest('GET', 'ftp://x'), { kind: 'internal' });
   assert.throws(() => buildRequest('GET', 'https://u:p@x.com/'), /credentials in the URL/);
 });

@@ -9,6 +9,12 @@ use serde::de::DeserializeOwned;
 
 use crate::ToolError;
 use crate::bindings::tollgate::plugin::kv as wit;
+// Natively (`cargo test` of a plugin) there is no host behind the imports: the stand-ins in
+// [`crate::testing`] answer instead.
+#[cfg(target_arch = "wasm32")]
+use crate::bindings::tollgate::plugin::kv as host;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::kv as host;
 
 fn map_error(error: wit::KvError) -> ToolError {
     match error {
@@ -19,22 +25,22 @@ fn map_error(error: wit::KvError) -> ToolError {
 
 /// The value stored under `key`, if any.
 pub fn get(key: &str) -> Result<Option<Vec<u8>>, ToolError> {
-    wit::get(key).map_err(map_error)
+    host::get(key).map_err(map_error)
 }
 
 /// Stores `value` under `key`, replacing any previous value.
 pub fn set(key: &str, value: &[u8]) -> Result<(), ToolError> {
-    wit::set(key, value).map_err(map_error)
+    host::set(key, value).map_err(map_error)
 }
 
 /// Removes `key`; removing a missing key is not an error.
 pub fn delete(key: &str) -> Result<(), ToolError> {
-    wit::delete(key).map_err(map_error)
+    host::delete(key).map_err(map_error)
 }
 
 /// Keys starting with `prefix`, sorted, at most `limit`.
 pub fn list_keys(prefix: &str, limit: u32) -> Result<Vec<String>, ToolError> {
-    wit::list_keys(prefix, limit).map_err(map_error)
+    host::list_keys(prefix, limit).map_err(map_error)
 }
 
 /// The JSON value stored under `key`, if any. A value that does not decode as `T` is

@@ -48,6 +48,8 @@ pub mod kv;
 pub mod log;
 mod plugin;
 pub mod secrets;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 pub use context::Context;
 pub use error::ToolError;

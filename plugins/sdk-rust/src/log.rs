@@ -9,19 +9,25 @@
 //! ```
 
 use crate::bindings::tollgate::plugin::log as wit;
+// Natively (`cargo test` of a plugin) there is no host behind the imports: the stand-ins in
+// [`crate::testing`] answer instead.
+#[cfg(target_arch = "wasm32")]
+use crate::bindings::tollgate::plugin::log as host;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::log as host;
 
 /// Severity of a log line.
 pub use wit::Level;
 
 /// Logs `message` at `level` with no fields.
 pub fn log(level: Level, message: &str) {
-    wit::log(level, message, "");
+    host::log(level, message, "");
 }
 
 /// Logs `message` at `level` with `fields`, which should be a JSON object
 /// (for example `serde_json::json!({"contact_id": id})`).
 pub fn with_fields(level: Level, message: &str, fields: &serde_json::Value) {
-    wit::log(level, message, &fields.to_string());
+    host::log(level, message, &fields.to_string());
 }
 
 pub fn trace(message: &str) {

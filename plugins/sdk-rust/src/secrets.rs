@@ -9,11 +9,17 @@
 
 use crate::ToolError;
 use crate::bindings::tollgate::plugin::secrets as wit;
+// Natively (`cargo test` of a plugin) there is no host behind the imports: the stand-ins in
+// [`crate::testing`] answer instead.
+#[cfg(target_arch = "wasm32")]
+use crate::bindings::tollgate::plugin::secrets as host;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::secrets as host;
 
 /// The secret `name`. Not granted → `denied`; its source unreadable → `upstream` (an operator
 /// problem the plugin cannot fix, and retrying will not help).
 pub fn get(name: &str) -> Result<String, ToolError> {
-    wit::get(name).map_err(|error| match error {
+    host::get(name).map_err(|error| match error {
         wit::SecretError::NotGranted(m) => {
             ToolError::denied(format!("secret `{name}` is not granted to this plugin: {m}"))
         }

@@ -183,3 +183,58 @@ fn raw_secret_reads_are_flagged() {
     let out = tollgate(&["plugin", "inspect", plugin("echo").to_str().unwrap()]);
     assert!(!text(&out.stdout).contains("  ! "), "{}", text(&out.stdout));
 }
+
+/// Issue 14: a refusal says which flag fixes it, on the error itself.
+#[test]
+fn refusals_name_the_flag_that_fixes_them() {
+    let crm = plugin("crm");
+    let crm = crm.to_str().unwrap();
+    let input = r#"{"query": "ada"}"#;
+    let out = tollgate(&["plugin", "call", plugin("misbehave").to_str().unwrap(), "echo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did not grant kv: add `--kv`"), "{}", text(&out.stderr));
+
+    let out = tollgate(&["plugin", "call", crm, "search_contacts", "--input", input]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("did not grant http") && err.contains("add `--allow-host https://api.hubapi.com`"), "{err}");
+
+    let out = tollgate(&["plugin", "call", crm, "search_contacts", "--input", input, "--allow-host", "other.example"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let error_line = err.lines().position(|l| l.starts_with("error [tool-denied]")).unwrap_or_else(|| panic!("{err}"));
+    let hint = err.lines().nth(error_line + 1).unwrap_or_default();
+    assert_eq!(hint, "   = https://api.hubapi.com:443 is not granted: add `--allow-host https://api.hubapi.com`");
+
+    let upstream = "api.hubapi.com=http://127.0.0.1:9";
+    let out = tollgate(&["plugin", "call", crm, "search_contacts", "--input", input, "--upstream", upstream]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("--upstream for api.hubapi.com has no effect without a grant"), "{err}");
+    assert!(err.contains("add `--allow-host https://api.hubapi.com`"), "{err}");
+}
+
+/// Issue 14: `inspect --tool NAME` shows one tool with its schemas pretty-printed; an unknown
+/// name lists the tools there are; the size is said once.
+#[test]
+fn inspect_one_tool_pretty_prints_its_schemas() {
+    let echo = plugin("echo");
+    let out = tollgate(&["plugin", "inspect", echo.to_str().unwrap(), "--tool", "add"]);
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(s.contains("      input\n        {\n") && s.contains("\n          \"required\": [\n"), "{s}");
+    assert!(!s.contains("    slow_sum  ["), "only the tool asked for: {s}");
+    let size = s.lines().find(|l| l.starts_with("  size ")).unwrap_or_else(|| panic!("{s}"));
+    assert!(size.ends_with(" KiB") && size.matches(|c: char| c.is_ascii_digit()).count() <= 5, "{size}");
+
+    let out = tollgate(&["plugin", "inspect", echo.to_str().unwrap(), "--tool", "add", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], "add");
+    assert_eq!(v["input_schema"]["required"], serde_json::json!(["a", "b"]));
+
+    let out = tollgate(&["plugin", "inspect", echo.to_str().unwrap(), "--tool", "sum"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no tool `sum` in") && text(&out.stderr).contains("(it has: echo, add, slow_sum")
+    );
+}

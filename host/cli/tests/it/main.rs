@@ -2,6 +2,7 @@
 //! `validate`, a live-model run, the rollback anchor, and the kill -9 crash test).
 
 mod anchor;
+mod build;
 #[path = "../../../../tests/support/built_plugins.rs"]
 mod built_plugins;
 mod cli;

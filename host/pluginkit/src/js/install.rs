@@ -14,7 +14,7 @@ use std::process::Command;
 
 use super::project::Engine;
 use crate::error::BuildError;
-use crate::toolchain;
+use crate::{Progress, toolchain};
 
 /// `@bytecodealliance/componentize-js` (StarlingMonkey): the default engine.
 pub const COMPONENTIZE_JS: &str = "0.23.0";
@@ -114,32 +114,40 @@ pub fn check_node() -> Result<String, BuildError> {
 }
 
 /// Installs `engine`'s toolchain from the npm registry unless it is there.
-pub fn install(toolchains: &Path, engine: Engine) -> Result<Toolchain, BuildError> {
+pub fn install(toolchains: &Path, engine: Engine, progress: &Progress) -> Result<Toolchain, BuildError> {
     check_node()?;
-    let dir = toolchain::ensure_installed(&toolchain_dir(toolchains, engine), |staging| {
-        let what = dependencies(engine).iter().map(|(n, v)| format!("{n}@{v}")).collect::<Vec<_>>().join(" ");
-        let write = |name: &str, text: &str| {
-            let path = staging.join(name);
-            std::fs::write(&path, text).map_err(|e| BuildError::io(&path, e))
-        };
-        write("package.json", &package_json(engine))?;
-        write("package-lock.json", lock(engine))?;
-        toolchain::run(
-            Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", "--prefix"])
-                .arg(staging),
-            |log| BuildError::Install { what: what.clone(), log },
-        )?;
-        let installed = Toolchain { dir: staging.to_owned(), engine };
-        for entry in [installed.esbuild(), installed.componentizer()] {
-            if !entry.is_file() {
-                return Err(BuildError::Install {
-                    what: what.clone(),
-                    log: format!("npm install finished but {} is missing", entry.display()),
-                });
+    let dir = toolchain_dir(toolchains, engine);
+    let size = match engine {
+        Engine::StarlingMonkey => "about 400 MB",
+        Engine::QuickJs => "about 50 MB",
+    };
+    let step = format!("installing the {} toolchain from npm into {} ({size}, once)", engine.name(), dir.display());
+    let dir = toolchain::ensure_installed(&dir, |staging| {
+        progress.step(&step, || {
+            let what = dependencies(engine).iter().map(|(n, v)| format!("{n}@{v}")).collect::<Vec<_>>().join(" ");
+            let write = |name: &str, text: &str| {
+                let path = staging.join(name);
+                std::fs::write(&path, text).map_err(|e| BuildError::io(&path, e))
+            };
+            write("package.json", &package_json(engine))?;
+            write("package-lock.json", lock(engine))?;
+            toolchain::run(
+                Command::new("npm")
+                    .args(["install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", "--prefix"])
+                    .arg(staging),
+                |log| BuildError::Install { what: what.clone(), log },
+            )?;
+            let installed = Toolchain { dir: staging.to_owned(), engine };
+            for entry in [installed.esbuild(), installed.componentizer()] {
+                if !entry.is_file() {
+                    return Err(BuildError::Install {
+                        what: what.clone(),
+                        log: format!("npm install finished but {} is missing", entry.display()),
+                    });
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     })?;
     Ok(Toolchain { dir, engine })
 }

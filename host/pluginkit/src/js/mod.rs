@@ -35,6 +35,7 @@ pub use install::{COMPONENTIZE_JS, COMPONENTIZE_QJS, ESBUILD, Toolchain, install
 pub use project::{Capability, Engine, Project, SDK_IMPORT, WASI_VERSION, WORLD};
 pub use template::template;
 
+use crate::BuildOptions;
 use crate::error::BuildError;
 
 /// The SDK (`plugins/sdk-js`), as the kit writes it into every project's `.tollgate/sdk/`.
@@ -57,7 +58,9 @@ pub(crate) const SDK_FILES: &[(&str, &str)] = &[
 const STARLINGMONKEY_DISABLED: &[&str] = &["stdio", "random", "clocks", "http", "fetch-event"];
 
 /// Builds the project in `dir`; returns the component's path.
-pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<PathBuf, BuildError> {
+/// `dir` and `output` are absolute ([`crate::build`] resolves them): the tools run elsewhere.
+pub fn build(dir: &Path, toolchains: &Path, options: &BuildOptions) -> Result<PathBuf, BuildError> {
+    let (output, verbose, progress) = (options.output.as_deref(), options.verbose, &options.progress);
     let project = Project::read(dir)?;
     let main = dir.join(&project.main);
     if !main.is_file() {
@@ -66,7 +69,7 @@ pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<Pat
             message: format!("`main` names {}, which does not exist", main.display()),
         });
     }
-    let toolchain = install(toolchains, project.engine)?;
+    let toolchain = install(toolchains, project.engine, progress)?;
     write_sdk(dir)?;
     let build_dir = prepare_build_dir(dir, &project)?;
 
@@ -97,7 +100,8 @@ pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<Pat
     if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| BuildError::io(parent, e))?;
     }
-    componentize(&toolchain, &build_dir, &bundle, &output)?;
+    let step = format!("building the component with the {} engine (snapshots the plugin)", toolchain.engine.name());
+    progress.step(&step, || componentize(&toolchain, &build_dir, &bundle, &output, verbose))?;
     if !output.is_file() {
         return Err(BuildError::Build {
             what: "componentize".to_owned(),
@@ -146,7 +150,13 @@ fn prepare_build_dir(dir: &Path, project: &Project) -> Result<PathBuf, BuildErro
     Ok(build_dir)
 }
 
-fn componentize(toolchain: &Toolchain, build_dir: &Path, bundle: &Path, output: &Path) -> Result<(), BuildError> {
+fn componentize(
+    toolchain: &Toolchain,
+    build_dir: &Path,
+    bundle: &Path,
+    output: &Path,
+    verbose: bool,
+) -> Result<(), BuildError> {
     let wit = build_dir.join("wit");
     let mut cmd = Command::new("node");
     cmd.arg(toolchain.componentizer()).current_dir(build_dir);
@@ -165,6 +175,7 @@ fn componentize(toolchain: &Toolchain, build_dir: &Path, bundle: &Path, output: 
             format!("componentize-qjs {COMPONENTIZE_QJS}")
         }
     };
+    crate::toolchain::backtraces(&mut cmd, verbose);
     crate::toolchain::run(&mut cmd, |log| BuildError::Build { what, log })?;
     Ok(())
 }

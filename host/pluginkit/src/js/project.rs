@@ -173,7 +173,11 @@ impl Project {
              {imports}\n\
              // QuickJS exposes an interface as the default export, StarlingMonkey as named exports.\n\
              const iface = (ns) => (ns.default !== undefined && typeof ns.default === 'object' ? ns.default : ns);\n\
-             setCapabilities(Object.freeze({{ {} }}));\n",
+             setCapabilities(Object.freeze({{ {} }}));\n\
+             // The engines' own fetch is disabled (only the SDK's http goes through the host's\n\
+             // gate): calling it would trap in a stub. Say what to use instead.\n\
+             globalThis.fetch = () => {{\n  throw new Error(\"fetch() is not available in a Tollgate plugin: use `http` from \
+             '#tollgate' and declare the \\\"http\\\" capability in package.json\");\n}};\n",
             fields.join(", ")
         )
     }

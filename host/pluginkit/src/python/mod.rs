@@ -4,10 +4,11 @@
 //! ```text
 //! build(dir)
 //!   ├─ pyproject.toml → Project (module, capabilities)                 project.rs
+//!   ├─ .tollgate/build/project/         the module and what it imports    bundle.rs
 //!   ├─ toolchains/python-componentize-py-<pin>/  pip install --target (once; relocatable)
 //!   ├─ .tollgate/sdk/tollgate/*.py      the SDK compiled into this crate (tests import it too)
 //!   ├─ .tollgate/build/wit/             world.wit (declared capabilities only) + deps/
-//!   ├─ .tollgate/build/_tollgate_entry.py   `Tool = export(<module>)`
+//!   ├─ .tollgate/build/entry/_tollgate_entry.py   `Tool = export(<module>)`
 //!   └─ python3 -c <launcher> … componentize  → target/<name>.wasm
 //! ```
 //!
@@ -16,6 +17,7 @@
 //! `--stub-wasi`, which also drops the WASI imports (clocks, random, filesystem, stdio) a pure
 //! tool does not need; with `http` the component keeps them (the host links them empty).
 
+mod bundle;
 mod project;
 mod template;
 
@@ -28,7 +30,7 @@ pub use template::template;
 use tollgate_contract::capability::HTTP_TYPES;
 
 use crate::error::BuildError;
-use crate::toolchain;
+use crate::{BuildOptions, Progress, toolchain};
 
 /// The componentize-py release every Python build uses (PyPI; embeds CPython 3.14).
 pub const COMPONENTIZE_PY: &str = "0.25.1";
@@ -53,11 +55,15 @@ pub(crate) const SDK_FILES: &[(&str, &str)] = &[
 /// plugin. Its name cannot clash with the world module (`wit_world`) or the SDK.
 const ENTRY_MODULE: &str = "_tollgate_entry";
 
-/// Runs componentize-py's CLI from the toolchain directory given as the first argument.
-/// `python3 -I` ignores PYTHONPATH, user site-packages and PYTHON* variables, so only the
-/// pinned install is used; the `componentize-py` console script is not relocatable.
-const LAUNCHER: &str = "import sys; sys.path.insert(0, sys.argv.pop(1)); \
-                        from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())";
+/// Runs componentize-py's CLI from the toolchain directory given as the first argument; the
+/// second is `verbose`. `python3 -I` ignores PYTHONPATH, user site-packages and PYTHON*
+/// variables, so only the pinned install is used; the `componentize-py` console script is not
+/// relocatable. componentize-py reports a failed build as an AssertionError raised from
+/// `script()`: unless verbose, only its message is printed, not the launcher's own traceback.
+const LAUNCHER: &str = "import sys\nsys.path.insert(0, sys.argv.pop(1)); verbose = sys.argv.pop(1) == '1'\n\
+                        from componentize_py import script\nsys.argv[0] = 'componentize-py'\n\
+                        try:\n    sys.exit(script())\n\
+                        except AssertionError as e:\n    if verbose: raise\n    sys.exit(str(e))\n";
 
 /// The toolchain directory for the pinned componentize-py.
 pub fn toolchain_dir(toolchains: &Path) -> PathBuf {
@@ -66,17 +72,21 @@ pub fn toolchain_dir(toolchains: &Path) -> PathBuf {
 
 /// Installs componentize-py from PyPI into the toolchain directory unless it is there.
 /// Only binary wheels: a source build would need a Rust toolchain.
-pub fn install_toolchain(toolchains: &Path) -> Result<PathBuf, BuildError> {
-    toolchain::ensure_installed(&toolchain_dir(toolchains), |staging| {
-        let what = format!("componentize-py {COMPONENTIZE_PY}");
-        let mut cmd = Command::new("python3");
-        cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--only-binary=:all:"])
-            .arg("--target")
-            .arg(staging)
-            .arg(format!("componentize-py=={COMPONENTIZE_PY}"))
-            .env_remove("PIP_TARGET")
-            .env_remove("PIP_PREFIX");
-        toolchain::run(&mut cmd, |log| BuildError::Install { what, log }).map(drop)
+pub fn install_toolchain(toolchains: &Path, progress: &Progress) -> Result<PathBuf, BuildError> {
+    let dir = toolchain_dir(toolchains);
+    let step = format!("installing componentize-py {COMPONENTIZE_PY} from PyPI into {} (once)", dir.display());
+    toolchain::ensure_installed(&dir, |staging| {
+        progress.step(&step, || {
+            let what = format!("componentize-py {COMPONENTIZE_PY}");
+            let mut cmd = Command::new("python3");
+            cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--only-binary=:all:"])
+                .arg("--target")
+                .arg(staging)
+                .arg(format!("componentize-py=={COMPONENTIZE_PY}"))
+                .env_remove("PIP_TARGET")
+                .env_remove("PIP_PREFIX");
+            toolchain::run(&mut cmd, |log| BuildError::Install { what, log }).map(drop)
+        })
     })
 }
 
@@ -96,14 +106,23 @@ pub fn write_sdk(dir: &Path) -> Result<PathBuf, BuildError> {
 
 /// Builds the project in `dir` into a component at `output` (default
 /// `<dir>/target/<project name>.wasm`).
-pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<PathBuf, BuildError> {
+/// `dir` and `output` are absolute ([`crate::build`] resolves them): the tools run elsewhere.
+pub fn build(dir: &Path, toolchains: &Path, options: &BuildOptions) -> Result<PathBuf, BuildError> {
+    let (output, verbose) = (options.output.as_deref(), options.verbose);
     let project = Project::read(dir)?;
-    let toolchain = install_toolchain(toolchains)?;
+    let toolchain = install_toolchain(toolchains, &options.progress)?;
     let sdk = write_sdk(dir)?;
     let work = dir.join(".tollgate").join("build");
+    // Recreated every build: what componentize-py sees of it (listings, bytecode it wrote last
+    // time) would otherwise end up in the component.
+    if work.exists() {
+        std::fs::remove_dir_all(&work).map_err(|e| BuildError::io(&work, e))?;
+    }
+    let staged = work.join("project");
+    bundle::stage(dir, &project.module, &staged)?;
     let wit = write_world(&work, &project)?;
     write(
-        &work.join(format!("{ENTRY_MODULE}.py")),
+        &work.join("entry").join(format!("{ENTRY_MODULE}.py")),
         &format!(
             "# Generated by tollgate-pluginkit: exports the plugin that module `{module}` defines.\n\
              import {module}\nfrom tollgate._guest import export\n\nTool = export({module})\n",
@@ -118,10 +137,11 @@ pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<Pat
     let package = project::package_of(crate::PLUGIN_WIT).unwrap_or("tollgate:plugin@0.1.0");
     let (namespace, version) = package.split_once('@').unwrap_or((package, ""));
     let mut cmd = Command::new("python3");
-    cmd.current_dir(dir)
+    cmd.current_dir(&work)
         .env_remove("VIRTUAL_ENV")
         .args(["-I", "-c", LAUNCHER])
         .arg(&toolchain)
+        .arg(if verbose { "1" } else { "0" })
         .arg("--quiet")
         .arg("-d")
         .arg(&wit)
@@ -133,12 +153,16 @@ pub fn build(dir: &Path, toolchains: &Path, output: Option<&Path>) -> Result<Pat
     if project.uses(Capability::Http) {
         cmd.arg("--import-interface-name").arg(format!("{HTTP_TYPES}@{}=http_types", project::WASI_VERSION));
     }
-    cmd.arg("componentize").arg("-p").arg(dir).arg("-p").arg(&sdk).arg("-p").arg(&work);
+    cmd.arg("componentize").arg("-p").arg(&staged).arg("-p").arg(&sdk).arg("-p").arg(work.join("entry"));
     if !project.uses(Capability::Http) {
         cmd.arg("--stub-wasi");
     }
     cmd.arg(ENTRY_MODULE).arg("-o").arg(&output);
-    toolchain::run(&mut cmd, |log| BuildError::Build { what: format!("componentize-py {COMPONENTIZE_PY}"), log })?;
+    toolchain::backtraces(&mut cmd, verbose);
+    let what = format!("componentize-py {COMPONENTIZE_PY}");
+    options.progress.step(&format!("building the component with {what} (imports and snapshots the plugin)"), || {
+        toolchain::run(&mut cmd, |log| BuildError::Build { what: what.clone(), log })
+    })?;
     Ok(output)
 }
 

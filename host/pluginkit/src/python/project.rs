@@ -39,6 +39,19 @@ impl Project {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(format!("`[project] name` = {name:?}: use letters, digits, `-` and `_` only"));
         }
+        // Not silently ignored: a build that leaves out a declared dependency fails later, at
+        // the first call, far from the cause.
+        let dependencies = doc.get("project").and_then(|p| p.get("dependencies")).and_then(toml::Value::as_array);
+        if let Some(listed) = dependencies.filter(|d| !d.is_empty()) {
+            let names: Vec<String> = listed.iter().map(|d| d.as_str().unwrap_or("?").to_owned()).collect();
+            return Err(format!(
+                "`[project] dependencies` lists {}: Python components bundle only the project's own modules \
+                 and the Tollgate SDK, and the build does not install packages. Copy a pure-Python \
+                 package's folder into the project (it is bundled when the plugin imports it) and \
+                 remove the entry",
+                names.join(", ")
+            ));
+        }
         let tollgate = doc
             .get("tool")
             .and_then(|t| t.get("tollgate"))
@@ -134,6 +147,9 @@ mod tests {
         assert!(err("capability = [\"http\"]").contains("unknown key `capability`"));
         assert!(Project::parse("[project]\nname = \"x\"\n").unwrap_err().contains("[tool.tollgate]"));
         assert!(Project::parse("[tool.tollgate]\n").unwrap_err().contains("[project] name"));
+        let deps = Project::parse("[project]\nname = \"x\"\ndependencies = [\"requests>=2\"]\n[tool.tollgate]\n");
+        assert!(deps.unwrap_err().contains("`[project] dependencies` lists requests>=2"));
+        assert!(Project::parse("[project]\nname = \"x\"\ndependencies = []\n[tool.tollgate]\n").is_ok());
     }
 
     #[test]

@@ -438,6 +438,30 @@ fn node_test(project: &Path) {
     assert!(output.status.success() && log.contains("# fail 0"), "node --test in {}:\n{log}", project.display());
 }
 
+/// Issue 14: `fetch()` (disabled in both engines: only the SDK's `http` reaches the host)
+/// fails with a message saying what to use, not a trap in the engine's stubbed WASI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_says_to_use_the_sdks_http() {
+    const FETCHER: &str = r#"
+import { definePlugin, tool, s } from '#tollgate';
+export default definePlugin({
+  name: 'fetcher', version: '0.1.0', description: 'Calls fetch()',
+  tools: [tool({ name: 'get', description: 'fetch()', input: s.object({}), run: () => fetch('https://example.com') })],
+});
+"#;
+    let dir = TempDir::new().unwrap();
+    let project = dir.path().join("fetcher");
+    write_project(&project, package("fetcher", serde_json::json!({})), FETCHER);
+    let built = build(dir, project).await;
+    let plugin = load(&built, Grants::new()).await;
+    let outcome = call(&plugin, "get", serde_json::json!({})).await;
+    assert!(
+        matches!(tool_error(&outcome), ToolError::Internal { message } if message.contains("fetch() is not available") && message.contains("`http` from '#tollgate'")),
+        "{:?}",
+        outcome.result
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickjs_engine_builds_smaller_and_reports_uncaught_exceptions_as_internal() {
     let built = quickjs().await;
@@ -480,7 +504,7 @@ fn build_errors_name_the_cause() {
         package("qjs-http", serde_json::json!({"engine": "quickjs", "capabilities": ["http"]})),
         QUICKJS_PLUGIN,
     );
-    let err = tollgate_pluginkit::js::build(&project, &toolchains, None).unwrap_err();
+    let err = tollgate_pluginkit::js::build(&project, &toolchains, &BuildOptions::default()).unwrap_err();
     assert!(matches!(&err, BuildError::Project { message, .. } if message.contains("quickjs")), "{err}");
 
     // A syntax error fails the bundler, which names the file and line.
@@ -490,7 +514,7 @@ fn build_errors_name_the_cause() {
         package("broken", serde_json::json!({"engine": "quickjs"})),
         "export default {\n  oops(;\n",
     );
-    let err = tollgate_pluginkit::js::build(&project, &toolchains, None).unwrap_err();
+    let err = tollgate_pluginkit::js::build(&project, &toolchains, &BuildOptions::default()).unwrap_err();
     assert!(matches!(&err, BuildError::Build { log, .. } if log.contains("src/plugin.js:2")), "{err}");
 
     // A plugin definition the host would refuse fails the build (it runs at pre-initialisation).
@@ -498,6 +522,6 @@ fn build_errors_name_the_cause() {
     let plugin =
         "import { definePlugin } from '#tollgate';\nexport default definePlugin({ name: 'bad-def', version: '' });\n";
     write_project(&project, package("bad-def", serde_json::json!({"engine": "quickjs"})), plugin);
-    let err = tollgate_pluginkit::js::build(&project, &toolchains, None).unwrap_err();
+    let err = tollgate_pluginkit::js::build(&project, &toolchains, &BuildOptions::default()).unwrap_err();
     assert!(matches!(&err, BuildError::Build { log, .. } if log.contains("plugin version is empty")), "{err}");
 }

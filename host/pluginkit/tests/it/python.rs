@@ -57,7 +57,7 @@ struct Built {
 async fn build(dir: PathBuf) -> Built {
     let started = Instant::now();
     let install = tokio::task::spawn_blocking(|| {
-        tollgate_pluginkit::python::install_toolchain(&target_dir().join("tollgate-toolchains"))
+        tollgate_pluginkit::python::install_toolchain(&target_dir().join("tollgate-toolchains"), &Default::default())
     });
     install.await.unwrap().unwrap_or_else(|e| panic!("toolchain install: {e}"));
     eprintln!("componentize-py toolchain ready after {:?}", started.elapsed());
@@ -377,6 +377,40 @@ async fn a_broken_project_fails_the_build_with_the_reason() {
         Err(BuildError::Build { log, .. }) => assert!(log.contains("tool name `Greet` must match"), "{log}"),
         other => panic!("want a build error, got {other:?}"),
     }
+}
+
+/// Issue 14: the component is the plugin's modules, not the project folder. componentize-py
+/// snapshots what the import machinery saw, directory listings included, so a name of a file
+/// the build was given shows up in the component's bytes.
+#[test]
+fn the_component_holds_the_imported_modules_not_the_project_folder() {
+    let dir = scratch("bundle");
+    tollgate_pluginkit::new_project(&dir, "bundle", Lang::Python).unwrap();
+    let app = dir.join("app.py");
+    let text = std::fs::read_to_string(&app).unwrap().replace("from tollgate", "import greeting_words\nfrom tollgate");
+    std::fs::write(&app, text).unwrap();
+    std::fs::write(dir.join("greeting_words.py"), "WORDS = ['hello']\n").unwrap();
+    std::fs::write(dir.join("unused_module.py"), "").unwrap();
+    std::fs::create_dir_all(dir.join("tests_data_dir")).unwrap();
+    std::fs::write(dir.join("tests_data_dir/notes_blob.txt"), "x".repeat(100_000)).unwrap();
+    let built = tollgate_pluginkit::build(&dir, &options()).unwrap_or_else(|e| panic!("{e}"));
+    let bytes = std::fs::read(&built.component).unwrap();
+    let holds = |name: &str| bytes.windows(name.len()).any(|w| w == name.as_bytes());
+    assert!(holds("greeting_words"), "an imported module is bundled");
+    for absent in ["test_app.py", "unused_module", "tests_data_dir", "bundle.wasm"] {
+        assert!(!holds(absent), "{absent} is not part of the plugin but is in the component");
+    }
+    assert!(!dir.join("__pycache__").exists(), "the build writes no bytecode into the project");
+
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        std::fs::read_to_string(dir.join("pyproject.toml"))
+            .unwrap()
+            .replace("requires-python = \">=3.11\"", "requires-python = \">=3.11\"\ndependencies = [\"requests\"]"),
+    )
+    .unwrap();
+    let err = tollgate_pluginkit::build(&dir, &options()).unwrap_err().to_string();
+    assert!(err.contains("`[project] dependencies` lists requests") && err.contains("does not install"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -60,3 +60,34 @@ fn invalid_names_and_unknown_projects_are_refused_with_the_reason() {
     let err = tollgate_pluginkit::build(dir.path(), &BuildOptions::default()).unwrap_err();
     assert!(matches!(err, BuildError::UnknownProject(_)), "{err}");
 }
+
+/// Issue 14: `cargo test` of a new project whose tool uses kv, log and secrets runs natively
+/// (the vendored SDK answers them with its stand-ins) instead of aborting the test run.
+#[test]
+fn a_new_projects_tests_run_natively_with_kv_log_and_secrets() {
+    let dir = target_dir().join("pluginkit-rust-tests/native-caps");
+    let _ = std::fs::remove_dir_all(&dir);
+    tollgate_pluginkit::new_project(&dir, "native-caps", Lang::Rust).unwrap();
+    let lib = dir.join("src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap().replace(
+        "    Ok(GreetOutput { greeting: format!(\"Hello, {name}!\") })",
+        "    let key = secrets::get(\"greeting_key\")?;\n    kv::set(\"last\", name.as_bytes())?;\n    \
+         log::info(\"greeted\");\n    Ok(GreetOutput { greeting: format!(\"Hello, {name}! ({})\", key.len()) })",
+    );
+    let text = text.replace(
+        "    #[test]\n    fn greets_by_name() {\n",
+        "    #[test]\n    fn greets_by_name() {\n        tollgate_sdk::testing::set_secret(\"greeting_key\", \"k\");\n",
+    );
+    let text = text.replace(
+        "        assert_eq!(out.greeting, \"Hello, Ada!\");",
+        "        assert_eq!(out.greeting, \"Hello, Ada! (1)\");\n        \
+         assert_eq!(kv::get(\"last\").unwrap().as_deref(), Some(&b\"Ada\"[..]));\n        \
+         assert_eq!(tollgate_sdk::testing::logs()[0].message, \"greeted\");",
+    );
+    std::fs::write(&lib, text).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo).arg("test").current_dir(&dir).output().unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "cargo test of the project failed:\n{log}");
+    assert!(log.contains("test tests::greets_by_name ... ok"), "{log}");
+}

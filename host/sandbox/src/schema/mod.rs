@@ -164,7 +164,28 @@ impl Schema {
 fn describe(e: &jsonschema::ValidationError<'_>) -> String {
     let path = e.instance_path().to_string();
     let at = if path.is_empty() { "(root)".to_string() } else { path };
-    format!("{at}: {e}")
+    match const_candidates(e) {
+        Some(candidates) => format!("{at}: {} is not one of {candidates}", e.instance()),
+        None => format!("{at}: {e}"),
+    }
+}
+
+/// For a `oneOf`/`anyOf` whose every branch is a `const` (how schemars writes a documented
+/// Rust enum): the allowed values, so the error says what to write instead of naming keywords.
+fn const_candidates(e: &jsonschema::ValidationError<'_>) -> Option<String> {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let (Kind::OneOfNotValid { context } | Kind::AnyOf { context }) = e.kind() else { return None };
+    let values: Vec<String> = context
+        .iter()
+        .map(|branch| match branch.as_slice() {
+            [only] => match only.kind() {
+                Kind::Constant { expected_value } => Some(expected_value.to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    (!values.is_empty()).then(|| values.join(", "))
 }
 
 /// Nodes in `value`, counting up to `cap`.

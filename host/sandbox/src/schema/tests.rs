@@ -80,3 +80,16 @@ async fn checks_honour_the_deadline() {
     let bad = Arc::new(Value::Array((0..300_000).map(|i| json!(i)).collect()));
     assert!(matches!(s.check_until(bad, later).await, Err(CheckError::Invalid(_))));
 }
+
+/// Issue 14: a value outside a documented enum (schemars writes `oneOf` of `const`s) is told
+/// the candidates, as a plain `enum` already is.
+#[test]
+fn enum_errors_list_the_candidates() {
+    let one_of = Schema::compile(r#"{"oneOf":[{"const":"EQ","description":"equal"},{"const":"NEQ"}]}"#).unwrap();
+    assert_eq!(one_of.check(&json!("EQQ")).unwrap_err(), r#"(root): "EQQ" is not one of "EQ", "NEQ""#);
+    let plain = Schema::compile(r#"{"properties":{"grade":{"enum":["A","B"]}}}"#).unwrap();
+    let e = plain.check(&json!({"grade": "E"})).unwrap_err();
+    assert!(e.contains("/grade") && e.contains(r#""A""#) && e.contains(r#""B""#), "{e}");
+    let mixed = Schema::compile(r#"{"oneOf":[{"const":1},{"type":"string"}]}"#).unwrap();
+    assert!(mixed.check(&json!(2)).unwrap_err().contains("oneOf"), "mixed branches keep the keyword message");
+}

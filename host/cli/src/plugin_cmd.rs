@@ -259,6 +259,13 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 Ok(plugin) => plugin,
                 Err(e) => return Err(call_load_error(&sandbox, &args.path, &e).await),
             };
+            // A foreign component may have been written for a host that grants what this one
+            // does not (directories): say so before its calls fail for that reason.
+            if plugin.plain().is_some() {
+                for warning in plugin.warnings() {
+                    errln!("warning: {}", escape_for_terminal(&warning));
+                }
+            }
             let key = args.idempotency_key.clone().unwrap_or_else(fresh_key);
             let ctx = CallContext { run_id: "cli".into(), call_id: key.clone(), idempotency_key: key };
             let outcome = plugin.call(&args.tool, &input, &ctx).await;

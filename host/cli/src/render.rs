@@ -62,6 +62,9 @@ pub fn inspection(path: &Path, i: &Inspection, only: Option<&str>) -> String {
     for imp in &i.imports {
         let _ = writeln!(s, "    {:<48} {}", t(&imp.name), t(&imp.class));
     }
+    for warning in &i.warnings {
+        let _ = writeln!(s, "  ! {}", t(warning));
+    }
     let _ = writeln!(s, "  tools");
     for tool in m.tools.iter().filter(|t| only.is_none_or(|name| t.name == name)) {
         let pretty = only.is_some();
@@ -88,7 +91,7 @@ pub fn inspection(path: &Path, i: &Inspection, only: Option<&str>) -> String {
         }
     }
     if let Some(plain) = i.plain.as_ref().filter(|p| !p.unsupported.is_empty()) {
-        let _ = writeln!(s, "  not offered (no JSON mapping)");
+        let _ = writeln!(s, "  not offered (no JSON mapping, or a toolchain internal)");
         for u in &plain.unsupported {
             let _ = writeln!(s, "    {}\n      {}", t(&u.export), t(&u.reason));
         }

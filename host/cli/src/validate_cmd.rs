@@ -15,7 +15,7 @@ use clap::Args;
 use tollgate_runtime::check_manifests;
 use tollgate_sandbox::capability::check_imports;
 use tollgate_sandbox::{Grants, Inspection, Sandbox};
-use tollgate_workflow::{Diagnostic, Diagnostics, LoadedWorkflow};
+use tollgate_workflow::{Diagnostic, Diagnostics, LoadedWorkflow, Severity};
 
 use crate::plugin_cmd::{CacheArgs, sandbox_config};
 
@@ -69,6 +69,7 @@ async fn check(lw: &LoadedWorkflow, sandbox: &Sandbox) -> (Diagnostics, Option<s
         match inspect(lw, sandbox, name).await {
             Ok(i) => {
                 found.extend(imports_granted(lw, name, &i));
+                found.extend(foreign_warnings(lw, name, &i));
                 inspected.insert(name.clone(), i);
             }
             Err(d) => found.push(d),
@@ -110,6 +111,27 @@ async fn inspect(lw: &LoadedWorkflow, sandbox: &Sandbox, name: &str) -> Result<I
             let e = tollgate_contract::text::escape_for_terminal(&e.to_string()).into_owned();
             at_source(format!("plugin `{name}` ({}) does not load: {e}", path.display()))
         })
+}
+
+/// A foreign (plain) component importing what the host links but does not back (no
+/// directories for `wasi:filesystem/preopens`): a warning at its `source`, since its calls will
+/// fail for that reason. Tollgate plugins are built knowing there are no files.
+fn foreign_warnings(lw: &LoadedWorkflow, name: &str, i: &Inspection) -> Vec<Diagnostic> {
+    if i.plain.is_none() {
+        return Vec::new();
+    }
+    i.warnings
+        .iter()
+        .map(|w| {
+            let mut d = lw.diagnostic_at(
+                &["plugins", name, "source"],
+                format!("plugin `{name}` {}", tollgate_contract::text::escape_for_terminal(w)),
+                None,
+            );
+            d.severity = Severity::Warning;
+            d
+        })
+        .collect()
 }
 
 /// The sandbox refuses a plugin that imports a capability its grants do not cover; say so now,

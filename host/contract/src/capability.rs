@@ -105,6 +105,28 @@ pub enum ImportClass {
     Unknown,
 }
 
+/// What this host provides, for a person reading why an import was refused: the same packages
+/// and interfaces [`classify`] accepts, in words.
+pub const PROVIDED: &str = "wasi:io, wasi:clocks, wasi:random, wasi:cli (no environment, no arguments, captured stdio), \
+     wasi:filesystem (no directories preopened), wasi:sockets (linked, every connection refused), \
+     wasi:http/types and wasi:http/outgoing-handler (the http capability), \
+     tollgate:plugin/types, tollgate:plugin/log, tollgate:plugin/kv and tollgate:plugin/secrets";
+
+/// The one baseline import that links but cannot work: `wasi:filesystem/preopens` hands the
+/// component the directories the host preopened, and Tollgate preopens none.
+pub const PREOPENS: &str = "wasi:filesystem/preopens";
+
+/// What an operator should know about an import the host links but does not back, or `None`.
+/// Today only [`PREOPENS`]: a component written for a host that grants directories loads, then
+/// fails every file operation with `No such file or directory (os error 44)`.
+pub fn import_note(import: &str) -> Option<&'static str> {
+    (import.split('@').next() == Some(PREOPENS)).then_some(
+        "Tollgate preopens no directories, so every file the component opens fails with \
+         `No such file or directory (os error 44)`; language runtimes import this interface even when \
+         the code never opens a file",
+    )
+}
+
 /// Classifies an import name such as `wasi:http/outgoing-handler@0.2.12`.
 pub fn classify(import: &str) -> ImportClass {
     let unversioned = import.split('@').next().unwrap_or(import);
@@ -137,6 +159,8 @@ mod tests {
         assert_eq!(classify("wasi:cli/environment@0.2.6"), ImportClass::Baseline);
         assert_eq!(classify("wasi:sockets/tcp@0.2.0"), ImportClass::SocketsRefused);
         assert_eq!(classify("acme:evil/backdoor"), ImportClass::Unknown);
+        assert!(import_note("wasi:filesystem/preopens@0.2.6").is_some_and(|n| n.contains("os error 44")));
+        assert_eq!(import_note("wasi:filesystem/types@0.2.6"), None);
         assert_eq!(classify("tollgate:plugin/kvx"), ImportClass::Unknown);
     }
 

@@ -34,6 +34,6 @@ pub use capability::Capability;
 pub use egress::EgressRecord;
 pub use grants::GrantSet;
 pub use limits::Limits;
-pub use manifest::{CredentialSpec, Effects, Manifest, ToolSpec};
+pub use manifest::{CredentialSpec, Effects, Manifest, ToolOverride, ToolSpec};
 pub use secret::SecretSource;
 pub use text::escape_for_terminal;

@@ -1,7 +1,10 @@
 //! A plugin's manifest as plain data: [`Manifest`], its tools ([`ToolSpec`]) with their
 //! [`Effects`], and the credentials it binds to hosts ([`CredentialSpec`]). The sandbox converts
 //! the guest's WIT record into these and validates them (schemas compile, names, bounds); here
-//! they are only the shape everyone else reads.
+//! they are only the shape everyone else reads. [`ToolOverride`]: what an operator may say over
+//! a foreign component's synthesized tools.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -18,6 +21,23 @@ pub struct Effects {
 impl Effects {
     /// Every effect's name, in declaration order (the WIT `effects` flags, kebab-case).
     pub const NAMES: [&'static str; 5] = ["read", "write", "send-message", "spend", "delete"];
+
+    /// The effects named (as [`Effects::NAMES`] spells them), or the first unknown name.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Effects, &'a str> {
+        let mut e = Effects::default();
+        for name in names {
+            let flag = match name {
+                "read" => &mut e.read,
+                "write" => &mut e.write,
+                "send-message" => &mut e.send_message,
+                "spend" => &mut e.spend,
+                "delete" => &mut e.delete,
+                unknown => return Err(unknown),
+            };
+            *flag = true;
+        }
+        Ok(e)
+    }
 
     /// The names of the effects that are set, in [`Effects::NAMES`] order.
     pub fn names(&self) -> Vec<&'static str> {
@@ -68,6 +88,34 @@ impl Manifest {
     pub fn tool(&self, name: &str) -> Option<&ToolSpec> {
         self.tools.iter().find(|t| t.name == name)
     }
+
+    /// Applies an operator's overrides (tool name → override) to this manifest, or names the
+    /// first tool the manifest does not have. Only foreign (plain) components take overrides:
+    /// a Tollgate plugin's manifest is its author's contract; that check is the caller's.
+    pub fn apply_overrides(&mut self, overrides: &BTreeMap<String, ToolOverride>) -> Result<(), String> {
+        for (name, o) in overrides {
+            let Some(tool) = self.tools.iter_mut().find(|t| &t.name == name) else {
+                return Err(name.clone());
+            };
+            if let Some(description) = &o.description {
+                tool.description = description.clone();
+            }
+            if let Some(effects) = o.effects {
+                tool.effects = effects;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What an operator says about one tool of a foreign component, over what the host derived
+/// from its exports and imports (workflow `[plugins.<name>.tools.<tool>]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolOverride {
+    /// Replaces the synthesized description the model reads.
+    pub description: Option<String>,
+    /// Replaces the effects derived from the imports (policy asks for approval by effect).
+    pub effects: Option<Effects>,
 }
 
 #[cfg(test)]
@@ -79,5 +127,7 @@ mod tests {
         assert_eq!(Effects::default().names(), Vec::<&str>::new());
         let e = Effects { read: true, send_message: true, delete: true, ..Effects::default() };
         assert_eq!(e.names(), ["read", "send-message", "delete"]);
+        assert_eq!(Effects::from_names(e.names()), Ok(e));
+        assert_eq!(Effects::from_names(["read", "launch"]), Err("launch"));
     }
 }

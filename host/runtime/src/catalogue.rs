@@ -60,28 +60,46 @@ pub async fn load(
     // What `tollgate validate` rejects, a run refuses too, before anything starts.
     let loaded = plugins.iter().map(|(name, p)| (name.as_str(), p.manifest(), p.digest(), p.plain().is_some()));
     check_manifests(workflow, loaded).map_err(|d| RuntimeError::Workflow(d.to_string()))?;
+    // The operator's tool overrides, checked just above with file:line:col, now become what the
+    // gate, the policy and the model see.
+    for (name, plugin) in plugins.iter_mut() {
+        let Some(decl) = workflow.definition.plugins.get(name) else { continue };
+        *plugin = plugin
+            .with_tool_overrides(&decl.tools)
+            .map_err(|e| RuntimeError::Plugin { plugin: name.clone(), message: e.to_string() })?;
+    }
     Ok(Catalogue { plugins })
 }
 
 /// The checks that need the plugins' manifests (`LoadedWorkflow::check_plugins`), the same for
 /// `tollgate run` (in [`load`]) and `tollgate validate`. Each plugin is `(name, manifest,
 /// sha256, plain)`. A plain component declares no hosts: its egress is what the operator
-/// grants, so its grants are checked for shape, not narrowing. On success, the warnings.
+/// grants, so its grants are checked for shape, not narrowing. Its tools are checked as the
+/// operator's overrides (`[plugins.<name>.tools.<tool>]`) leave them. On success, the warnings.
 pub fn check_manifests<'a>(
     workflow: &LoadedWorkflow,
     plugins: impl IntoIterator<Item = (&'a str, &'a Manifest, &'a str, bool)>,
 ) -> Result<Vec<Diagnostic>, Diagnostics> {
-    let manifests: BTreeMap<String, (Manifest, String)> = plugins
-        .into_iter()
-        .map(|(name, manifest, sha256, plain)| {
-            let mut manifest = manifest.clone();
-            if plain && let Some(declared) = workflow.definition.plugins.get(name) {
-                manifest.hosts = declared.grants.hosts.clone();
+    let mut refused = Vec::new();
+    let mut manifests: BTreeMap<String, (Manifest, String)> = BTreeMap::new();
+    for (name, manifest, sha256, plain) in plugins {
+        let mut manifest = match workflow.apply_tool_overrides(name, manifest, plain) {
+            Ok(applied) => applied,
+            Err(d) => {
+                refused.extend(d.0);
+                manifest.clone()
             }
-            (name.to_string(), (manifest, sha256.to_string()))
-        })
-        .collect();
-    workflow.check_plugins(&manifests)
+        };
+        if plain && let Some(declared) = workflow.definition.plugins.get(name) {
+            manifest.hosts = declared.grants.hosts.clone();
+        }
+        manifests.insert(name.to_string(), (manifest, sha256.to_string()));
+    }
+    match workflow.check_plugins(&manifests) {
+        Ok(warnings) if refused.is_empty() => Ok(warnings),
+        Ok(warnings) => Err(Diagnostics(refused.into_iter().chain(warnings).collect())),
+        Err(d) => Err(Diagnostics(refused.into_iter().chain(d.0).collect())),
+    }
 }
 
 /// The workflow's grants for one plugin (`LoadedWorkflow::grants`, as the sandbox's `Grants`)

@@ -302,14 +302,14 @@ impl Plugin {
             Err(CheckError::Invalid(message)) => {
                 // The schema decides; for a plain component the conversion says exactly where
                 // and what (`input.items[2].qty: expected u8 (0..=255), got 300`) when it can.
-                let message = match &p.kind {
+                let message = match &*p.kind {
                     Kind::Plain(exports, _) => plain::explain(exports, tool, &value, limits).unwrap_or(message),
                     Kind::Tollgate(_) => message,
                 };
                 return Err(CallError::InvalidInput { message });
             }
         }
-        let invocation = match &p.kind {
+        let invocation = match &*p.kind {
             Kind::Plain(exports, _) => Invocation::Plain(plain::arguments(exports, tool, &value, limits)?),
             Kind::Tollgate(_) => Invocation::Tollgate {
                 input,
@@ -372,7 +372,7 @@ impl Plugin {
             }
         }
         fill_report(report, &mut store, limits, redactor);
-        let plain = matches!(p.kind, Kind::Plain(..));
+        let plain = matches!(*p.kind, Kind::Plain(..));
         let result = finish(outcome, report, limits, plain, redactor, output_schema.as_ref(), deadline).await;
         if let (Some(idle), Some(instance)) = (warm, instance)
             && reusable(&result, report)

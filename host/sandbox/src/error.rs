@@ -19,6 +19,13 @@ pub enum LoadError {
     InvalidComponent(String),
     #[error(transparent)]
     Import(#[from] ImportError),
+    /// Imports no grant can satisfy, found before compiling: every one is named.
+    #[error(
+        "component imports {}, which Tollgate does not provide (refused before compiling); Tollgate provides: {}",
+        imports.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", "),
+        tollgate_contract::capability::PROVIDED
+    )]
+    UnsupportedImports { imports: Vec<String> },
     #[error("component does not export `tollgate:plugin/tool@0.1.0` (is it built against the Tollgate WIT?): {0}")]
     NotAPlugin(String),
     #[error("plain component cannot be offered as tools: {0}")]

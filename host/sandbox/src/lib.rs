@@ -63,5 +63,5 @@ pub use report::{CallReport, EgressRecord, LogRecord};
 pub use schema::{RegexBudget, Schema};
 /// The `tollgate-contract` types this crate's API takes and returns (other crates import them
 /// from `tollgate_contract`).
-pub use tollgate_contract::{Capability, Limits, Manifest, SecretSource, ToolSpec};
+pub use tollgate_contract::{Capability, Effects, Limits, Manifest, SecretSource, ToolOverride, ToolSpec};
 pub use warm::WarmInstances;

@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tollgate_contract::capability::{Capability, ImportClass, classify};
+use tollgate_contract::capability::{Capability, ImportClass, classify, import_note};
 use tollgate_contract::pattern::{HostMatch, HostPattern};
-use tollgate_contract::{Limits, Manifest};
+use tollgate_contract::{Limits, Manifest, ToolOverride};
 use wasmtime::component::Component;
 
 use crate::cache::{CacheOutcome, load_or_compile};
@@ -23,6 +23,7 @@ use crate::grants::Grants;
 use crate::kv::NullKv;
 use crate::manifest;
 use crate::plain::{self, PlainExports, PlainInfo};
+use crate::precheck;
 use crate::schema::Schema;
 use crate::state::PluginScope;
 
@@ -34,7 +35,8 @@ pub struct Plugin {
 
 pub(crate) struct PluginInner {
     pub sandbox: Sandbox,
-    pub kind: Kind,
+    /// Shared with the plugin's overridden copies ([`Plugin::with_tool_overrides`]).
+    pub kind: Arc<Kind>,
     pub manifest: Manifest,
     pub schemas: BTreeMap<String, (Schema, Option<Schema>)>,
     pub digest: String,
@@ -72,6 +74,9 @@ pub struct Inspection {
     /// Set for a plain component: the export behind each tool and the functions not offered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plain: Option<PlainInfo>,
+    /// Imports that link but cannot work here, each with why ([`Plugin::warnings`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -105,11 +110,21 @@ impl Sandbox {
             sha256: i.digest.clone(),
             cache: i.cache,
             plain: p.plain().cloned(),
+            warnings: p.warnings(),
         })
     }
 
     async fn load_inner(&self, bytes: &[u8], grants: Grants, enforce: bool) -> Result<Plugin, LoadError> {
         grants.limits.validate()?;
+        // Imports no grant can satisfy are refused before the compile (seconds for a large
+        // component) and before the cache, naming every one of them.
+        let unsupported: Vec<String> = precheck::imports(bytes, &self.inner.config.compile)?
+            .into_iter()
+            .filter(|name| classify(name) == ImportClass::Unknown)
+            .collect();
+        if !unsupported.is_empty() {
+            return Err(LoadError::UnsupportedImports { imports: unsupported });
+        }
         let digest = sha256_hex(bytes);
         let engine = &self.inner.engine;
         let (component, cache) = load_or_compile(engine, &self.inner.config, bytes, &digest)?;
@@ -169,7 +184,7 @@ impl Sandbox {
         Ok(Plugin {
             inner: Arc::new(PluginInner {
                 sandbox: self.clone(),
-                kind,
+                kind: Arc::new(kind),
                 manifest,
                 schemas,
                 digest,
@@ -289,13 +304,60 @@ impl Plugin {
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.inner.cache
     }
+    /// What loading found that will not work though the component loads: an import the host
+    /// links but does not back (`wasi:filesystem/preopens`: no directories), named, with why.
+    /// Said at load by `plugin call` and `validate` for foreign components, and by `inspect`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.inner
+            .imports
+            .iter()
+            .filter_map(|i| import_note(&i.name).map(|note| format!("imports `{}`: {note}", i.name)))
+            .collect()
+    }
+
     /// For a plain component: the export behind each tool and the functions not offered.
     pub fn plain(&self) -> Option<&PlainInfo> {
-        match &self.inner.kind {
+        match &*self.inner.kind {
             Kind::Plain(_, info) => Some(info),
             Kind::Tollgate(_) => None,
         }
     }
+    /// This plugin with the operator's overrides of its tools' descriptions and effects (the
+    /// workflow's `[plugins.<name>.tools.<tool>]`). Only a foreign (plain) component takes
+    /// them: a Tollgate plugin's manifest is its author's contract. A tool it does not offer
+    /// is refused. Schemas, exports and instances are shared with `self`.
+    pub fn with_tool_overrides(&self, overrides: &BTreeMap<String, ToolOverride>) -> Result<Plugin, LoadError> {
+        if overrides.is_empty() {
+            return Ok(self.clone());
+        }
+        let i = &self.inner;
+        if self.plain().is_none() {
+            return Err(LoadError::InvalidGrants(format!(
+                "plugin `{}` is a Tollgate plugin: its manifest is its author's contract, so its tools cannot be overridden",
+                i.manifest.name
+            )));
+        }
+        let mut manifest = i.manifest.clone();
+        manifest.apply_overrides(overrides).map_err(|tool| {
+            LoadError::InvalidGrants(format!("an override names tool `{tool}`, which the component does not offer"))
+        })?;
+        Ok(Plugin {
+            inner: Arc::new(PluginInner {
+                sandbox: i.sandbox.clone(),
+                kind: i.kind.clone(),
+                manifest,
+                schemas: i.schemas.clone(),
+                digest: i.digest.clone(),
+                size: i.size,
+                imports: i.imports.clone(),
+                capabilities: i.capabilities.clone(),
+                scope: i.scope.clone(),
+                grants: i.grants.clone(),
+                cache: i.cache,
+            }),
+        })
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.inner.grants.limits
     }

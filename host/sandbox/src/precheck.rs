@@ -11,7 +11,7 @@
 //! the *shape* of what is compiled, not the time: compile time within them still grows with
 //! size (a Python component takes ~7 s).
 
-use wasmparser::{Operator, Parser, Payload};
+use wasmparser::{Chunk, Operator, Parser, Payload};
 
 use crate::error::LoadError;
 
@@ -48,6 +48,49 @@ fn over(what: impl Into<String>, found: u64, limit: u64) -> Result<(), LoadError
 
 fn malformed(e: wasmparser::BinaryReaderError) -> LoadError {
     LoadError::InvalidComponent(e.to_string())
+}
+
+/// The most imports [`imports`] reads: more is refused (real components import a few dozen).
+const MAX_IMPORTS: usize = 10_000;
+
+/// The component's top-level import names (`wasi:http/outgoing-handler@0.2.6`, …), read
+/// without compiling. Nested modules and components are skipped whole: their imports are
+/// satisfied inside the component, never by the host.
+pub(crate) fn imports(bytes: &[u8], limits: &CompileLimits) -> Result<Vec<String>, LoadError> {
+    over("the component's size in bytes", bytes.len() as u64, limits.max_bytes as u64)?;
+    let mut parser = Parser::new(0);
+    let mut pos = 0usize;
+    let mut names = Vec::new();
+    loop {
+        let rest = bytes.get(pos..).ok_or_else(|| LoadError::InvalidComponent("truncated section".into()))?;
+        let (consumed, payload) = match parser.parse(rest, true).map_err(malformed)? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            Chunk::NeedMoreData(_) => return Err(LoadError::InvalidComponent("unexpected end of file".into())),
+        };
+        pos += consumed;
+        match payload {
+            // The parent parser has already counted these bytes; skip them here too.
+            Payload::ModuleSection { unchecked_range, .. } | Payload::ComponentSection { unchecked_range, .. } => {
+                if unchecked_range.end > bytes.len() {
+                    return Err(LoadError::InvalidComponent("a nested module runs past the end of the file".into()));
+                }
+                pos = unchecked_range.end;
+            }
+            // A core module has no component imports: wasmtime reports it as not a component.
+            Payload::CodeSectionStart { size, .. } => {
+                parser.skip_section();
+                pos += size as usize;
+            }
+            Payload::ComponentImportSection(section) => {
+                over("the number of imports", (names.len() + section.count() as usize) as u64, MAX_IMPORTS as u64)?;
+                for import in section {
+                    names.push(import.map_err(malformed)?.name.name.to_string());
+                }
+            }
+            Payload::End(_) => return Ok(names),
+            _ => {}
+        }
+    }
 }
 
 /// Refuses `bytes` if compiling them could stall or exhaust the host (see [`CompileLimits`]).
@@ -107,6 +150,31 @@ mod tests {
     fn nested_blocks(depth: usize) -> Vec<u8> {
         let wat = format!("(module (func {} {}))", "(block ".repeat(depth), ")".repeat(depth));
         wat::parse_str(&wat).unwrap()
+    }
+
+    #[test]
+    fn imports_are_the_top_level_ones_and_hostile_bytes_are_errors() {
+        let limits = CompileLimits::default();
+        let bytes = wat::parse_str(
+            r#"(component
+                (import "wasi:cli/environment@0.2.0" (instance))
+                (component $inner (import "inner:only/this" (instance)))
+                (core module $m (import "env" "f" (func)) (func) (func))
+                (import "wasi:config/store@0.2.0-draft" (instance)))"#,
+        )
+        .unwrap();
+        assert_eq!(imports(&bytes, &limits).unwrap(), ["wasi:cli/environment@0.2.0", "wasi:config/store@0.2.0-draft"]);
+        // A truncation is an error or (cut at a section boundary) a shorter component: never a
+        // panic, never an import that is not there.
+        let all = imports(&bytes, &limits).unwrap();
+        for end in 0..bytes.len() {
+            if let Ok(found) = imports(&bytes[..end], &limits) {
+                assert!(all.starts_with(&found), "prefix of {end} bytes: {found:?}");
+            }
+        }
+        assert!(imports(&module_with_functions(3), &limits).unwrap().is_empty());
+        let small = CompileLimits { max_bytes: 16, ..limits };
+        assert!(matches!(imports(&bytes, &small), Err(LoadError::ComponentTooComplex { .. })));
     }
 
     #[test]

@@ -82,6 +82,53 @@ pub(crate) fn check(lw: &LoadedWorkflow, manifests: &Manifests) -> Diagnostics {
     c.r.finish()
 }
 
+/// `[plugins.<name>.tools.<tool>]` against the loaded component: only a foreign (plain)
+/// component takes overrides, and only for tools it offers. On success, the manifest with the
+/// overrides applied; otherwise the errors, each at the key it is about.
+pub(crate) fn tool_overrides(
+    lw: &LoadedWorkflow,
+    plugin: &str,
+    manifest: &Manifest,
+    foreign: bool,
+) -> Result<Manifest, Diagnostics> {
+    let mut applied = manifest.clone();
+    let Some(cfg) = lw.definition.plugins.get(plugin).filter(|c| !c.tools.is_empty()) else { return Ok(applied) };
+    let map = SourceMap::new(lw.display_path(), &lw.source);
+    let Ok(root) = DeTable::parse(&lw.source) else {
+        return Err(Diagnostics(vec![crate::Diagnostic::whole_file(
+            lw.display_path(),
+            "the workflow no longer parses",
+        )]));
+    };
+    let mut r = Reporter::new(&map);
+    let root = root.get_ref();
+    if !foreign {
+        r.error_help(
+            key_span(root, &[Seg::Key("plugins"), Seg::Key(plugin), Seg::Key("tools")]),
+            format!("plugin `{plugin}` is a Tollgate plugin: its manifest is its author's contract, so its tools cannot be overridden"),
+            "overrides are for foreign (plain) components; to change a Tollgate plugin's tools, change its manifest",
+        );
+        return Err(r.finish());
+    }
+    let offered: Vec<&str> = manifest.tools.iter().map(|t| t.name.as_str()).collect();
+    for tool in cfg.tools.keys() {
+        if !offered.contains(&tool.as_str()) {
+            r.error_help(
+                key_span(root, &[Seg::Key("plugins"), Seg::Key(plugin), Seg::Key("tools"), Seg::Key(tool)]),
+                format!("plugin `{plugin}` offers no tool `{tool}`, so there is nothing to override"),
+                suggestion(tool, &offered, "it offers"),
+            );
+        }
+    }
+    let found = r.finish();
+    if found.has_errors() {
+        return Err(found);
+    }
+    // Every name was checked above.
+    let _ = applied.apply_overrides(&cfg.tools);
+    Ok(applied)
+}
+
 impl<'a> Checker<'a> {
     fn grants(&mut self, name: &str, cfg: &crate::PluginConfig, m: &Manifest) {
         let declared: Vec<HostPattern> = m.hosts.iter().filter_map(|h| HostPattern::parse(h).ok()).collect();

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
 
-use tollgate_contract::SecretSource;
 use tollgate_contract::pattern::HostPattern;
+use tollgate_contract::{Effects, SecretSource, ToolOverride};
 use toml::de::DeTable;
 
 use crate::diagnostics::{Reporter, suggestion};
@@ -18,7 +18,9 @@ use crate::format::{
 };
 use crate::shape::View;
 use crate::spans::{Node, span_at_pointer, to_json};
-use crate::spec::{AGENT, GRANTS, LIMITS, PLUGIN, POLICY, ROOT, RUN, SAMPLING, STEP};
+use crate::spec::{
+    AGENT, GRANTS, LIMITS, MAX_TOOL_DESCRIPTION, PLUGIN, POLICY, ROOT, RUN, SAMPLING, STEP, TOOL_OVERRIDE,
+};
 
 /// What later passes need to resolve names.
 pub(crate) struct Names {
@@ -140,7 +142,13 @@ fn plugin(r: &mut Reporter<'_>, v: View<'_, '_>) -> PluginConfig {
             max_http_requests: l.int("max_http_requests").map(|n| n as u64),
         })
         .unwrap_or_default();
+    let tools = v
+        .named("tools", &TOOL_OVERRIDE)
+        .into_iter()
+        .map(|(tool, _, _, t)| (tool.to_string(), tool_override(r, t)))
+        .collect();
     PluginConfig {
+        tools,
         source: v.str("source").map(|(s, _)| PathBuf::from(s)).unwrap_or_default(),
         sha256: v.str("sha256").map(|(s, _)| s.to_string()),
         grants,
@@ -150,6 +158,24 @@ fn plugin(r: &mut Reporter<'_>, v: View<'_, '_>) -> PluginConfig {
             _ => InstanceMode::Fresh,
         },
     }
+}
+
+/// One `[plugins.<name>.tools.<tool>]`. The generic pass has checked the types and effect
+/// names; whether the tool exists, and whether the plugin takes overrides at all, needs the
+/// component (`check`).
+fn tool_override(r: &mut Reporter<'_>, v: View<'_, '_>) -> ToolOverride {
+    let description = v.str("description").map(|(text, span)| {
+        if text.trim().is_empty() {
+            r.error(span, "an empty description: the model chooses tools by it");
+        } else if text.len() > MAX_TOOL_DESCRIPTION {
+            r.error(span, format!("the description is {} bytes, over the limit of {MAX_TOOL_DESCRIPTION}", text.len()));
+        }
+        text.to_string()
+    });
+    let effects = v
+        .node("effects")
+        .map(|_| Effects::from_names(v.strs("effects").into_iter().map(|(e, _)| e)).unwrap_or_default());
+    ToolOverride { description, effects }
 }
 
 fn agent(r: &mut Reporter<'_>, names: &Names, name: &str, span: Range<usize>, v: View<'_, '_>) -> Agent {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use tollgate_contract::Limits;
+use tollgate_contract::{Limits, ToolOverride};
 
 use crate::expr::Program;
 use crate::policy::Policy;
@@ -87,6 +87,9 @@ pub struct PluginConfig {
     pub limits: PluginLimits,
     /// `instances`. Default: [`InstanceMode::Fresh`].
     pub instances: InstanceMode,
+    /// `[plugins.<name>.tools.<tool>]`: the operator's overrides of a foreign component's
+    /// tools (checked against the component in `check_plugins`). Default: none.
+    pub tools: BTreeMap<String, ToolOverride>,
 }
 
 /// `instances = "fresh" | "per-run"`: whether the calls of a run share plugin instances.

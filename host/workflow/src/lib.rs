@@ -170,6 +170,19 @@ impl LoadedWorkflow {
         if found.has_errors() { Err(found) } else { Ok(found.0) }
     }
 
+    /// The workflow's `[plugins.<plugin>.tools.<tool>]` overrides against the loaded component
+    /// (`foreign`: a plain component, not a Tollgate plugin): on success, `manifest` with them
+    /// applied, as `check_plugins` and a run must see it; otherwise errors with file:line:col
+    /// (overrides for a Tollgate plugin, or for a tool the component does not offer).
+    pub fn apply_tool_overrides(
+        &self,
+        plugin: &str,
+        manifest: &Manifest,
+        foreign: bool,
+    ) -> Result<Manifest, Diagnostics> {
+        check::tool_overrides(self, plugin, manifest, foreign)
+    }
+
     /// A diagnostic at the value of `key_path` (e.g. `["plugins", "ads", "source"]`), or at the
     /// nearest enclosing key that exists: for findings made outside this crate (a plugin file
     /// that cannot be read, a capability the grants do not cover).

@@ -58,6 +58,14 @@ pub(crate) const STEP_ID: NameRule = NameRule {
     first: |c| c.is_ascii_lowercase(),
     rest: |c| lower_digit(c) || c == '_',
 };
+/// Tool names of foreign (plain) components, as the sandbox derives them.
+pub(crate) const TOOL_NAME: NameRule = NameRule {
+    regex: "^[a-z][a-z0-9_]{0,63}$",
+    min: 1,
+    max: 64,
+    first: |c| c.is_ascii_lowercase(),
+    rest: |c| lower_digit(c) || c == '_',
+};
 pub(crate) const SHA256: NameRule =
     NameRule { regex: "^[0-9a-f]{64}$", min: 64, max: 64, first: is_hex_lower, rest: is_hex_lower };
 pub(crate) const KV_NAMESPACE: NameRule = NameRule {
@@ -233,6 +241,11 @@ pub(crate) const PLUGIN: TableSpec = TableSpec {
         key("sha256", Ty::Name(&SHA256), "Pin: the component's sha256 (64 lower-case hex digits)."),
         key("grants", Ty::Table(&GRANTS), "What the plugin may use; can only narrow what it declares."),
         key("limits", Ty::Table(&LIMITS), "Per-call limits; the sandbox's defaults otherwise."),
+        key(
+            "tools",
+            Ty::Named(&TOOL_OVERRIDE, &TOOL_NAME),
+            "Overrides of a foreign (plain) component's tools, by tool name. Refused for a Tollgate plugin, whose manifest is its author's contract; naming a tool the component does not offer is an error. See docs/plugins/plain-components.md.",
+        ),
         def(
             "instances",
             Ty::Enum(INSTANCE_MODES),
@@ -269,6 +282,23 @@ pub(crate) const GRANTS: TableSpec = TableSpec {
             "The key-value store: `true` (namespace `<workflow>/<plugin>`) or a namespace name shared by whoever names it.",
         ),
         def("log", Ty::Bool, "true", "Structured logging into the call report."),
+    ],
+};
+
+/// Longest override description, as long as a manifest's tool description may be.
+pub(crate) const MAX_TOOL_DESCRIPTION: usize = 8 << 10;
+
+pub(crate) const TOOL_OVERRIDE: TableSpec = TableSpec {
+    title: "plugins.<name>.tools.<tool>",
+    doc: "What the operator says about one tool of a foreign component, over what Tollgate derived from its exports and imports.",
+    exactly_one_of: &[],
+    keys: &[
+        key("description", Ty::Str, "Replaces the synthesized description the model reads: not empty, at most 8 KiB."),
+        key(
+            "effects",
+            Ty::EnumList(EFFECTS),
+            "Replaces the effects derived from the component's imports (policy asks for approval by effect); `[]` declares none.",
+        ),
     ],
 };
 

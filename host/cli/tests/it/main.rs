@@ -1,5 +1,6 @@
 //! The CLI's integration tests, one binary: they drive the real `tollgate` binary (plugin calls,
-//! `validate`, a live-model run, the rollback anchor, and the kill -9 crash test).
+//! `validate`, foreign components, a live-model run, the rollback anchor, and the kill -9 crash
+//! test).
 
 mod anchor;
 mod build;
@@ -9,6 +10,7 @@ mod cli;
 mod closed_output;
 mod crash;
 mod escaping;
+mod foreign;
 mod honest;
 mod live_model;
 mod real_server;

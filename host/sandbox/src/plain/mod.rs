@@ -14,7 +14,17 @@
 //! it has one) or `component`, version `0.0.0`, no hosts (the operator's grants alone decide
 //! egress), no credentials (injection needs a manifest that binds each credential to a host).
 //! Effects come from the imports: `wasi:http/outgoing-handler` means `read` and `write`, not
-//! idempotent; kv (state that outlives the call) means not idempotent; otherwise none.
+//! idempotent; kv (state that outlives the call) means not idempotent; otherwise none. An
+//! operator may override a tool's description and effects in the workflow (see
+//! [`crate::Plugin::with_tool_overrides`]).
+//!
+//! Toolchain internals are not tools. The one known today: componentize-py's initialisation
+//! entry point, which every component it builds exports as the unversioned, package-less
+//! interface `exports` with `init: func(app-name: string, symbols: symbols) -> result<_, string>`
+//! (its `wit/init.wit`). The rule is exact — an interface named `exports`, a function `init`
+//! whose parameters are named `app-name` and `symbols`, in that order — so an author's own
+//! `init` elsewhere is still offered. Hidden functions are listed among the functions not
+//! offered, with the reason, so `inspect` still shows them.
 
 mod budget;
 mod invoke;
@@ -127,6 +137,10 @@ pub(crate) fn analyse(
     let mut funcs = BTreeMap::new();
     let mut offered: Vec<PlainTool> = Vec::new();
     for c in candidates {
+        if let Some(reason) = toolchain_internal(&c) {
+            unsupported.push(UnsupportedFunction { export: c.export, reason: reason.into() });
+            continue;
+        }
         if c.func.async_() {
             unsupported
                 .push(UnsupportedFunction { export: c.export, reason: "async functions are not supported".into() });
@@ -254,6 +268,14 @@ fn candidates(component: &Component, engine: &Engine, unsupported: &mut Vec<Unsu
         }
     }
     out
+}
+
+/// Why an export is a toolchain's internal entry point rather than a tool (see the module docs
+/// for the rule), or `None`.
+fn toolchain_internal(c: &Candidate) -> Option<&'static str> {
+    let params: Vec<&str> = c.func.params().map(|(name, _)| name).collect();
+    (c.interface.as_deref() == Some("exports") && c.name == "init" && params == ["app-name", "symbols"])
+        .then_some("hidden: componentize-py's internal initialisation entry point, not a tool")
 }
 
 fn compile(schema: &serde_json::Value) -> Result<Schema, String> {

@@ -106,6 +106,22 @@ fn check_cases() {
             m.remove("crm");
         }
         let mut found = lw.warnings.clone();
+        // `# foreign: a b` adds plain components `a` and `b` (tools `add`, `sub`, no effects);
+        // every plugin's tool overrides are applied as `tollgate run` and `validate` apply them.
+        let foreign: Vec<&str> = source
+            .lines()
+            .find_map(|l| l.strip_prefix("# foreign: "))
+            .map(|l| l.split_whitespace().collect())
+            .unwrap_or_default();
+        for name in &foreign {
+            m.insert(name.to_string(), (plain_manifest(), digest(9)));
+        }
+        for (name, (manifest, _)) in m.iter_mut() {
+            match lw.apply_tool_overrides(name, manifest, foreign.contains(&name.as_str())) {
+                Ok(applied) => *manifest = applied,
+                Err(d) => found.extend(d.0),
+            }
+        }
         match lw.check_plugins(&m) {
             Ok(w) => found.extend(w),
             Err(d) => found.extend(d.0),
@@ -137,6 +153,19 @@ fn credential(name: &str, host: &str) -> CredentialSpec {
         header: "authorization".into(),
         value_prefix: "Bearer ".into(),
         description: String::new(),
+    }
+}
+
+/// What the sandbox synthesizes for a plain component: no hosts, no credentials.
+fn plain_manifest() -> Manifest {
+    let any = json!({"type": "object", "properties": {"a": {}, "b": {}}, "additionalProperties": false});
+    Manifest {
+        name: "component".into(),
+        version: "0.0.0".into(),
+        description: "plain".into(),
+        tools: vec![tool("add", Effects::default(), any.clone()), tool("sub", Effects::default(), any)],
+        hosts: Vec::new(),
+        credentials: Vec::new(),
     }
 }
 

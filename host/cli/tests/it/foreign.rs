@@ -73,9 +73,9 @@ fn inspect_and_call_hide_toolchain_internals_and_warn_about_files() {
     let names: Vec<&str> =
         v["manifest"]["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
     assert_eq!(names, ["seven"]);
-    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1), "{}", v["warnings"]);
 
-    let out = tollgate(dir.path(), &["plugin", "call", "calc.wasm", "exports_init", r#"{"app-name":"a","symbols":0}"#]);
+    let out = tollgate(dir.path(), &["plugin", "call", "calc.wasm", "exports_init", "--input", r#"{"app-name":"a","symbols":0}"#]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("unknown tool `exports_init` (this plugin has: seven)"),
@@ -83,7 +83,7 @@ fn inspect_and_call_hide_toolchain_internals_and_warn_about_files() {
         text(&out.stderr)
     );
 
-    let out = tollgate(dir.path(), &["plugin", "call", "calc.wasm", "seven", "{}"]);
+    let out = tollgate(dir.path(), &["plugin", "call", "calc.wasm", "seven"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "7");
     let err = text(&out.stderr);
@@ -96,7 +96,7 @@ fn inspect_and_call_hide_toolchain_internals_and_warn_about_files() {
 #[test]
 fn an_unsupported_import_is_named_with_what_tollgate_provides() {
     let dir = folder();
-    for args in [&["plugin", "inspect", "store.wasm"][..], &["plugin", "call", "store.wasm", "seven", "{}"]] {
+    for args in [&["plugin", "inspect", "store.wasm"][..], &["plugin", "call", "store.wasm", "seven"]] {
         let out = tollgate(dir.path(), args);
         let err = text(&out.stderr);
         assert!(!out.status.success(), "{err}");
@@ -167,7 +167,7 @@ fn overrides_are_checked_at_their_key_and_reach_the_gate() {
         let out = tollgate(dir.path(), args);
         let err = text(&out.stderr);
         assert_ne!(out.status.code(), Some(0), "{err}");
-        assert!(err.contains("workflow.toml:14:1: error: plugin `calc` offers no tool `sevn`"), "{err}");
+        assert!(err.contains("workflow.toml:14:21: error: plugin `calc` offers no tool `sevn`"), "{err}");
         assert!(err.contains("did you mean `seven`?"), "{err}");
     }
 }

@@ -172,6 +172,8 @@ fn tool_override(r: &mut Reporter<'_>, v: View<'_, '_>) -> ToolOverride {
         }
         text.to_string()
     });
+    // An unknown effect name is already an error from the generic pass: the default never
+    // reaches a run.
     let effects = v
         .node("effects")
         .map(|_| Effects::from_names(v.strs("effects").into_iter().map(|(e, _)| e)).unwrap_or_default());

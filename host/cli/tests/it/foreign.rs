@@ -75,7 +75,10 @@ fn inspect_and_call_hide_toolchain_internals_and_warn_about_files() {
     assert_eq!(names, ["seven"]);
     assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1), "{}", v["warnings"]);
 
-    let out = tollgate(dir.path(), &["plugin", "call", "calc.wasm", "exports_init", "--input", r#"{"app-name":"a","symbols":0}"#]);
+    let out = tollgate(
+        dir.path(),
+        &["plugin", "call", "calc.wasm", "exports_init", "--input", r#"{"app-name":"a","symbols":0}"#],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("unknown tool `exports_init` (this plugin has: seven)"),

@@ -1,4 +1,5 @@
-//! Loading: bytes → compiled component (cache) → import check against grants → manifest
+//! Loading: bytes → imports read without compiling (any the host does not provide refused,
+//! all named) → compiled component (cache) → import check against grants → manifest
 //! (fetched under limits, validated) → a [`Plugin`] ready for concurrent calls. A component
 //! without the Tollgate contract takes the plain path instead: its manifest is synthesized from
 //! its exported functions ([`crate::plain`]) and its egress hosts are the operator's grants.

@@ -81,7 +81,11 @@ fn human(event: &Event) -> String {
                     s.push_str(&format!("\n  │ {}", t(line)));
                 }
             }
-            if tool_calls.is_empty() {
+            let empty = text.as_deref().is_none_or(|t| t.trim().is_empty());
+            if tool_calls.is_empty() && empty {
+                // Not an answer: the runtime asks again once, then fails the run (guard.rs).
+                s.push_str("\n  (empty answer: no text and no tool call)");
+            } else if tool_calls.is_empty() {
                 s.push_str("\n  (no tool calls: the agent is done)");
             }
             s

@@ -41,6 +41,8 @@ fn an_empty_answer_exits_1_and_runs_show_says_why() {
     assert_eq!(run.status.code(), Some(1), "failed, not completed: {}{}", text(&run.stdout), text(&run.stderr));
     let all = text(&run.stdout) + &text(&run.stderr);
     assert!(all.contains("empty answer"), "{all}");
+    assert_eq!(text(&run.stdout).matches("(empty answer: no text and no tool call)").count(), 2, "{all}");
+    assert!(!all.contains("the agent is done"), "{all}");
 
     let list = text(&w.tollgate(&["runs", "list", "--json"]).stdout);
     let runs: serde_json::Value = serde_json::from_str(&list).unwrap();

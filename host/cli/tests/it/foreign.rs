@@ -6,27 +6,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+#[path = "../../../../tests/support/foreign_component.rs"]
+mod foreign_component;
+
 /// `seven: func() -> u32`, componentize-py's `exports#init`, and `imports`.
 fn component(imports: &str) -> Vec<u8> {
-    wat::parse_str(format!(
-        r#"(component
-            {imports}
-            (core module $m
-                (memory (export "memory") 1)
-                (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
-                (func (export "init") (param i32 i32 i32) (result i32) i32.const 0)
-                (func (export "f") (result i32) i32.const 7))
-            (core instance $i (instantiate $m))
-            (alias core export $i "memory" (core memory $mem))
-            (alias core export $i "realloc" (core func $realloc))
-            (func $f (result u32) (canon lift (core func $i "f")))
-            (export "seven" (func $f))
-            (func $init (param "app-name" string) (param "symbols" u32) (result (result (error string)))
-                (canon lift (core func $i "init") (memory $mem) (realloc $realloc)))
-            (instance $ex (export "init" (func $init)))
-            (export "exports" (instance $ex)))"#
-    ))
-    .expect("valid WAT")
+    use foreign_component::{COMPONENTIZE_PY_PARAMS, init_export};
+    foreign_component::component(imports, &init_export("exports", COMPONENTIZE_PY_PARAMS))
 }
 
 const PREOPENS: &str = r#"(import "wasi:filesystem/preopens@0.2.0" (instance))"#;

@@ -12,38 +12,9 @@ use std::time::Instant;
 use serde_json::json;
 use tollgate_sandbox::{CallError, Effects, Grants, LoadError, Plugin, ToolOverride};
 
-/// A component exporting `seven: func() -> u32` (world level) plus `extra` (imports, exports).
-fn component(imports: &str, extra: &str) -> Vec<u8> {
-    wat::parse_str(format!(
-        r#"(component
-            {imports}
-            (core module $m
-                (memory (export "memory") 1)
-                (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
-                (func (export "init") (param i32 i32 i32) (result i32) i32.const 0)
-                (func (export "f") (result i32) i32.const 7))
-            (core instance $i (instantiate $m))
-            (alias core export $i "memory" (core memory $mem))
-            (alias core export $i "realloc" (core func $realloc))
-            (func $f (result u32) (canon lift (core func $i "f")))
-            (export "seven" (func $f))
-            {extra})"#
-    ))
-    .expect("valid WAT")
-}
-
-/// componentize-py's entry point: interface `exports`, `init(app-name, symbols) -> result<_, string>`
-/// (its `wit/init.wit`; `symbols` is a record there, its type does not enter the rule).
-fn init_export(interface: &str, params: &str) -> String {
-    format!(
-        r#"(func $init {params} (result (result (error string)))
-               (canon lift (core func $i "init") (memory $mem) (realloc $realloc)))
-           (instance $ex (export "init" (func $init)))
-           (export "{interface}" (instance $ex))"#
-    )
-}
-
-const COMPONENTIZE_PY_PARAMS: &str = r#"(param "app-name" string) (param "symbols" u32)"#;
+#[path = "../../../../tests/support/foreign_component.rs"]
+mod foreign_component;
+use foreign_component::{COMPONENTIZE_PY_PARAMS, component, init_export};
 
 async fn load(bytes: &[u8]) -> Result<Plugin, LoadError> {
     common::sandbox().load(bytes, Grants::new()).await

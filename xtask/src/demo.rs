@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use crate::plugins;
 
 /// Kills the stand-ins when the demo ends, however it ends.
-struct Guard(Child);
+pub struct Guard(pub Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -67,7 +67,8 @@ fn expect(code: i32, want: i32, what: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn run() -> Result<()> {
+/// Builds the plugins, `tollgate` and the stand-ins; returns the binaries' directory.
+pub fn build_all() -> Result<PathBuf> {
     let cargo = plugins::cargo();
     plugins::run(&plugins::Args::all())?;
     let status =
@@ -75,8 +76,12 @@ pub fn run() -> Result<()> {
     if !status.success() {
         bail!("building tollgate failed ({status})");
     }
-    let target = plugins::target_dir()?;
-    let bin = target.join("debug");
+    Ok(plugins::target_dir()?.join("debug"))
+}
+
+/// Starts fresh stand-ins (killed when the guard drops) and returns what they print: per
+/// vendor (`hubspot`, `meta`, `sendgrid`), `base_url` and `token`.
+pub fn start_standins(bin: &Path) -> Result<(Guard, serde_json::Value)> {
     let mut standins = Guard(
         Command::new(bin.join("tollgate-standins"))
             .arg("--json")
@@ -88,7 +93,14 @@ pub fn run() -> Result<()> {
     let stdout = standins.0.stdout.take().context("stand-in stdout")?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
-    let urls: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("stand-in said `{line}`"))?;
+    let urls = serde_json::from_str(&line).with_context(|| format!("stand-in said `{line}`"))?;
+    Ok((standins, urls))
+}
+
+pub fn run() -> Result<()> {
+    let bin = build_all()?;
+    let target = plugins::target_dir()?;
+    let (standins, urls) = start_standins(&bin)?;
     let field = |vendor: &str, key: &str| -> Result<String> {
         urls[vendor][key].as_str().map(str::to_string).with_context(|| format!("no {vendor} {key}"))
     };

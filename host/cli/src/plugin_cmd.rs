@@ -35,6 +35,9 @@ pub enum PluginCommand {
     Call(Box<CallArgs>),
     /// Build a plugin project (Rust, Python or JavaScript) to a component.
     Build(crate::project_cmd::BuildArgs),
+    /// Test a plugin: conformance from its schemas, its test files (replayed from cassettes),
+    /// and a report of what it declares next to what it did.
+    Test(Box<crate::plugin_test_cmd::TestArgs>),
 }
 
 #[derive(Args)]
@@ -134,7 +137,7 @@ fn sandbox(cache: &CacheArgs) -> anyhow::Result<Sandbox> {
     Ok(Sandbox::new(sandbox_config(cache))?)
 }
 
-fn split_pair<'a>(flag: &str, s: &'a str) -> anyhow::Result<(&'a str, &'a str)> {
+pub(crate) fn split_pair<'a>(flag: &str, s: &'a str) -> anyhow::Result<(&'a str, &'a str)> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k, v)),
         _ => bail!("--{flag} expects KEY=VALUE, got `{s}`"),
@@ -220,6 +223,7 @@ fn fresh_key() -> String {
 pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginCommand::Build(args) => crate::project_cmd::build(args),
+        PluginCommand::Test(args) => crate::plugin_test_cmd::run(*args).await,
         PluginCommand::Inspect { path, json, tool, cache } => {
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let compiling = format!("compiling {} to native code", path.display());

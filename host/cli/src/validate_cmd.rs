@@ -26,6 +26,10 @@ pub struct ValidateArgs {
     /// Print `{"ok": bool, "diagnostics": [...]}` instead of text.
     #[arg(long)]
     json: bool,
+    /// Require, for every plugin, a passing `tollgate plugin test` report (JSON, from `--report`)
+    /// for its exact sha256: a report file, or a folder of them (repeatable).
+    #[arg(long = "require-report", value_name = "PATH")]
+    require_reports: Vec<PathBuf>,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -37,7 +41,8 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         Err(d) => (d, None),
         Ok(lw) => {
             let sandbox = Sandbox::new(sandbox_config(&args.cache)).context("cannot start the sandbox")?;
-            check(&lw, &sandbox).await
+            let reports = read_reports(&args.require_reports)?;
+            check(&lw, &sandbox, (!args.require_reports.is_empty()).then_some(&reports)).await
         }
     };
     if args.json {
@@ -62,7 +67,11 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Inspects the plugins and runs the manifest checks; returns every finding and a summary.
-async fn check(lw: &LoadedWorkflow, sandbox: &Sandbox) -> (Diagnostics, Option<serde_json::Value>) {
+async fn check(
+    lw: &LoadedWorkflow,
+    sandbox: &Sandbox,
+    reports: Option<&[TestReport]>,
+) -> (Diagnostics, Option<serde_json::Value>) {
     let mut found = lw.warnings.clone();
     let mut inspected: BTreeMap<String, Inspection> = BTreeMap::new();
     for name in lw.definition.plugins.keys() {
@@ -70,6 +79,9 @@ async fn check(lw: &LoadedWorkflow, sandbox: &Sandbox) -> (Diagnostics, Option<s
             Ok(i) => {
                 found.extend(imports_granted(lw, name, &i));
                 found.extend(foreign_warnings(lw, name, &i));
+                if let Some(reports) = reports {
+                    found.extend(report_required(lw, name, &i, reports));
+                }
                 inspected.insert(name.clone(), i);
             }
             Err(d) => found.push(d),
@@ -144,5 +156,92 @@ fn imports_granted(lw: &LoadedWorkflow, name: &str, i: &Inspection) -> Option<Di
         &["plugins", name, "grants"],
         format!("plugin `{name}` would not load: {err}"),
         Some(help.replace("<name>", name)),
+    ))
+}
+
+/// What `validate --require-report` reads of a `tollgate plugin test` report.
+pub(crate) struct TestReport {
+    file: PathBuf,
+    sha256: String,
+    errors: usize,
+    failed_cases: usize,
+}
+
+/// Largest report read: a report is per tool and finding, kilobytes in practice.
+const MAX_REPORT_BYTES: u64 = 16 << 20;
+
+/// The reports at `paths` (files, or folders of `*.json`); a file that is not a report is an
+/// error naming it, so a typo cannot quietly require nothing.
+fn read_reports(paths: &[PathBuf]) -> anyhow::Result<Vec<TestReport>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files
+        .into_iter()
+        .map(|file| {
+            let size = std::fs::metadata(&file).with_context(|| format!("cannot read {}", file.display()))?.len();
+            anyhow::ensure!(size <= MAX_REPORT_BYTES, "{} is {size} bytes: not a plugin test report", file.display());
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+            anyhow::ensure!(
+                v["format"] == tollgate_plugintest::report::FORMAT,
+                "{} is not a `tollgate plugin test --report` file (format `{}`)",
+                file.display(),
+                tollgate_plugintest::report::FORMAT
+            );
+            let count = |items: &serde_json::Value, pred: &dyn Fn(&serde_json::Value) -> bool| {
+                items.as_array().map_or(0, |a| a.iter().filter(|x| pred(x)).count())
+            };
+            let failed_cases = v["tests"]
+                .as_array()
+                .map_or(0, |files| files.iter().map(|f| count(&f["cases"], &|c| c["passed"] != true)).sum());
+            Ok(TestReport {
+                sha256: v["sha256"].as_str().unwrap_or_default().to_string(),
+                errors: count(&v["findings"], &|f| f["severity"] == "error"),
+                failed_cases,
+                file,
+            })
+        })
+        .collect()
+}
+
+/// An error at the plugin's `source` unless a report for its exact bytes passed. A report is
+/// evidence a CI job produced, not a signature: whoever can write the folder can write one.
+fn report_required(lw: &LoadedWorkflow, name: &str, i: &Inspection, reports: &[TestReport]) -> Option<Diagnostic> {
+    let at_source = |message: String, help: String| lw.diagnostic_at(&["plugins", name, "source"], message, Some(help));
+    let mine: Vec<&TestReport> = reports.iter().filter(|r| r.sha256 == i.sha256).collect();
+    if mine.is_empty() {
+        return Some(at_source(
+            format!("no `tollgate plugin test` report for plugin `{name}` (sha256 {})", i.sha256),
+            format!(
+                "run `tollgate plugin test {} --report FILE` and pass FILE to --require-report",
+                lw.plugin_source(name).display()
+            ),
+        ));
+    }
+    if mine.iter().any(|r| r.errors == 0 && r.failed_cases == 0) {
+        return None;
+    }
+    let r = mine[0];
+    Some(at_source(
+        format!(
+            "the plugin test report for plugin `{name}` ({}) did not pass: {} error finding(s), {} failed test case(s)",
+            r.file.display(),
+            r.errors,
+            r.failed_cases
+        ),
+        "fix the plugin or its tests, then test it again".to_string(),
     ))
 }

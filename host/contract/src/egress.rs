@@ -33,6 +33,9 @@ pub struct EgressRecord {
     /// Name of the credential the host injected, if any (never the value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+    /// A header of the request carried the call's idempotency key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub idempotency_key: bool,
     pub request_bytes: usize,
     pub response_bytes: usize,
     pub duration_us: u64,

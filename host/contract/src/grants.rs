@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::limits::Limits;
 use crate::pattern::HostPattern;
+use crate::scope::RequestScope;
 use crate::secret::SecretSource;
 
 /// The grants of one plugin. [`GrantSet::default`] grants nothing (no hosts, credentials, kv or
@@ -24,4 +25,6 @@ pub struct GrantSet {
     pub log: bool,
     /// Per-call limits.
     pub limits: Limits,
+    /// Tool name → the only requests it may make. A tool not listed is limited by hosts alone.
+    pub tool_requests: BTreeMap<String, Vec<RequestScope>>,
 }

@@ -352,6 +352,8 @@ impl Plugin {
                 (new_store(&p.sandbox, state, limits, deadline), None, Vec::new())
             }
         };
+        store.data_mut().egress.idempotency_key = ctx.idempotency_key.clone();
+        store.data_mut().egress.tool = tool.to_string();
         let instance = match instance {
             Some(instance) => Ok(instance),
             None => instantiate_kind(&p.kind, &mut store, limits, deadline).await,

@@ -14,14 +14,19 @@
 //! - no credentials, no raw secrets, no kv (when granted: namespaced by the component's
 //!   sha256 unless the operator names a namespace), no log;
 //! - no upstream remaps and no pinned DNS answers;
+//! - no per-tool request scopes (a tool's requests are limited by the hosts alone);
+//! - checked requests go to the network ([`Network::Live`]; a test harness may record or
+//!   replay them instead);
 //! - [`Limits::default`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+
+pub use crate::egress::Network;
 use tollgate_contract::pattern::{HostPattern, PatternError, Scheme};
-use tollgate_contract::{GrantSet, Limits, SecretSource};
+use tollgate_contract::{GrantSet, Limits, RequestScope, SecretSource};
 
 /// Where requests for one granted host are actually sent: an operator's override of the
 /// plugin's base URL (a staging API, a local stand-in, a proxy). The plugin keeps addressing
@@ -65,6 +70,8 @@ pub struct Grants {
     pub(crate) upstreams: BTreeMap<String, Upstream>,
     pub(crate) resolve: BTreeMap<String, Vec<IpAddr>>,
     pub(crate) limits: Limits,
+    pub(crate) network: Network,
+    pub(crate) tool_requests: BTreeMap<String, Vec<RequestScope>>,
 }
 
 /// A workflow's grants for one plugin as this deny-by-default builder: the one conversion from
@@ -80,6 +87,9 @@ impl From<GrantSet> for Grants {
         }
         if let Some(namespace) = &set.kv_namespace {
             grants = grants.kv_namespace(namespace);
+        }
+        for (tool, scopes) in set.tool_requests {
+            grants = grants.tool_requests(&tool, scopes);
         }
         grants.limits(set.limits)
     }
@@ -153,6 +163,21 @@ impl Grants {
     /// Pins the DNS answer for `host` (like curl's `--resolve`); the address checks still apply.
     pub fn resolve(mut self, host: &str, addrs: Vec<IpAddr>) -> Grants {
         self.resolve.insert(host.trim_end_matches('.').to_ascii_lowercase(), addrs);
+        self
+    }
+
+    /// Limits `tool`'s requests to `scopes`: the gate refuses any request of that tool no scope
+    /// matches (after the host checks, which still apply). Tools not named are limited by hosts
+    /// alone.
+    pub fn tool_requests(mut self, tool: &str, scopes: Vec<RequestScope>) -> Grants {
+        self.tool_requests.insert(tool.to_string(), scopes);
+        self
+    }
+
+    /// Where checked requests go: the network (the default), the network with every exchange
+    /// recorded, or a replayer and no network at all. Every check of the gate applies first.
+    pub fn network(mut self, network: Network) -> Grants {
+        self.network = network;
         self
     }
 

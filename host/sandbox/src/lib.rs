@@ -51,6 +51,7 @@ mod warm;
 pub use cache::CacheOutcome;
 pub use call::{CallContext, CallOutcome};
 pub use capability::Import;
+pub use egress::{Network, Recorder, Replayer, TapRequest, TapResponse};
 pub use engine::{Sandbox, SandboxConfig, SandboxError};
 pub use error::{CallError, LoadError, ToolError, ValueSide};
 pub use grants::{Grants, Upstream};

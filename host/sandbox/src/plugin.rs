@@ -280,6 +280,8 @@ fn build_scope(
         credentials,
         upstreams: grants.upstreams.clone(),
         resolve: grants.resolve.clone(),
+        network: grants.network.clone(),
+        tool_scopes: grants.tool_requests.clone(),
     };
     Ok(PluginScope {
         kv_namespace,

@@ -149,6 +149,8 @@ impl CallState {
             credential_values,
             requests: 0,
             dropped: 0,
+            idempotency_key: String::new(),
+            tool: String::new(),
         };
         // wasmtime's defaults (1M table entries, 128 KiB per header map) would let a guest
         // make the host allocate gigabytes through cheap calls such as `fields.clone`.

@@ -175,6 +175,32 @@ impl<'a> Checker<'a> {
                 );
             }
         }
+        let offered: Vec<&str> = m.tools.iter().map(|t| t.name.as_str()).collect();
+        for (tool, scopes) in &cfg.grants.requests {
+            let path = [Seg::Key("plugins"), Seg::Key(name), Seg::Key("grants"), Seg::Key("requests"), Seg::Key(tool)];
+            if !offered.contains(&tool.as_str()) {
+                let help = suggestion(tool, &offered, "it offers");
+                self.r.error_help(key_span(self.root, &path), format!("plugin `{name}` offers no tool `{tool}`"), help);
+                continue;
+            }
+            // A scope for a host no grant covers can never match: say so rather than let the
+            // tool fail at its first request.
+            for (i, scope) in scopes.iter().enumerate() {
+                let Ok(parsed) = tollgate_contract::RequestScope::parse(scope) else { continue };
+                let reachable = granted.iter().any(|g| g.host.covers(&parsed.host));
+                if !reachable {
+                    let mut at = path.to_vec();
+                    at.push(Seg::Index(i));
+                    self.r.error_help(
+                        value_span(self.root, &at),
+                        format!(
+                            "`{scope}` names a host plugins.{name}.grants.hosts does not grant, so it can never match"
+                        ),
+                        "grant the host too, or correct the scope",
+                    );
+                }
+            }
+        }
     }
 
     /// The tools `pattern` matches, or `None` (after reporting) when it matches none. Patterns

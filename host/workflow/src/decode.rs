@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use tollgate_contract::pattern::HostPattern;
-use tollgate_contract::{Effects, SecretSource, ToolOverride};
+use tollgate_contract::{Effects, RequestScope, SecretSource, ToolOverride};
 use toml::de::DeTable;
 
 use crate::diagnostics::{Reporter, suggestion};
@@ -132,6 +132,20 @@ fn plugin(r: &mut Reporter<'_>, v: View<'_, '_>) -> PluginConfig {
             _ => KvGrant::Off,
         };
         grants.log = g.bool("log").unwrap_or(true);
+        if let Some(requests) = g.node("requests").and_then(|n| n.get_ref().as_table()) {
+            for (tool, list) in requests.iter() {
+                let Some(items) = list.get_ref().as_array() else { continue };
+                let mut scopes = Vec::new();
+                for item in items.iter() {
+                    let Some(s) = item.get_ref().as_str() else { continue };
+                    if let Err(e) = RequestScope::parse(s) {
+                        r.error(item.span(), format!("tool `{}`: {e}", tool.get_ref()));
+                    }
+                    scopes.push(s.to_string());
+                }
+                grants.requests.insert(tool.get_ref().to_string(), scopes);
+            }
+        }
     }
     let limits = v
         .table("limits", &LIMITS)

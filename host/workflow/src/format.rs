@@ -115,11 +115,20 @@ pub struct PluginGrants {
     pub kv: KvGrant,
     /// `log`: structured logging into the call report. Default: true.
     pub log: bool,
+    /// `requests`: tool name → request scopes as written (each parsed and checked at load).
+    /// Default: none.
+    pub requests: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for PluginGrants {
     fn default() -> Self {
-        PluginGrants { hosts: Vec::new(), credentials: BTreeMap::new(), kv: KvGrant::Off, log: true }
+        PluginGrants {
+            hosts: Vec::new(),
+            credentials: BTreeMap::new(),
+            kv: KvGrant::Off,
+            log: true,
+            requests: BTreeMap::new(),
+        }
     }
 }
 

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use tollgate_contract::pattern::HostPattern;
-use tollgate_contract::{GrantSet, Limits, Manifest, SecretSource};
+use tollgate_contract::{GrantSet, Limits, Manifest, RequestScope, SecretSource};
 use toml::de::DeTable;
 
 pub use cel_cost::MAX_EVAL_STEPS;
@@ -225,6 +225,15 @@ impl LoadedWorkflow {
             kv_namespace: cfg.grants.kv.namespace(&self.definition.name, plugin),
             log: cfg.grants.log,
             limits: cfg.limits.apply(Limits::default()),
+            // Checked at load: a scope that does not parse is a load error.
+            tool_requests: cfg
+                .grants
+                .requests
+                .iter()
+                .map(|(tool, scopes)| {
+                    (tool.clone(), scopes.iter().filter_map(|s| RequestScope::parse(s).ok()).collect())
+                })
+                .collect(),
         })
     }
 }

@@ -116,6 +116,9 @@ fn ty(t: &Ty, defs: &mut Map<String, Value>) -> Value {
         Ty::BoolOrName(rule) => {
             json!({ "anyOf": [{ "type": "boolean" }, { "type": "string", "pattern": rule.regex }] })
         }
+        Ty::StrListMap => {
+            json!({ "type": "object", "additionalProperties": { "type": "array", "items": { "type": "string" } } })
+        }
         Ty::StrMap => {
             json!({ "type": "object", "additionalProperties": { "type": "string", "pattern": "^(env|file):.+$" } })
         }

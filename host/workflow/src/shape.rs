@@ -173,6 +173,16 @@ fn scalar_error(path: &str, v: &Node<'_>, ty: &Ty) -> Option<Finding> {
                 None,
             )
         }),
+        (Ty::StrListMap, DeValue::Table(t)) => t.iter().find_map(|(k, i)| match i.get_ref() {
+            DeValue::Array(a) => a.iter().find(|s| !matches!(s.get_ref(), DeValue::String(_))).map(|s| {
+                (s.span(), format!("`{path}.{}` must hold strings, not {}", k.get_ref(), type_name(s.get_ref())), None)
+            }),
+            other => Some((
+                i.span(),
+                format!("`{path}.{}` must be an array of strings, not {}", k.get_ref(), type_name(other)),
+                None,
+            )),
+        }),
         (Ty::StrMap, DeValue::Table(t)) => {
             t.iter().find(|(_, i)| !matches!(i.get_ref(), DeValue::String(_))).map(|(k, i)| {
                 (i.span(), format!("`{path}.{}` must be a string, not {}", k.get_ref(), type_name(i.get_ref())), None)
@@ -183,7 +193,7 @@ fn scalar_error(path: &str, v: &Node<'_>, ty: &Ty) -> Option<Finding> {
         (Ty::Bool, _) => wrong("a boolean"),
         (Ty::StrList | Ty::EnumList(_), _) => wrong("an array of strings"),
         (Ty::BoolOrName(_), _) => wrong("a boolean or a string"),
-        (Ty::StrMap | Ty::Table(_) | Ty::Named(..) | Ty::JsonSchema, _) => wrong("a table"),
+        (Ty::StrMap | Ty::StrListMap | Ty::Table(_) | Ty::Named(..) | Ty::JsonSchema, _) => wrong("a table"),
         (Ty::Array(_), _) => wrong("an array of tables"),
     }
 }
@@ -233,6 +243,8 @@ impl<'d, 'i> View<'d, 'i> {
         let ks = self.spec.key(key)?;
         match (&ks.ty, v.get_ref()) {
             (Ty::Table(_) | Ty::Named(..) | Ty::Array(_), _) => Some(v),
+            // Entry by entry: one malformed list must not hide the others' errors.
+            (Ty::StrListMap, DeValue::Table(_)) => Some(v),
             (ty, _) => scalar_error("", v, ty).is_none().then_some(v),
         }
     }

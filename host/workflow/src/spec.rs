@@ -117,6 +117,8 @@ pub(crate) enum Ty {
     BoolOrName(&'static NameRule),
     /// A table of string values (credential name → source).
     StrMap,
+    /// A table of arrays of strings (tool name → request scopes).
+    StrListMap,
     Table(&'static TableSpec),
     /// A table of named tables (`[plugins.<name>]`, `[agents.<name>]`).
     Named(&'static TableSpec, &'static NameRule),
@@ -282,6 +284,12 @@ pub(crate) const GRANTS: TableSpec = TableSpec {
             "The key-value store: `true` (namespace `<workflow>/<plugin>`) or a namespace name shared by whoever names it.",
         ),
         def("log", Ty::Bool, "true", "Structured logging into the call report."),
+        def(
+            "requests",
+            Ty::StrListMap,
+            "{}",
+            "Tool name → the only requests it may make, each `METHOD host/path` (`*` for any method; `*.suffix` hosts; a path segment `*` is any one segment, a final `**` any rest), e.g. `search_contacts = [\"POST api.hubapi.com/crm/v3/objects/contacts/search\"]`. The egress gate refuses any other request of a listed tool; unlisted tools are limited by `hosts` alone. `tollgate plugin test` proposes them from observed traffic.",
+        ),
     ],
 };
 

@@ -66,6 +66,16 @@ fn builds_the_way_users_type_it(name: &str, lang: &str, step: &str, tool: &str, 
         // 18 MB of fresh component (a rebuild differs in bytes): its first compile is slow.
         assert!(printed.contains(&format!("compiling {relative} to native code ...")), "{printed}");
     }
+
+    // `plugin test` from inside the project, no argument: it builds, then runs conformance and
+    // the project's `tests/*.test.toml` (no network needed: the tool is pure).
+    std::fs::create_dir_all(project.join("tests")).unwrap();
+    let input: serde_json::Value = serde_json::from_str(input).unwrap();
+    let case = serde_json::json!({ "case": [{ "name": "answers", "tool": tool, "input": input }] });
+    std::fs::write(project.join("tests/smoke.test.json"), case.to_string()).unwrap();
+    let printed = ok(&tollgate_in(&project, &["plugin", "test", "--cases", "8"], python), "plugin test");
+    assert!(printed.contains("tests/smoke.test.json (offline): 1/1 passed"), "{printed}");
+    assert!(printed.contains("0 error(s)"), "{printed}");
 }
 
 #[test]

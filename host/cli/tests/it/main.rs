@@ -13,6 +13,7 @@ mod escaping;
 mod foreign;
 mod honest;
 mod live_model;
+mod plugin_test;
 mod real_server;
 mod run_escaping;
 mod validate;

@@ -151,3 +151,57 @@ fn unreadable_workflow_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).starts_with("error: cannot read nope.toml"), "{}", text(&out.stderr));
 }
+
+/// Issue 14 §2: `validate --require-report` wants a passing `plugin test` report for each
+/// plugin's exact bytes — none, a failing one, or one for other bytes is an error at `source`.
+#[test]
+fn require_report_wants_a_passing_report_for_each_pinned_digest() {
+    let (dir, _) = workspace("valid.toml");
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/connectors");
+    for p in ["ads", "crm"] {
+        let tests = cases.join(p).join("tests");
+        let wasm = format!("plugins/{p}.wasm");
+        let report = format!("reports/{p}.json");
+        let out = tollgate(
+            dir.path(),
+            &["plugin", "test", &wasm, "--tests", tests.to_str().unwrap(), "--cases", "4", "--report", &report],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    }
+    let out = tollgate(dir.path(), &["validate", "workflow.toml", "--require-report", "reports"]);
+    assert_eq!(out.status.code(), Some(1), "email has no report: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("no `tollgate plugin test` report for plugin `email`"), "{stderr}");
+    assert!(!stderr.contains("plugin `ads`") && !stderr.contains("plugin `crm`"), "{stderr}");
+
+    // A report for other bytes does not count; a failing one says why.
+    let email = dir.path().join("reports/email.json");
+    let crm: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("crm.json")).unwrap()).unwrap();
+    let mut forged = crm.clone();
+    forged["sha256"] = serde_json::json!(sha256_of(&dir.path().join("plugins/email.wasm")));
+    forged["findings"] = serde_json::json!([{ "severity": "error", "code": "breaks-on-valid-input", "message": "x" }]);
+    std::fs::write(&email, forged.to_string()).unwrap();
+    let out = tollgate(dir.path(), &["validate", "workflow.toml", "--require-report", "reports"]);
+    assert!(
+        text(&out.stderr).contains("did not pass: 1 error finding(s), 0 failed test case(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+    forged["findings"] = serde_json::json!([]);
+    std::fs::write(&email, forged.to_string()).unwrap();
+    let out = tollgate(dir.path(), &["validate", "workflow.toml", "--require-report", "reports"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // Something that is not a report is a usage error, not a silent pass.
+    std::fs::write(reports.join("notes.json"), "{}").unwrap();
+    let out = tollgate(dir.path(), &["validate", "workflow.toml", "--require-report", "reports"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("notes.json is not a `tollgate plugin test --report` file"),
+        "{}",
+        text(&out.stderr)
+    );
+}

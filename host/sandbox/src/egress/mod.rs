@@ -4,19 +4,26 @@
 //!
 //! 1. counts the request against the per-call cap;
 //! 2. normalises the target (scheme, host — any IP spelling —, port);
-//! 3. requires the target to match a host the manifest declares *and* one the operator grants;
+//! 3. requires the target to match a host the manifest declares *and* one the operator grants,
+//!    and, when the operator granted the calling tool request scopes, one of those
+//!    (`tollgate_contract::RequestScope`: method, host, path pattern);
 //! 4. applies the operator's upstream remap, if any;
 //! 5. resolves the name on the host (or the operator's pinned answer) and keeps only
 //!    addresses outside refused ranges unless the operator opened them (see [`addr`]);
 //! 6. sets `Host` itself, injects the credential bound to this host (the guest never sees it);
 //! 7. connects to exactly a checked address, with timeouts inside the call's deadline, caps
-//!    request and response bodies, and never follows redirects.
+//!    request and response bodies, and never follows redirects — or, for a test harness, hands
+//!    the checked request to a recorder or a replayer instead (`tap.rs`).
 //!
 //! Each attempt, allowed or denied, becomes an [`EgressRecord`] in the call report.
 
 pub mod addr;
+mod path;
 mod scrub;
 mod send;
+mod tap;
+
+pub use tap::{Network, Recorder, Replayer, TapRequest, TapResponse};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -27,14 +34,15 @@ use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use tollgate_contract::SecretSource;
 use tollgate_contract::pattern::{HostMatch, HostPattern, Scheme, Target};
+use tollgate_contract::{RequestScope, SecretSource};
 
 use crate::grants::Upstream;
 use crate::redact::Redactor;
 use crate::report::EgressRecord;
 use addr::blocked_range;
 use http_body_util::BodyExt;
+use path::could_leave_prefix;
 use scrub::{ScrubBody, Scrubber};
 
 /// A manifest credential resolved against the operator's grants.
@@ -64,6 +72,9 @@ pub(crate) struct EgressPolicy {
     pub credentials: Vec<CredentialBinding>,
     pub upstreams: BTreeMap<String, Upstream>,
     pub resolve: BTreeMap<String, Vec<IpAddr>>,
+    pub network: Network,
+    /// Tool → the only requests it may make (the operator's; see [`RequestScope`]).
+    pub tool_scopes: BTreeMap<String, Vec<RequestScope>>,
 }
 
 /// Per-call caps the gate enforces.
@@ -133,6 +144,10 @@ pub(crate) struct EgressHooks {
     pub requests: usize,
     /// Attempts past the cap that were refused without a record.
     pub dropped: usize,
+    /// The call's idempotency key: a request carrying it in a header is marked in its record.
+    pub idempotency_key: String,
+    /// The tool being called, whose request scopes apply.
+    pub tool: String,
 }
 
 /// A denial: what the guest is told, and what the report says.
@@ -168,6 +183,7 @@ impl WasiHttpHooks for EgressHooks {
             host: request.uri().host().unwrap_or("").to_string(),
             port: 0,
             path: request.uri().path().to_string(),
+            idempotency_key: carries_key(request.headers(), &self.idempotency_key),
             ..EgressRecord::default()
         };
         let plan = match self.plan(&request, &mut record) {
@@ -189,8 +205,9 @@ impl WasiHttpHooks for EgressHooks {
         let deadline = self.deadline;
         let caps = self.caps;
         let policy = self.policy.clone();
+        let redactor = self.redactor.clone();
         Box::new(async move {
-            let result = execute(request, plan, options, deadline, caps, &policy, &handle).await;
+            let result = execute(request, plan, options, deadline, caps, &policy, &handle, &redactor).await;
             handle.update(|r| {
                 r.duration_us = started.elapsed().as_micros() as u64;
                 match &result {
@@ -207,6 +224,12 @@ impl WasiHttpHooks for EgressHooks {
     }
 }
 
+/// Whether any header value of the request is the call's idempotency key (the conventional
+/// `Idempotency-Key`, or a vendor's own header name).
+fn carries_key(headers: &http::HeaderMap, key: &str) -> bool {
+    !key.is_empty() && headers.values().any(|v| v.as_bytes() == key.as_bytes())
+}
+
 /// What the synchronous checks decided: where to connect and what to add.
 struct Plan {
     original: Target,
@@ -217,6 +240,8 @@ struct Plan {
     credential: Option<(HeaderName, HeaderValue)>,
     /// Set when a credential is injected: its value is scrubbed from the response.
     scrub: Option<Scrubber>,
+    /// The injected credential's name, for what a [`Network`] tap is shown.
+    credential_name: Option<String>,
 }
 
 enum Failure {
@@ -260,6 +285,22 @@ impl EgressHooks {
         let Some(grant) = policy.granted.iter().find(|p| p.matches(&original)) else {
             return Err(deny(HttpError::HttpRequestDenied, format!("{original} is not granted by the operator")));
         };
+        if let Some(scopes) = policy.tool_scopes.get(&self.tool) {
+            let method = request.method().as_str();
+            if !scopes.iter().any(|s| s.matches(method, &original.host, uri.path())) {
+                let granted: Vec<String> = scopes.iter().map(ToString::to_string).collect();
+                return Err(deny(
+                    HttpError::HttpRequestDenied,
+                    format!(
+                        "{method} {}{} is outside the requests tool `{}` is granted ({})",
+                        original.host,
+                        uri.path(),
+                        self.tool,
+                        if granted.is_empty() { "none".to_string() } else { granted.join(", ") }
+                    ),
+                ));
+            }
+        }
 
         let upstream = policy.upstreams.get(&original.host);
         // With a path prefix, dot segments could climb out of it on servers that normalise,
@@ -321,54 +362,16 @@ impl EgressHooks {
                 }
             },
         };
-        Ok(Plan { original, connect, explicit_ip, path_prefix, credential, scrub })
+        let credential_name = record.credential.clone();
+        Ok(Plan { original, connect, explicit_ip, path_prefix, credential, scrub, credential_name })
     }
 }
 
-/// Whether `path`, appended to an upstream's path prefix, could climb out of it on a server
-/// that decodes before normalising: any dot segment (`.`, `..`) once percent-decoding (as
-/// often as a server might) and with `\\` read as `/`, or any encoded slash or backslash
-/// (`%2f`, `%5c`) at all, which a server may or may not treat as a separator.
-fn could_leave_prefix(path: &str) -> bool {
-    let mut decoded = path.to_string();
-    for _ in 0..3 {
-        let lower = decoded.to_ascii_lowercase();
-        if lower.contains("%2f") || lower.contains("%5c") {
-            return true;
-        }
-        if decoded.split(['/', '\\']).any(|seg| seg == "." || seg == "..") {
-            return true;
-        }
-        let next = percent_decode(&decoded);
-        if next == decoded {
-            return false;
-        }
-        decoded = next;
-    }
-    // Still changing after three rounds of decoding: nothing legitimate looks like that.
-    true
-}
+type Sent = (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>);
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
-        if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2)))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Resolves, checks addresses, connects and sends.
+/// Sets `Host` and the credential, then hands the request to [`Network`]: resolve, check
+/// addresses, connect and send, recording the exchange if asked — or let a replayer answer.
+#[allow(clippy::too_many_arguments, reason = "one request's plan, limits and bookkeeping")]
 async fn execute(
     mut request: http::Request<WasiBody>,
     plan: Plan,
@@ -377,26 +380,8 @@ async fn execute(
     caps: EgressCaps,
     policy: &EgressPolicy,
     record: &RecordHandle,
-) -> Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), Failure> {
-    let remaining = || deadline.saturating_duration_since(Instant::now());
-    let addrs = resolve(&plan.connect, policy, remaining()).await.map_err(Failure::Error)?;
-    let mut allowed = Vec::new();
-    let mut refused = Vec::new();
-    for ip in addrs {
-        match blocked_range(ip) {
-            None => allowed.push(ip),
-            Some(_) if plan.explicit_ip && plan.connect.ip == Some(ip) => allowed.push(ip),
-            Some(_) if policy.open_ranges.iter().any(|r| r.contains(&addr::canonical(ip))) => allowed.push(ip),
-            Some(range) => refused.push(format!("{ip} ({})", range.as_str())),
-        }
-    }
-    if allowed.is_empty() {
-        return Err(Failure::Denied(deny(
-            HttpError::DestinationIpProhibited,
-            format!("{} resolves only to refused addresses: {}", plan.connect.host, refused.join(", ")),
-        )));
-    }
-
+    redactor: &Redactor,
+) -> Result<Sent, Failure> {
     // Host is ours to set: the guest cannot steer virtual hosting or bypass the checks above.
     let authority = match (plan.original.ip, plan.original.port == plan.original.scheme.default_port()) {
         (Some(IpAddr::V6(v6)), true) => format!("[{v6}]"),
@@ -409,16 +394,104 @@ async fn execute(
         http::header::HOST,
         HeaderValue::from_str(&authority).map_err(|_| Failure::Error(HttpError::HttpRequestUriInvalid))?,
     );
+    let credential_header = plan.credential.as_ref().map(|(name, _)| name.clone());
     if let Some((name, value)) = plan.credential {
         headers.insert(name, value);
     }
-    let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let url = format!("{}://{authority}{path_and_query}", plan.original.scheme.as_str());
     let path = format!("{}{}", plan.path_prefix, path_and_query);
     *request.uri_mut() = http::Uri::builder()
         .path_and_query(path)
         .build()
         .map_err(|_| Failure::Error(HttpError::HttpRequestUriInvalid))?;
 
+    // What a tap is shown; reading the body here is what the live path caps while streaming.
+    let tapped = match &policy.network {
+        Network::Live => None,
+        Network::Record(_) | Network::Replay(_) => {
+            let (parts, body) = request.into_parts();
+            let too_large = |n| HttpError::HttpRequestBodySize(Some(n as u64));
+            let bytes =
+                tap::read_body(body, caps.max_request_bytes, deadline, too_large).await.map_err(Failure::Error)?;
+            record.update(|r| r.request_bytes = bytes.len());
+            let credential = credential_header.as_ref().zip(plan.credential_name.as_deref());
+            let seen = TapRequest {
+                method: parts.method.to_string(),
+                url: redactor.text(&url),
+                headers: tap::headers(&parts.headers, credential, redactor),
+                body: tap::redacted_body(bytes.clone(), redactor),
+            };
+            request = http::Request::from_parts(parts, tap::full_body(bytes));
+            Some(seen)
+        }
+    };
+    if let (Network::Replay(replayer), Some(seen)) = (&policy.network, &tapped) {
+        let answer = replayer.replay(seen).map_err(|why| Failure::Denied(deny(HttpError::HttpRequestDenied, why)))?;
+        if answer.body.len() > caps.max_response_bytes {
+            return Err(Failure::Error(HttpError::HttpResponseBodySize(Some(answer.body.len() as u64))));
+        }
+        record.update(|r| r.response_bytes = answer.body.len());
+        let response = tap::response(answer).map_err(Failure::Error)?;
+        return Ok((response, Box::new(async { Ok(()) })));
+    }
+
+    let (response, io) =
+        send_checked(request, &plan.connect, plan.explicit_ip, options, deadline, caps, policy, record).await?;
+    let response = match plan.scrub {
+        None => response,
+        Some(scrubber) => {
+            // The guest must never read the credential, even if the upstream reflects it.
+            let (mut head, body) = response.into_parts();
+            scrubber.headers(&mut head.headers);
+            http::Response::from_parts(head, ScrubBody::new(body, scrubber).boxed_unsync())
+        }
+    };
+    let (Network::Record(recorder), Some(seen)) = (&policy.network, tapped) else { return Ok((response, io)) };
+    // The connection must be driven while the body is read; it ends with the response.
+    tokio::spawn(Box::into_pin(io));
+    let (head, body) = response.into_parts();
+    let too_large = |n| HttpError::HttpResponseBodySize(Some(n as u64));
+    let bytes = tap::read_body(body, caps.max_response_bytes, deadline, too_large).await.map_err(Failure::Error)?;
+    let answer = TapResponse {
+        status: head.status.as_u16(),
+        headers: tap::headers(&head.headers, None, redactor),
+        body: tap::redacted_body(bytes.clone(), redactor),
+    };
+    recorder.record(seen, answer);
+    Ok((http::Response::from_parts(head, tap::full_body(bytes)), Box::new(async { Ok(()) })))
+}
+
+/// Resolves, checks addresses, connects and sends.
+#[allow(clippy::too_many_arguments, reason = "one request's target, limits and bookkeeping")]
+async fn send_checked(
+    request: http::Request<WasiBody>,
+    connect: &Target,
+    explicit_ip: bool,
+    options: Option<RequestOptions>,
+    deadline: Instant,
+    caps: EgressCaps,
+    policy: &EgressPolicy,
+    record: &RecordHandle,
+) -> Result<Sent, Failure> {
+    let remaining = || deadline.saturating_duration_since(Instant::now());
+    let addrs = resolve(connect, policy, remaining()).await.map_err(Failure::Error)?;
+    let mut allowed = Vec::new();
+    let mut refused = Vec::new();
+    for ip in addrs {
+        match blocked_range(ip) {
+            None => allowed.push(ip),
+            Some(_) if explicit_ip && connect.ip == Some(ip) => allowed.push(ip),
+            Some(_) if policy.open_ranges.iter().any(|r| r.contains(&addr::canonical(ip))) => allowed.push(ip),
+            Some(range) => refused.push(format!("{ip} ({})", range.as_str())),
+        }
+    }
+    if allowed.is_empty() {
+        return Err(Failure::Denied(deny(
+            HttpError::DestinationIpProhibited,
+            format!("{} resolves only to refused addresses: {}", connect.host, refused.join(", ")),
+        )));
+    }
     let opt = options.unwrap_or_default();
     let bounded = |o: Option<Duration>, default: Duration| o.unwrap_or(default).min(remaining());
     let timeouts = send::Timeouts {
@@ -426,14 +499,8 @@ async fn execute(
         first_byte: bounded(opt.first_byte_timeout, Duration::from_secs(30)),
         between_bytes: opt.between_bytes_timeout.map(|d| d.min(remaining())),
     };
-    let addrs: Vec<SocketAddr> = allowed.into_iter().map(|ip| SocketAddr::new(ip, plan.connect.port)).collect();
-    let (response, io) =
-        send::send(request, &addrs, &plan.connect, timeouts, caps, record).await.map_err(Failure::Error)?;
-    let Some(scrubber) = plan.scrub else { return Ok((response, io)) };
-    // The guest must never read the credential, even if the upstream reflects it.
-    let (mut head, body) = response.into_parts();
-    scrubber.headers(&mut head.headers);
-    Ok((http::Response::from_parts(head, ScrubBody::new(body, scrubber).boxed_unsync()), io))
+    let addrs: Vec<SocketAddr> = allowed.into_iter().map(|ip| SocketAddr::new(ip, connect.port)).collect();
+    send::send(request, &addrs, connect, timeouts, caps, record).await.map_err(Failure::Error)
 }
 
 async fn resolve(target: &Target, policy: &EgressPolicy, within: Duration) -> Result<Vec<IpAddr>, HttpError> {
@@ -485,6 +552,8 @@ mod tests {
             scrubbed: Arc::default(),
             requests: 0,
             dropped: 0,
+            idempotency_key: String::new(),
+            tool: String::new(),
         }
     }
 

@@ -9,6 +9,7 @@ use crate::common;
 use std::path::Path;
 
 use serde_json::Value;
+use tollgate_contract::RequestScope;
 use tollgate_sandbox::{Grants, Limits, SecretSource, Upstream};
 
 const TOKEN: &str = "tok-SECRET-123";
@@ -26,6 +27,11 @@ fn grants_from(spec: &Value) -> Grants {
     }
     for (host, url) in spec["upstreams"].as_object().into_iter().flatten() {
         g = g.upstream(host, Upstream::parse(url.as_str().unwrap()).unwrap());
+    }
+    for (tool, scopes) in spec["requests"].as_object().into_iter().flatten() {
+        let scopes =
+            scopes.as_array().unwrap().iter().map(|s| RequestScope::parse(s.as_str().unwrap()).unwrap()).collect();
+        g = g.tool_requests(tool, scopes);
     }
     for (name, src) in spec["credentials"].as_object().into_iter().flatten() {
         g = g.credential(name, SecretSource::parse(src.as_str().unwrap()).unwrap());

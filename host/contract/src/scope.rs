@@ -108,15 +108,14 @@ impl fmt::Display for RequestScope {
     }
 }
 
-/// A path a normalising server could read as a different one: dot segments, plain or
-/// percent-encoded, backslashes and encoded slashes.
+/// A path a normalising server could read as a different one: dot segments (also as `..;x`,
+/// which some servers strip to `..`), backslashes, and encoded slashes, dots or percent signs —
+/// so no amount of decoding on the server's side turns it into another path.
 fn path_is_ambiguous(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
-    lower.contains("%2f")
-        || lower.contains("%5c")
-        || lower.contains("%2e")
+    ["%2f", "%5c", "%2e", "%25"].iter().any(|e| lower.contains(e))
         || path.contains('\\')
-        || path.split('/').any(|s| s == "." || s == "..")
+        || path.split('/').any(|s| matches!(s.split(';').next(), Some("." | "..")))
 }
 
 #[cfg(test)]
@@ -149,7 +148,15 @@ mod tests {
     #[test]
     fn paths_a_server_could_read_differently_never_match() {
         let rest = scope("GET api.example.com/v1/**");
-        for path in ["/v1/../admin", "/v1/%2e%2e/admin", "/v1/a%2Fb", "/v1/a\\..\\b", "/v1/./x"] {
+        for path in [
+            "/v1/../admin",
+            "/v1/%2e%2e/admin",
+            "/v1/a%2Fb",
+            "/v1/a\\..\\b",
+            "/v1/./x",
+            "/v1/..;x/admin",
+            "/v1/%252e%252e/x",
+        ] {
             assert!(!rest.matches("GET", "api.example.com", path), "{path}");
         }
     }

@@ -12,7 +12,7 @@ pub(super) fn could_leave_prefix(path: &str) -> bool {
         if lower.contains("%2f") || lower.contains("%5c") {
             return true;
         }
-        if decoded.split(['/', '\\']).any(|seg| seg == "." || seg == "..") {
+        if decoded.split(['/', '\\']).any(|seg| matches!(seg.split(';').next(), Some("." | ".."))) {
             return true;
         }
         let next = percent_decode(&decoded);

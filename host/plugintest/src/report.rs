@@ -268,11 +268,19 @@ pub(crate) fn tools(
             // Only what parses as a scope: a path a server could read two ways never becomes one.
             .filter(|s| RequestScope::parse(s).is_ok())
             .collect();
+        let conformance = counts.iter().find(|(n, _)| *n == spec.name).map(|(_, c)| c.clone()).unwrap_or_default();
+        let tried = conformance.valid + conformance.not_generated;
+        if tried > 0 && conformance.valid * 2 < tried && !conformance.stopped_early {
+            findings.push(finding(Severity::Info, "few-generated-inputs", &spec.name, format!(
+                "only {} of {tried} generated inputs satisfied the schema (it uses what the generator cannot read, such as an unusual pattern): conformance covered less of this tool; test files can cover the rest",
+                conformance.valid
+            )));
+        }
         let of = |f: fn(&Observation) -> u64| spread(mine.iter().map(|o| f(o)).collect());
         reports.push(ToolReport {
             name: spec.name.clone(),
             effects: effects.names().into_iter().map(String::from).collect(),
-            conformance: counts.iter().find(|(n, _)| *n == spec.name).map(|(_, c)| c.clone()).unwrap_or_default(),
+            conformance,
             outcomes,
             fuel: of(|o| o.report.fuel_used),
             peak_memory_bytes: of(|o| o.report.peak_memory_bytes as u64),

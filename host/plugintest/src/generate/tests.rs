@@ -32,6 +32,9 @@ fn schemas() -> Vec<Value> {
         json!({"type": "object", "properties": {"s": {"type": "string", "pattern": "^(foo|bar)-[a-f0-9]{2,4}(\\.x)?$"}}, "required": ["s"], "additionalProperties": false}),
         json!({"type": "object", "properties": {"ts": {"type": ["string", "null"], "format": "date-time"}, "body": {"type": "string", "minLength": 1}}, "required": ["body"]}),
         json!({"type": "string", "minLength": 2, "maxLength": 3}),
+        json!({"type": "object", "additionalProperties": false, "required": ["id", "properties"], "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "properties": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}}}}),
         json!({"type": "object", "properties": {"preset": {"$ref": "#/$defs/P"}}, "$defs": {"P": {"enum": ["today", "last_7d"], "type": "string"}}, "additionalProperties": false}),
     ]
 }

@@ -6,6 +6,7 @@
 mod cassettes;
 mod demo;
 mod deny;
+mod fuzz;
 mod live_model;
 mod plugins;
 mod test;
@@ -27,6 +28,9 @@ enum Command {
     Test,
     /// Build everything, start the local HubSpot stand-in and call the CRM connector (offline).
     Demo,
+    /// Fuzz the parsers untrusted input reaches (libFuzzer on stable), each target for a
+    /// bounded time; a crash fails and names its input.
+    Fuzz(fuzz::Args),
     /// Re-record the connectors' cassettes against fresh local stand-ins (`tollgate plugin test
     /// --record`); CI replays them.
     Cassettes,
@@ -41,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         Command::Test => test::run_all(),
         Command::Demo => demo::run(),
         Command::Cassettes => cassettes::run(),
+        Command::Fuzz(args) => fuzz::run(&args),
         Command::LiveModel(args) => live_model::run_tests(&args),
     }
 }

@@ -33,6 +33,8 @@ pub mod capability;
 pub mod egress;
 mod engine;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod grants;
 pub mod isolate;
 pub mod kv;

@@ -21,7 +21,7 @@
 
 export { ToolError, KINDS } from './errors.js';
 export { s, applyDefaults } from './schema.js';
-export { definePlugin, tool, credential, Context, EFFECTS, exportTool } from './plugin.js';
+export { definePlugin, tool, credential, Context, EFFECTS, exportTool, exportRequests } from './plugin.js';
 export { http, HttpError, Response, buildRequest, classify as classifyHttpError } from './http.js';
 export { kv } from './kv.js';
 export { log } from './log.js';

@@ -1,5 +1,6 @@
-// The plugin definition (definePlugin, tool, credential, Context) and the two entry points the
-// component exports (`manifest`, `call`), built by `exportTool`.
+// The plugin definition (definePlugin, tool, credential, Context) and the entry points the
+// component exports: `manifest` and `call` (built by `exportTool`), and `declared` of the
+// `requests` interface (built by `exportRequests`).
 //
 // Nothing here touches a capability: this module is in every plugin, and the capabilities a
 // component imports are exactly those its package.json declares (the kit generates them).
@@ -13,6 +14,8 @@ export const EFFECTS = Object.freeze(['read', 'write', 'send-message', 'spend', 
 
 const PLUGIN_NAME = /^[a-z][a-z0-9_-]*$/;
 const TOOL_NAME = /^[a-z][a-z0-9_]*$/;
+// `METHOD host/path`: the shape the host parses a request scope by (it checks the rest at load).
+const SCOPE = /^(\*|[A-Z]+) [^/:\s]+\/\S*$/;
 
 /** What a tool knows about the call it serves. */
 export class Context {
@@ -38,6 +41,10 @@ export class Context {
  * @param {string[]} [spec.effects] subset of EFFECTS; none means a pure tool
  * @param {boolean} [spec.idempotent] calling twice with the same input acts once
  * @param {string} [spec.compensation] name of the tool of this plugin that undoes this one
+ * @param {string[]} [spec.requests] every kind of request the tool makes, each `METHOD host/path`
+ *   (`'GET api.example.com/v1/items/*'`: `*` is one path segment, a final `**` any rest, no
+ *   query); the host's egress gate then refuses any other request of this tool. `[]` declares
+ *   that it makes none; leaving it out leaves the tool to the plugin's hosts.
  * @param {(input: any, ctx: Context) => any} spec.run returns the output (any JSON value)
  */
 export function tool(spec) {
@@ -49,6 +56,7 @@ export function tool(spec) {
     effects: [...(spec.effects ?? [])],
     idempotent: spec.idempotent === true,
     compensation: spec.compensation ?? null,
+    requests: spec.requests === undefined ? null : Object.freeze([...spec.requests]),
     run: spec.run,
   });
 }
@@ -102,6 +110,11 @@ class Plugin {
       for (const e of t.effects) {
         if (!EFFECTS.includes(e)) problems.push(`tool \`${t.name}\` has unknown effect \`${e}\` (expected ${EFFECTS.join(', ')})`);
       }
+      for (const r of t.requests ?? []) {
+        if (typeof r !== 'string' || !SCOPE.test(r)) {
+          problems.push(`tool \`${t.name}\` request ${JSON.stringify(r)} is not \`METHOD host/path\` (e.g. \`GET api.example.com/v1/items/*\`)`);
+        }
+      }
       if (typeof t.run !== 'function') problems.push(`tool \`${t.name}\` has no run function`);
     });
     return problems;
@@ -121,6 +134,7 @@ class Plugin {
         effects: t.effects,
         idempotent: t.idempotent,
         compensation: t.compensation,
+        requests: t.requests,
       })),
       hosts: this.hosts,
       credentials: this.credentials,
@@ -223,6 +237,19 @@ export function exportTool(plugin) {
       } catch (error) {
         throw toWitError(error);
       }
+    },
+  };
+}
+
+/**
+ * The `tollgate:plugin/requests` export for `plugin`: `declared()`, each tool that declares its
+ * requests with its scopes.
+ */
+export function exportRequests(plugin) {
+  const declared = plugin.tools.filter((t) => t.requests !== null).map((t) => ({ tool: t.name, scopes: [...t.requests] }));
+  return {
+    declared() {
+      return declared;
     },
   };
 }

@@ -78,6 +78,16 @@ pub fn inspection(path: &Path, i: &Inspection, only: Option<&str>) -> String {
             tool.compensation.as_ref().map(|c| format!(" compensated by {}", t(c))).unwrap_or_default()
         );
         let _ = writeln!(s, "      {}", t(&tool.description));
+        match tool.requests.as_deref() {
+            Some([]) => {
+                let _ = writeln!(s, "      requests: none (declared)");
+            }
+            Some(scopes) => {
+                let scopes: Vec<String> = scopes.iter().map(|r| t(&r.to_string()).into_owned()).collect();
+                let _ = writeln!(s, "      requests: {}", scopes.join(", "));
+            }
+            None => {}
+        }
         if pretty {
             let _ = writeln!(s, "      input\n{}", indented(&tool.input_schema));
             if let Some(o) = &tool.output_schema {

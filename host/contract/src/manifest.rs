@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::scope::RequestScope;
+
 /// The effects a tool declares. Policy asks for approval by effect.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Effects {
@@ -57,6 +59,11 @@ pub struct ToolSpec {
     pub idempotent: bool,
     /// The tool of the same plugin that undoes this one, if any.
     pub compensation: Option<String>,
+    /// The requests the tool declares it makes (contract 0.1.1 `requests` export): the egress
+    /// gate refuses any other. `None`: not declared, the manifest's hosts alone limit it;
+    /// `Some([])`: the tool makes no requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Vec<RequestScope>>,
 }
 
 /// A credential the plugin binds to one host: the host injects it into the named header of

@@ -102,6 +102,13 @@ impl RequestScope {
     }
 }
 
+/// Serialised as written, the form a workflow or a manifest spells it.
+impl serde::Serialize for RequestScope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
 impl fmt::Display for RequestScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)

@@ -9,7 +9,7 @@ pub use tollgate_contract::Capability;
 pub const WASI_VERSION: &str = "0.2.12";
 
 /// The contract package's version, as `wit/plugin.wit` declares it (a test checks).
-pub const PLUGIN_VERSION: &str = "0.1.0";
+pub const PLUGIN_VERSION: &str = "0.1.1";
 
 /// WASI 0.2.12 packages, written as the world's `deps/` when the project declares `http`.
 pub(crate) const WASI_WIT: &[(&str, &str)] = &[

@@ -103,6 +103,9 @@ pub struct ToolReport {
     pub requests: Vec<RequestShape>,
     pub credentials_used: Vec<String>,
     pub secrets_read: Vec<String>,
+    /// The request scopes the tool declares (contract 0.1.1 `requests` export), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared_requests: Option<Vec<String>>,
     /// The narrowest request scopes that cover what was observed: `METHOD host/path-pattern`.
     pub proposed_scopes: Vec<String>,
 }
@@ -158,6 +161,7 @@ pub(crate) fn tools(
         let mut echoed = None;
         let mut leaked = None;
         let mut undeclared_hosts: BTreeMap<String, (u32, String, Value)> = BTreeMap::new();
+        let mut scopes = ScopeUse::new(spec.requests.as_deref());
         for o in &mine {
             let kind = match &o.outcome {
                 Ok(_) => "ok".to_string(),
@@ -166,6 +170,7 @@ pub(crate) fn tools(
             *outcomes.entry(kind).or_insert(0u32) += 1;
             secrets.extend(o.report.secrets_read.iter().cloned());
             for e in &o.report.egress {
+                scopes.see(e, &o.input);
                 let undeclared = e.denied.as_deref().is_some_and(|d| d.contains("not declared"));
                 if undeclared {
                     // One finding per host, however many calls tried it.
@@ -229,13 +234,14 @@ pub(crate) fn tools(
                     describe(shapes.values().next()),
                 ),
             ));
-        } else if !mutating.is_empty() && !changes_state {
+        } else if let Some(undeclared) = mutating.iter().find(|s| !scopes.declares(s)).filter(|_| !changes_state) {
             findings.push(finding(Severity::Warning, "read-tool-mutates", &spec.name, format!(
-                "declares effects [{}] but sent {}: a request that changes state. If it only reads (a search API that takes a POST body), say so in the tool's description; otherwise declare the effect",
+                "declares effects [{}] but sent {}: a request that changes state. If it only reads (a search API that takes a POST body), declare that request in the tool's request scopes; otherwise declare the effect",
                 effects.names().join(", "),
-                describe(mutating.first().copied()),
+                describe(Some(undeclared)),
             )));
         }
+        scopes.findings(&spec.name, findings);
         // A write may first look something up with a POST (a search); what matters is that the
         // request that acts carries the key, so only a tool none of whose requests did is flagged.
         let keyed: u32 = mutating.iter().map(|s| s.with_idempotency_key).sum();
@@ -290,6 +296,7 @@ pub(crate) fn tools(
             requests: shapes.into_values().collect(),
             credentials_used: credentials.into_iter().collect(),
             secrets_read: secrets.into_iter().collect(),
+            declared_requests: spec.requests.as_ref().map(|r| r.iter().map(ToString::to_string).collect()),
             proposed_scopes,
         });
     }
@@ -312,6 +319,65 @@ pub(crate) fn tools(
         }
     }
     reports
+}
+
+/// One tool's declared request scopes against its egress records: requests the gate refused
+/// for being outside them, and scopes no allowed request used.
+struct ScopeUse<'a> {
+    declared: Option<&'a [RequestScope]>,
+    used: Vec<bool>,
+    /// Refused as outside the declared scopes: count, the first request and its input.
+    outside: Option<(u32, String, Value)>,
+}
+
+impl<'a> ScopeUse<'a> {
+    fn new(declared: Option<&'a [RequestScope]>) -> Self {
+        ScopeUse { declared, used: vec![false; declared.map_or(0, <[_]>::len)], outside: None }
+    }
+
+    fn see(&mut self, e: &tollgate_contract::EgressRecord, input: &Value) {
+        let Some(declared) = self.declared else { return };
+        // The gate's wording for a request outside what the tool declares (`egress/scope.rs`).
+        if e.denied.as_deref().is_some_and(|d| d.contains("` declares (")) {
+            let first = || (0, format!("{} {}{}", e.method, e.host, e.path), input.clone());
+            self.outside.get_or_insert_with(first).0 += 1;
+        } else if e.denied.is_none() {
+            for (i, scope) in declared.iter().enumerate() {
+                self.used[i] |= scope.matches(&e.method, &e.host, &e.path);
+            }
+        }
+    }
+
+    /// Whether the tool declares requests of this shape (a shape's path is a pattern, so a
+    /// scope is taken to cover it when it matches the pattern's text).
+    fn declares(&self, shape: &RequestShape) -> bool {
+        self.declared.is_some_and(|d| d.iter().any(|s| s.matches(&shape.method, &shape.host, &shape.path)))
+    }
+
+    fn findings(self, tool: &str, findings: &mut Vec<Finding>) {
+        if let Some((times, first, input)) = self.outside {
+            findings.push(Finding {
+                severity: Severity::Error,
+                code: "request-outside-scopes".into(),
+                tool: Some(tool.into()),
+                message: format!(
+                    "sent requests its declared request scopes do not cover ({times} time(s), refused by the gate), first {first}"
+                ),
+                input: Some(input),
+                reproduce: None,
+            });
+        }
+        let unused: Vec<String> = (self.declared.unwrap_or_default().iter().zip(&self.used))
+            .filter(|(_, used)| !**used)
+            .map(|(scope, _)| scope.to_string())
+            .collect();
+        if !unused.is_empty() {
+            findings.push(finding(Severity::Info, "declared-request-unused", tool, format!(
+                "declares request scope(s) no call used: {}; a scope it does not need widens what it could send (or the tests do not reach it)",
+                unused.join(", ")
+            )));
+        }
+    }
 }
 
 fn finding(severity: Severity, code: &str, tool: &str, message: String) -> Finding {
@@ -426,11 +492,14 @@ impl Report {
                 }
             }
         }
-        let proposals: Vec<&ToolReport> = self.tools.iter().filter(|t| !t.proposed_scopes.is_empty()).collect();
+        let proposals: Vec<&ToolReport> =
+            self.tools.iter().filter(|t| !t.proposed_scopes.is_empty() && t.declared_requests.is_none()).collect();
         if !proposals.is_empty() {
             let _ = writeln!(
                 out,
-                "\nrequest scopes seen (review, then grant them in the workflow to make the gate enforce them):\n  [plugins.{}.grants.requests]",
+                "\nrequest scopes seen, for tools that declare none (review, then declare them in the plugin — Rust \
+                 `Tool::request`, Python `requests=`, JavaScript `requests:` — or grant them in the workflow; \
+                 either way the gate enforces them):\n  [plugins.{}.grants.requests]",
                 e(&self.plugin)
             );
             for t in proposals {
@@ -524,5 +593,59 @@ impl Report {
             let _ = writeln!(out, "- **{:?}** `{}`{tool}: {}", f.severity, f.code, code(&f.message));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tollgate_contract::EgressRecord;
+
+    use super::*;
+
+    fn record(method: &str, path: &str, denied: Option<&str>) -> EgressRecord {
+        EgressRecord {
+            method: method.into(),
+            host: "api.test".into(),
+            path: path.into(),
+            denied: denied.map(String::from),
+            ..EgressRecord::default()
+        }
+    }
+
+    /// Requests the gate refused as outside a tool's declared scopes are an error; declared
+    /// scopes no allowed request used are worth a look; a declared POST is not a mutation to flag.
+    #[test]
+    fn declared_scopes_against_what_the_tool_sent() {
+        let declared =
+            ["POST api.test/search", "GET api.test/items/*"].map(|s| RequestScope::parse(s).unwrap()).to_vec();
+        let mut scopes = ScopeUse::new(Some(&declared));
+        scopes.see(&record("POST", "/search", None), &json!({}));
+        let refused = "POST api.test/pay is outside the requests tool `t` declares (POST api.test/search)";
+        scopes.see(&record("POST", "/pay", Some(refused)), &json!({"amount": 1}));
+        scopes.see(&record("POST", "/pay", Some(refused)), &json!({"amount": 2}));
+        let shape = |method: &str, path: &str| RequestShape {
+            method: method.into(),
+            host: "api.test".into(),
+            path: path.into(),
+            count: 1,
+            refused: 0,
+            with_idempotency_key: 0,
+        };
+        assert!(scopes.declares(&shape("POST", "/search")));
+        assert!(!scopes.declares(&shape("POST", "/pay")));
+        let mut findings = Vec::new();
+        scopes.findings("t", &mut findings);
+        let codes: Vec<(&str, Severity)> = findings.iter().map(|f| (f.code.as_str(), f.severity)).collect();
+        assert_eq!(codes, [("request-outside-scopes", Severity::Error), ("declared-request-unused", Severity::Info)]);
+        assert!(findings[0].message.contains("2 time(s)") && findings[0].message.contains("POST api.test/pay"));
+        assert_eq!(findings[0].input, Some(json!({"amount": 1})));
+        assert!(findings[1].message.contains("GET api.test/items/*"), "{}", findings[1].message);
+        // A tool that declares nothing has nothing to say here.
+        let mut none = Vec::new();
+        let mut undeclared = ScopeUse::new(None);
+        undeclared.see(&record("DELETE", "/x", None), &json!({}));
+        undeclared.findings("t", &mut none);
+        assert!(none.is_empty());
     }
 }

@@ -25,12 +25,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 mod floor_bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
-        world: "plugin",
+        world: "plugin-core",
         exports: { default: async },
     });
 }
 
-use floor_bindings::PluginPre as FloorPre;
+use floor_bindings::PluginCorePre as FloorPre;
 use floor_bindings::exports::tollgate::plugin::tool::CallContext as WitContext;
 
 const INPUT: &str = r#"{"msg":"hello"}"#;
@@ -86,7 +86,7 @@ impl Floor {
         let mut linker = Linker::<FloorState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("link wasi");
         // The only non-WASI import of the echo component: an interface with types, no functions.
-        linker.instance(&format!("{PLUGIN_TYPES}@0.1.0")).expect("types instance");
+        linker.instance(&format!("{PLUGIN_TYPES}@0.1.1")).expect("types instance");
         let pre = FloorPre::new(linker.instantiate_pre(&component).expect("echo links")).expect("echo exports tool");
         let limits = Limits::default();
         Floor { engine, pre, ctx: wit_ctx(), fuel: limits.fuel, deadline_ticks: limits.timeout.as_millis() as u64 / 10 }

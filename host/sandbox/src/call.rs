@@ -14,8 +14,9 @@ use tollgate_contract::Limits;
 use wasmtime::component::{InstancePre, Val};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use crate::bindings::PluginPre;
+use crate::bindings::PluginCoreIndices;
 use crate::bindings::exports::tollgate::plugin::tool::{CallContext as WitContext, ToolError as WitToolError};
+use crate::bindings::requests::{PluginRequestsIndices, exports::tollgate::plugin::requests::ToolRequests};
 use crate::bindings::tollgate::plugin::types::Manifest as WitManifest;
 use crate::engine::Sandbox;
 use crate::error::{CallError, ToolError};
@@ -126,20 +127,40 @@ pub(crate) fn classify(
     CallError::Trap { message, backtrace }
 }
 
-/// A Tollgate plugin's component, pre-instantiated against the sandbox's linker. Wraps the
-/// generated `PluginPre` so that only this module and the bindings name wit-bindgen types.
-pub(crate) struct TollgatePre(PluginPre<CallState>);
+/// A Tollgate plugin's component, pre-instantiated against the sandbox's linker, with the
+/// export indices of its `tool` interface and, when it has one (contract 0.1.1), its `requests`
+/// interface. Wraps the generated types so that only this module and the bindings name them.
+pub(crate) struct TollgatePre {
+    pre: InstancePre<CallState>,
+    core: PluginCoreIndices,
+    requests: Option<PluginRequestsIndices>,
+}
 
 impl TollgatePre {
     /// Fails when the component does not export `tollgate:plugin/tool` as the contract says.
+    /// A `requests` export of the wrong shape fails too: declared scopes are never dropped.
     pub(crate) fn new(pre: InstancePre<CallState>) -> wasmtime::Result<TollgatePre> {
-        PluginPre::new(pre).map(TollgatePre)
+        let core = PluginCoreIndices::new(&pre)?;
+        let requests = if exports_requests(pre.component(), pre.engine()) {
+            Some(PluginRequestsIndices::new(&pre)?)
+        } else {
+            None
+        };
+        Ok(TollgatePre { pre, core, requests })
     }
 }
 
+/// Whether the component exports the contract's `requests` interface, at any version.
+fn exports_requests(component: &wasmtime::component::Component, engine: &wasmtime::Engine) -> bool {
+    component.component_type().exports(engine).any(|(name, _)| name.split('@').next() == Some(REQUESTS_INTERFACE))
+}
+
+/// The optional export of contract 0.1.1, unversioned.
+const REQUESTS_INTERFACE: &str = "tollgate:plugin/requests";
+
 /// A live instance of either kind of component.
 pub(crate) enum Instance {
-    Tollgate(crate::bindings::Plugin),
+    Tollgate(crate::bindings::PluginCore),
     Plain(wasmtime::component::Instance),
 }
 
@@ -149,9 +170,10 @@ async fn instantiate(
     store: &mut Store<CallState>,
     limits: &Limits,
     deadline: Instant,
-) -> Result<crate::bindings::Plugin, CallError> {
-    let instantiated = tokio::time::timeout_at(wait_until(deadline), pre.0.instantiate_async(&mut *store)).await;
-    settle(instantiated, store, limits, true)
+) -> Result<crate::bindings::PluginCore, CallError> {
+    let instantiated = tokio::time::timeout_at(wait_until(deadline), pre.pre.instantiate_async(&mut *store)).await;
+    let instance = settle(instantiated, store, limits, true)?;
+    pre.core.load(&mut *store, &instance).map_err(|e| classify(e, store, limits, true))
 }
 
 async fn instantiate_kind(
@@ -204,14 +226,23 @@ pub(crate) async fn fetch_manifest(
     pre: &TollgatePre,
     scope: Arc<PluginScope>,
     limits: &Limits,
-) -> Result<WitManifest, CallError> {
+) -> Result<(WitManifest, Option<Vec<ToolRequests>>), CallError> {
     let deadline = Instant::now() + limits.timeout;
     let state = CallState::new(scope, limits, deadline, Arc::new(BTreeMap::new()));
     let mut store = new_store(sandbox, state, limits, deadline);
-    let instance = instantiate(pre, &mut store, limits, deadline).await?;
+    let instantiated = tokio::time::timeout_at(wait_until(deadline), pre.pre.instantiate_async(&mut store)).await;
+    let instance = settle(instantiated, &store, limits, true)?;
+    let core = pre.core.load(&mut store, &instance).map_err(|e| classify(e, &store, limits, true))?;
     let called =
-        tokio::time::timeout_at(wait_until(deadline), instance.tollgate_plugin_tool().call_manifest(&mut store)).await;
-    settle(called, &store, limits, false)
+        tokio::time::timeout_at(wait_until(deadline), core.tollgate_plugin_tool().call_manifest(&mut store)).await;
+    let manifest = settle(called, &store, limits, false)?;
+    // Both reads share the instance and the one deadline and fuel budget.
+    let Some(indices) = &pre.requests else { return Ok((manifest, None)) };
+    let requests = indices.load(&mut store, &instance).map_err(|e| classify(e, &store, limits, true))?;
+    let called =
+        tokio::time::timeout_at(wait_until(deadline), requests.tollgate_plugin_requests().call_declared(&mut store))
+            .await;
+    Ok((manifest, Some(settle(called, &store, limits, false)?)))
 }
 
 /// Longest message a plugin's tool error may carry into results and reports. The message is

@@ -26,7 +26,7 @@ pub enum LoadError {
         tollgate_contract::capability::PROVIDED
     )]
     UnsupportedImports { imports: Vec<String> },
-    #[error("component does not export `tollgate:plugin/tool@0.1.0` (is it built against the Tollgate WIT?): {0}")]
+    #[error("component does not export `tollgate:plugin/tool@0.1.x` (is it built against the Tollgate WIT?): {0}")]
     NotAPlugin(String),
     #[error("plain component cannot be offered as tools: {0}")]
     PlainComponent(String),

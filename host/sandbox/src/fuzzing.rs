@@ -3,13 +3,17 @@
 
 use serde_json::Value;
 
+use crate::bindings::requests::exports::tollgate::plugin::requests::ToolRequests;
 use crate::bindings::tollgate::plugin::types as wit;
 
 /// A guest's manifest, written as JSON with the WIT record's field names (missing or mistyped
-/// fields become empty values), through the same conversion and validation as a load.
+/// fields become empty values), through the same conversion and validation as a load. A
+/// `requests` key (`[{"tool": …, "scopes": [...]}]`) stands for the optional `requests` export.
 pub fn check_manifest(doc: &Value) -> Result<(), String> {
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     let list = |v: &Value, k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+    let strings =
+        |v: &Value, k: &str| list(v, k).iter().filter_map(Value::as_str).map(String::from).collect::<Vec<_>>();
     let tools = list(doc, "tools")
         .iter()
         .map(|t| wit::Tool {
@@ -37,10 +41,13 @@ pub fn check_manifest(doc: &Value) -> Result<(), String> {
         version: text(doc, "version"),
         description: text(doc, "description"),
         tools,
-        hosts: list(doc, "hosts").iter().filter_map(Value::as_str).map(String::from).collect(),
+        hosts: strings(doc, "hosts"),
         credentials,
     };
-    crate::manifest::check(manifest).map(|_| ()).map_err(|e| e.to_string())
+    let requests = doc.get("requests").and_then(Value::as_array).map(|declared| {
+        declared.iter().map(|r| ToolRequests { tool: text(r, "tool"), scopes: strings(r, "scopes") }).collect()
+    });
+    crate::manifest::check(manifest, requests).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// The WIT flags from the low five bits, in declaration order.

@@ -1,10 +1,13 @@
 //! The manifest's conversion from the guest's WIT record and its validation, so a plugin with a
 //! malformed manifest never loads. The types themselves are plain data in
-//! [`tollgate_contract::manifest`].
+//! [`tollgate_contract::manifest`]. The optional `requests` export (contract 0.1.1) is read
+//! here too: each tool's declared request scopes, parsed, bounded and checked against the
+//! manifest's tools and hosts.
 
 use tollgate_contract::pattern::{HostMatch, HostPattern};
-use tollgate_contract::{CredentialSpec, Effects, Manifest, ToolSpec};
+use tollgate_contract::{CredentialSpec, Effects, Manifest, RequestScope, ToolSpec};
 
+use crate::bindings::requests::exports::tollgate::plugin::requests::ToolRequests;
 use crate::bindings::tollgate::plugin::types as wit;
 use crate::error::LoadError;
 use crate::schema::{RegexBudget, Schema};
@@ -44,6 +47,8 @@ const MAX_NAME: usize = 64;
 const MAX_HOST: usize = 256;
 /// Credential header names and value prefixes.
 const MAX_HEADER: usize = 128;
+/// Declared request scopes per tool (each is at most 1 KiB, [`RequestScope::parse`]).
+pub(crate) const MAX_SCOPES_PER_TOOL: usize = 64;
 
 fn bounded(what: impl Into<String>, len: usize, max: usize) -> Result<(), LoadError> {
     if len > max { Err(LoadError::ManifestTooLarge { what: what.into(), len, max }) } else { Ok(()) }
@@ -82,10 +87,58 @@ fn check_bounds(m: &wit::Manifest) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Converts and validates. Every message names the offending tool, host or credential.
-pub(crate) fn check(m: wit::Manifest) -> Result<Checked, LoadError> {
+/// Converts and validates the manifest and, when the plugin exports `requests`, its declared
+/// request scopes. Every message names the offending tool, host, credential or scope.
+pub(crate) fn check(m: wit::Manifest, requests: Option<Vec<ToolRequests>>) -> Result<Checked, LoadError> {
     check_bounds(&m)?;
-    check_fields(m).map_err(LoadError::InvalidManifest)
+    if let Some(requests) = &requests {
+        bounded("the request declarations", requests.len(), MAX_TOOLS)?;
+        for (i, r) in requests.iter().enumerate() {
+            bounded(format!("request declaration {i}'s tool name"), r.tool.len(), MAX_NAME)?;
+            bounded(format!("tool `{}` request scopes", r.tool), r.scopes.len(), MAX_SCOPES_PER_TOOL)?;
+        }
+    }
+    let mut checked = check_fields(m).map_err(LoadError::InvalidManifest)?;
+    if let Some(requests) = requests {
+        attach_requests(&mut checked, requests).map_err(LoadError::InvalidManifest)?;
+    }
+    Ok(checked)
+}
+
+/// Whether a manifest host covers a scope's host; a scope spells an IP address as a name.
+fn covers_scope_host(host: &HostMatch, scope: &HostMatch) -> bool {
+    match (host, scope) {
+        (HostMatch::Ip(ip), HostMatch::Exact(name)) => name.parse::<std::net::IpAddr>().is_ok_and(|n| n == *ip),
+        _ => host.covers(scope),
+    }
+}
+
+/// Sets each declared tool's `requests`. A declaration must name a tool of the manifest, once;
+/// each scope must parse and its host must be one the manifest's `hosts` cover (a scope no
+/// request could reach is a mistake, not a restriction).
+fn attach_requests(checked: &mut Checked, declared: Vec<ToolRequests>) -> Result<(), String> {
+    for d in declared {
+        let hosts = &checked.host_patterns;
+        let Some(tool) = checked.manifest.tools.iter_mut().find(|t| t.name == d.tool) else {
+            return Err(format!("requests: `{}` is not a tool of this plugin", d.tool));
+        };
+        if tool.requests.is_some() {
+            return Err(format!("requests: tool `{}` is declared twice", d.tool));
+        }
+        let mut scopes = Vec::with_capacity(d.scopes.len());
+        for text in &d.scopes {
+            let scope = RequestScope::parse(text).map_err(|e| format!("tool `{}` requests: {e}", d.tool))?;
+            if !hosts.iter().any(|p| covers_scope_host(&p.host, &scope.host)) {
+                return Err(format!(
+                    "tool `{}` requests: `{scope}` is for a host the manifest's hosts do not cover",
+                    d.tool
+                ));
+            }
+            scopes.push(scope);
+        }
+        tool.requests = Some(scopes);
+    }
+    Ok(())
 }
 
 fn check_fields(m: wit::Manifest) -> Result<Checked, String> {
@@ -146,6 +199,7 @@ fn check_fields(m: wit::Manifest) -> Result<Checked, String> {
             },
             idempotent: t.idempotent,
             compensation: t.compensation.clone(),
+            requests: None,
         });
     }
     for t in &tools {
@@ -237,7 +291,7 @@ mod tests {
 
     #[test]
     fn an_ordinary_manifest_passes() {
-        let checked = check(manifest(vec![plain_tool()])).unwrap();
+        let checked = check(manifest(vec![plain_tool()]), None).unwrap();
         assert_eq!(checked.manifest.tools[0].input_schema, serde_json::json!({"type": "object"}));
     }
 
@@ -264,7 +318,7 @@ mod tests {
         for (what, edit) in cases {
             let mut m = manifest(vec![plain_tool()]);
             edit(&mut m);
-            match check(m) {
+            match check(m, None) {
                 Err(e @ LoadError::ManifestTooLarge { .. }) => {
                     let text = e.to_string();
                     assert!(text.contains(what), "{what}: {text}");
@@ -289,8 +343,62 @@ mod tests {
         assert!(schema(550).len() < MAX_SCHEMA);
         let tools = (0..4).map(|i| tool(&format!("t{i}"), schema(550))).collect();
         let started = std::time::Instant::now();
-        let e = check(manifest(tools)).err().expect("refused");
+        let e = check(manifest(tools), None).err().expect("refused");
         assert!(e.to_string().contains("regex budget"), "{e}");
         assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    }
+
+    fn declared(tool: &str, scopes: &[&str]) -> ToolRequests {
+        ToolRequests { tool: tool.into(), scopes: scopes.iter().map(|s| s.to_string()).collect() }
+    }
+
+    #[test]
+    fn declared_requests_attach_to_their_tools() {
+        let m = manifest(vec![plain_tool(), tool("u", r#"{"type":"object"}"#.into())]);
+        let checked =
+            check(m, Some(vec![declared("t", &["GET api.example.test/items/*"]), declared("u", &[])])).unwrap();
+        let scopes = |i: usize| checked.manifest.tools[i].requests.as_ref().map(|r| r.len());
+        assert_eq!((scopes(0), scopes(1)), (Some(1), Some(0)));
+        let none = check(manifest(vec![plain_tool()]), None).unwrap();
+        assert!(none.manifest.tools[0].requests.is_none());
+    }
+
+    /// What a plugin's `requests` export may get wrong, each refused at load with the tool and
+    /// the reason, and never echoing an oversized string.
+    #[test]
+    fn malformed_declarations_are_refused() {
+        let refused = |requests: Vec<ToolRequests>| match check(manifest(vec![plain_tool()]), Some(requests)) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted"),
+        };
+        let e = refused(vec![declared("nope", &["GET api.example.test/x"])]);
+        assert!(e.contains("`nope` is not a tool of this plugin"), "{e}");
+        let e = refused(vec![declared("t", &[]), declared("t", &[])]);
+        assert!(e.contains("tool `t` is declared twice"), "{e}");
+        let e = refused(vec![declared("t", &["get api.example.test/x"])]);
+        assert!(e.contains("tool `t` requests: invalid request scope"), "{e}");
+        let e = refused(vec![declared("t", &["GET other.test/x"])]);
+        assert!(e.contains("`GET other.test/x` is for a host the manifest's hosts do not cover"), "{e}");
+        let e = refused(vec![declared("t", &["GET api.example.test/../admin"])]);
+        assert!(e.contains("dot segments"), "{e}");
+        let many: Vec<String> = (0..65).map(|i| format!("GET api.example.test/{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let e = refused(vec![declared("t", &many)]);
+        assert!(e.contains("tool `t` request scopes") && e.contains("64"), "{e}");
+        let huge = "x".repeat(1 << 20);
+        let e = refused(vec![declared(&huge, &[])]);
+        assert!(e.len() < 200, "echoes the name: {}", e.len());
+        let e = refused(vec![declared("t", &[&format!("GET api.example.test/{huge}")])]);
+        assert!(e.len() < 600, "echoes the scope: {}", e.len());
+        let e = refused((0..=MAX_TOOLS).map(|_| declared("t", &[])).collect());
+        assert!(e.contains("the request declarations"), "{e}");
+    }
+
+    /// A manifest host given as an IP address covers a scope naming that address.
+    #[test]
+    fn an_ip_host_covers_its_scope() {
+        let mut m = manifest(vec![plain_tool()]);
+        m.hosts = vec!["http://127.0.0.1:8080".into(), "https://api.example.test".into()];
+        assert!(check(m, Some(vec![declared("t", &["GET 127.0.0.1/x"])])).is_ok());
     }
 }

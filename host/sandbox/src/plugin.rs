@@ -161,10 +161,10 @@ impl Sandbox {
                 secrets: BTreeMap::new(),
                 egress: Arc::new(EgressPolicy::default()),
             });
-            let raw = crate::call::fetch_manifest(self, &pre, probe_scope, &grants.limits)
+            let (raw, requests) = crate::call::fetch_manifest(self, &pre, probe_scope, &grants.limits)
                 .await
                 .map_err(|e| LoadError::ManifestCall(Box::new(e)))?;
-            let checked = manifest::check(raw)?;
+            let checked = manifest::check(raw, requests)?;
             (Kind::Tollgate(pre), checked.manifest, checked.schemas, checked.host_patterns)
         } else {
             let analysis =
@@ -281,6 +281,7 @@ fn build_scope(
         upstreams: grants.upstreams.clone(),
         resolve: grants.resolve.clone(),
         network: grants.network.clone(),
+        declared_scopes: manifest.tools.iter().filter_map(|t| Some((t.name.clone(), t.requests.clone()?))).collect(),
         tool_scopes: grants.tool_requests.clone(),
     };
     Ok(PluginScope {

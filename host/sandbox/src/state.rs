@@ -219,7 +219,7 @@ impl WasiHttpView for CallState {
 /// Adds the host side of `wit/plugin.wit`'s imports (`log`, `kv`, `secrets`, `types`) to the
 /// sandbox's linker, implemented by [`CallState`] below.
 pub(crate) fn add_plugin_interfaces(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    crate::bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
+    crate::bindings::PluginCore::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
 }
 
 impl crate::bindings::tollgate::plugin::types::Host for CallState {}

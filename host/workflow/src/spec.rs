@@ -288,7 +288,7 @@ pub(crate) const GRANTS: TableSpec = TableSpec {
             "requests",
             Ty::StrListMap,
             "{}",
-            "Tool name → the only requests it may make, each `METHOD host/path` (`*` for any method; `*.suffix` hosts; a path segment `*` is any one segment, a final `**` any rest), e.g. `search_contacts = [\"POST api.hubapi.com/crm/v3/objects/contacts/search\"]`. The egress gate refuses any other request of a listed tool, and any path of theirs with dot segments (`..;x` too) or encoded slashes, dots or percent signs; unlisted tools are limited by `hosts` alone. `tollgate plugin test` proposes them from observed traffic.",
+            "Tool name → the only requests it may make, each `METHOD host/path` (`*` for any method; `*.suffix` hosts; a path segment `*` is any one segment, a final `**` any rest), e.g. `search_contacts = [\"POST api.hubapi.com/crm/v3/objects/contacts/search\"]`. The egress gate refuses any other request of a listed tool, and any path of theirs with dot segments (`..;x` too) or encoded slashes, dots or percent signs; unlisted tools are limited by `hosts` alone. Where the plugin declares a tool's requests (contract 0.1.1), a request needs both: these narrow the plugin's, never widen them. `tollgate plugin test` proposes them from observed traffic.",
         ),
     ],
 };

@@ -85,7 +85,7 @@ def _score(contact: Contact, where: str = "email") -> LeadScore:
     )
 
 
-@plugin.tool(idempotent=True)
+@plugin.tool(idempotent=True, requests=[])
 def score_lead(contact: Contact) -> LeadScore:
     """Score one contact as a sales lead: 0-100 and a grade (A best), with each factor's points
     and reason (seniority from the job title, company size, corporate vs free-mail domain,
@@ -93,7 +93,7 @@ def score_lead(contact: Contact) -> LeadScore:
     return _score(contact, "contact.email")
 
 
-@plugin.tool(idempotent=True)
+@plugin.tool(idempotent=True, requests=[])
 def rank_leads(
     contacts: Annotated["list[Contact]", Field("Contacts to rank.", min_items=1, max_items=5000)],
     top: Annotated[int, Field("How many to return.", minimum=1, maximum=5000)] = 10,
@@ -108,7 +108,7 @@ def rank_leads(
     return out
 
 
-@plugin.tool(effects=Effects.READ, idempotent=True)
+@plugin.tool(effects=Effects.READ, idempotent=True, requests=["GET api.hubapi.com/crm/v3/objects/contacts/*"])
 def fetch_and_score(
     ctx: Context,
     contact_id: Annotated[str, Field("HubSpot contact id.", pattern=r"^[0-9]{1,20}$")],

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import {
   Context, ToolError, buildRequest, classifyHttpError, definePlugin, kv, log, s, setCapabilities, tool,
 } from '../index.js';
-import { exportTool } from '../plugin.js';
+import { exportRequests, exportTool } from '../plugin.js';
 import { toWitError } from '../errors.js';
 import { decode, encode } from '../utf8.js';
 
@@ -44,6 +44,33 @@ test('definePlugin lists every problem the host would refuse', () => {
       }
       return true;
     },
+  );
+});
+
+test('tools declare their requests; the export lists only tools that declare them', () => {
+  const run = () => 1;
+  const plugin = definePlugin({
+    name: 'p',
+    version: '1',
+    hosts: ['https://api.example.com'],
+    tools: [
+      tool({ name: 'get_item', description: 'd', input: s.object({}), requests: ['GET api.example.com/v1/items/*'], run }),
+      tool({ name: 'pure', description: 'd', input: s.object({}), requests: [], run }),
+      tool({ name: 'free', description: 'd', input: s.object({}), run }),
+    ],
+  });
+  assert.deepEqual(plugin.manifest().tools.map((t) => t.requests), [['GET api.example.com/v1/items/*'], [], null]);
+  assert.deepEqual(exportRequests(plugin).declared(), [
+    { tool: 'get_item', scopes: ['GET api.example.com/v1/items/*'] },
+    { tool: 'pure', scopes: [] },
+  ]);
+  assert.throws(
+    () => definePlugin({
+      name: 'p',
+      version: '1',
+      tools: [tool({ name: 'a', description: 'd', input: s.object({}), requests: ['get x/y', 'GET https://x/y', 7], run })],
+    }),
+    (e) => e.message.split('is not `METHOD host/path`').length === 4,
   );
 });
 

@@ -159,6 +159,33 @@ class PluginTest(unittest.TestCase):
             self.assertIn(expected, problems)
         self.assertEqual(make_plugin().validate(), [])
 
+    def test_requests_are_declared_per_tool_and_checked(self):
+        plugin = Plugin("demo", "1", "d", hosts=["https://api.example.com"])
+
+        @plugin.tool(requests=["GET api.example.com/v1/items/*"])
+        def get_item() -> None:
+            """Gets."""
+
+        @plugin.tool(requests=[])
+        def pure() -> None:
+            """Computes."""
+
+        @plugin.tool
+        def free() -> None:
+            """Anything its hosts allow."""
+
+        self.assertEqual(plugin.validate(), [])
+        self.assertEqual([t["requests"] for t in plugin.manifest()["tools"]],
+                         [["GET api.example.com/v1/items/*"], [], None])
+
+        @plugin.tool(requests=["get api.example.com/x", "GET https://api.example.com/x", 7])
+        def bad() -> None:
+            """Bad."""
+
+        problems = plugin.validate()
+        self.assertEqual(len(problems), 3, problems)
+        self.assertTrue(all("is not `METHOD host/path`" in p for p in problems), problems)
+
     def test_parameters_need_annotations(self):
         plugin = Plugin("demo", "1", "d")
         with self.assertRaises(TypeError):

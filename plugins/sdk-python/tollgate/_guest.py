@@ -127,10 +127,12 @@ def _warm_up() -> str:
     return output
 
 
-def export(module: ModuleType) -> type:
-    """The class componentize-py exports as `tollgate:plugin/tool`."""
+def export(module: ModuleType) -> "tuple[type, type]":
+    """The classes componentize-py exports as `tollgate:plugin/tool` and
+    `tollgate:plugin/requests`."""
     from componentize_py_types import Err
     from wit_world import exports
+    from wit_world.exports import requests as requests_types
     from wit_world.imports import types
 
     _preload_bindings()
@@ -139,6 +141,7 @@ def export(module: ModuleType) -> type:
     if problems:
         raise RuntimeError(f"plugin `{plugin.name}` is invalid:\n  " + "\n  ".join(problems))
     manifest = _wit_manifest(types, plugin)
+    declared = [requests_types.ToolRequests(t.name, list(t.requests)) for t in plugin.tools if t.requests is not None]
     _warm_up()
 
     class Tool(exports.Tool):
@@ -154,4 +157,8 @@ def export(module: ModuleType) -> type:
             except BaseException as error:  # noqa: BLE001 - a trap would lose the message
                 raise Err(_wit_error(types, Internal(describe_exception(error)))) from None
 
-    return Tool
+    class Requests(exports.Requests):
+        def declared(self) -> Any:
+            return declared
+
+    return Tool, Requests

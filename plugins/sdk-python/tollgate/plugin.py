@@ -23,6 +23,8 @@ __all__ = ["Effects", "Credential", "Tool", "Plugin"]
 
 _TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+# `METHOD host/path`: the shape the host parses a request scope by (it checks the rest at load).
+_SCOPE = re.compile(r"^(\*|[A-Z]+) [^/:\s]+/\S*$")
 # What an internal error may say about the exception; the host caps tool-error text at 8 KiB.
 _MAX_ERROR_CHARS = 2000
 
@@ -75,6 +77,7 @@ class Tool:
         effects: Effects = Effects.NONE,
         idempotent: bool = False,
         compensation: Optional[str] = None,
+        requests: Optional[Iterable[str]] = None,
     ):
         self.function = function
         self.name = name or function.__name__
@@ -83,6 +86,9 @@ class Tool:
         self.effects = effects
         self.idempotent = idempotent
         self.compensation = compensation
+        # `METHOD host/path-pattern` each; once declared, the host refuses any other request of
+        # this tool. `[]` declares that it makes none; `None` leaves it to the plugin's hosts.
+        self.requests = None if requests is None else list(requests)
         hints = get_type_hints(function, include_extras=True)
         self._context_param: Optional[str] = None
         self._fields: "list[tuple[str, Any, bool, Any]]" = []
@@ -151,10 +157,15 @@ class Plugin:
         effects: Effects = Effects.NONE,
         idempotent: bool = False,
         compensation: Optional[str] = None,
+        requests: Optional[Iterable[str]] = None,
     ) -> Any:
         """Registers a function as a tool; usable bare (`@plugin.tool`) or with options. The
         function is returned unchanged, so tests can call it directly. The name defaults to
-        the function's, the description to its docstring (write it for the model)."""
+        the function's, the description to its docstring (write it for the model).
+
+        `requests` declares every kind of request the tool makes, each `METHOD host/path`
+        (`"GET api.example.com/v1/items/*"`: `*` is one path segment, a final `**` any rest,
+        no query): the host's egress gate then refuses any other request of this tool."""
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             self.tools.append(
@@ -165,6 +176,7 @@ class Plugin:
                     effects=effects,
                     idempotent=idempotent,
                     compensation=compensation,
+                    requests=requests,
                 )
             )
             return fn
@@ -200,6 +212,12 @@ class Plugin:
                 problems.append(f"tool `{tool.name}` has no description (give a docstring)")
             if tool.compensation is not None and tool.compensation not in names:
                 problems.append(f"tool `{tool.name}`: compensation `{tool.compensation}` is not a tool of this plugin")
+            for scope in tool.requests or []:
+                if not isinstance(scope, str) or not _SCOPE.match(scope):
+                    problems.append(
+                        f"tool `{tool.name}`: request {scope!r} is not `METHOD host/path` "
+                        "(e.g. `GET api.example.com/v1/items/*`)"
+                    )
         return problems
 
     def manifest(self) -> dict:
@@ -219,6 +237,7 @@ class Plugin:
                     "effects": t.effects,
                     "idempotent": t.idempotent,
                     "compensation": t.compensation,
+                    "requests": None if t.requests is None else list(t.requests),
                 }
                 for t in self.tools
             ],

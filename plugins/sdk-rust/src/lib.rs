@@ -1,5 +1,5 @@
 //! The Tollgate plugin SDK for Rust: write tools as plain functions over serde types and let
-//! [`plugin!`] turn them into a component exporting `tollgate:plugin/tool`.
+//! [`plugin!`] turn them into a component exporting `tollgate:plugin/tool` and `tollgate:plugin/requests`.
 //!
 //! This crate owns the wit-bindgen bindings for `wit/plugin.wit` (in [`bindings`]) and everything
 //! a plugin author touches: [`Tool`], [`ToolError`], [`Context`], the manifest types and the
@@ -71,12 +71,14 @@ pub mod prelude {
 /// Re-exports the [`plugin!`] macro needs; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::bindings::exports::tollgate::plugin::requests::{Guest as RequestsGuest, ToolRequests};
     pub use crate::bindings::exports::tollgate::plugin::tool::Guest;
     pub use crate::bindings::tollgate::plugin::types::{CallContext, Manifest, ToolError as WitToolError};
-    pub use crate::plugin::{call, manifest};
+    pub use crate::plugin::{call, declared_requests, manifest};
 }
 
-/// Declares the plugin and exports it as the component's `tollgate:plugin/tool`.
+/// Declares the plugin and exports it as the component's `tollgate:plugin/tool` and
+/// `tollgate:plugin/requests` (each tool's declared request scopes; see [`Tool::request`]).
 ///
 /// Use it once, at the root of a `cdylib` crate. Fields come in this order; `hosts` and
 /// `credentials` may be left out (a pure plugin has neither):
@@ -131,6 +133,12 @@ macro_rules! plugin {
                 context: $crate::__private::CallContext,
             ) -> ::core::result::Result<::std::string::String, $crate::__private::WitToolError> {
                 $crate::__private::call(&tollgate_plugin(), &tool, &input, context)
+            }
+        }
+
+        impl $crate::__private::RequestsGuest for __TollgatePluginExport {
+            fn declared() -> ::std::vec::Vec<$crate::__private::ToolRequests> {
+                $crate::__private::declared_requests(&tollgate_plugin())
             }
         }
 

@@ -1,5 +1,6 @@
 //! The plugin definition: [`Tool`], [`Credential`] and [`Plugin`], JSON Schema generation, and
-//! the two exported entry points (`manifest`, `call`) that `plugin!` wires to the component.
+//! the exported entry points (`manifest`, `call`, and `declared` of the `requests` interface)
+//! that `plugin!` wires to the component.
 //!
 //! Nothing here may call a capability (log, kv, secrets, http): this code is linked into every
 //! plugin, and a call would put that interface into every plugin's import list.
@@ -11,6 +12,7 @@ use schemars::generate::SchemaSettings;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::bindings::exports::tollgate::plugin::requests::ToolRequests;
 use crate::bindings::tollgate::plugin::types::{
     CallContext, Credential as WitCredential, Effects, Manifest, Tool as WitTool, ToolError as WitToolError,
 };
@@ -25,6 +27,7 @@ pub struct Tool {
     effects: Effects,
     idempotent: bool,
     compensation: Option<String>,
+    requests: Option<Vec<String>>,
     input_schema: fn() -> String,
     output_schema: fn() -> String,
     handler: Handler,
@@ -48,6 +51,7 @@ impl Tool {
             effects: Effects::empty(),
             idempotent: false,
             compensation: None,
+            requests: None,
             input_schema: schema_for::<I>,
             output_schema: schema_for::<O>,
             handler: Box::new(move |context, input| {
@@ -84,8 +88,32 @@ impl Tool {
         self
     }
 
+    /// Declares one kind of request the tool makes, `METHOD host/path-pattern` (for example
+    /// `"POST api.hubapi.com/crm/v3/objects/contacts/search"` or
+    /// `"GET graph.facebook.com/v21.0/*/insights"`: `*` is one path segment, a final `**` any
+    /// rest, the query is not part of it). Once a tool declares any, the host's egress gate
+    /// refuses every request of that tool no declared scope matches. A tool that declares none
+    /// is limited by the plugin's hosts alone.
+    #[must_use]
+    pub fn request(mut self, scope: impl Into<String>) -> Self {
+        self.requests.get_or_insert_with(Vec::new).push(scope.into());
+        self
+    }
+
+    /// Declares the tool's requests as a whole; an empty list declares that it makes none.
+    #[must_use]
+    pub fn requests<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.requests = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The declared request scopes, if the tool declares them.
+    pub fn declared_requests(&self) -> Option<&[String]> {
+        self.requests.as_deref()
     }
 
     /// The input JSON Schema (draft 2020-12) as a string.
@@ -111,6 +139,7 @@ impl fmt::Debug for Tool {
             .field("effects", &self.effects)
             .field("idempotent", &self.idempotent)
             .field("compensation", &self.compensation)
+            .field("requests", &self.requests)
             .finish_non_exhaustive()
     }
 }
@@ -245,6 +274,11 @@ impl Plugin {
                     tool.name
                 ));
             }
+            for scope in tool.requests.iter().flatten() {
+                if let Err(why) = check_scope_shape(scope) {
+                    problems.push(format!("tool `{}` request `{scope}`: {why}", tool.name));
+                }
+            }
             let input: serde_json::Value = serde_json::from_str(&tool.input_schema()).unwrap_or_default();
             if input.get("type").and_then(|t| t.as_str()) != Some("object") {
                 problems.push(format!("tool `{}` input schema must describe an object (use a struct)", tool.name));
@@ -269,6 +303,21 @@ fn parse_input<I: DeserializeOwned>(input: &str) -> Result<I, ToolError> {
         .map_err(|e| ToolError::invalid_input(format!("invalid input: {e}")))?;
     deserializer.end().map_err(|e| ToolError::invalid_input(format!("invalid input: {e}")))?;
     Ok(value)
+}
+
+/// The shape the host parses a request scope by (it checks the rest, and that a plugin's hosts
+/// cover the scope's host, at load): `METHOD host/path`.
+fn check_scope_shape(scope: &str) -> Result<(), &'static str> {
+    let (method, target) =
+        scope.split_once(' ').ok_or("write `METHOD host/path`, e.g. `GET api.example.com/v1/items/*`")?;
+    if method != "*" && (method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase())) {
+        return Err("the method is upper case letters (GET, POST, …) or `*`");
+    }
+    let slash = target.find('/').ok_or("the path starts with `/` after the host")?;
+    if slash == 0 || target[..slash].contains(':') {
+        return Err("the host is a name (`api.example.com`) or `*.suffix`, no scheme or port");
+    }
+    Ok(())
 }
 
 /// `[a-z][a-z0-9_]*`, plus `-` when `dash` (plugin and credential names allow it).
@@ -310,6 +359,16 @@ pub fn manifest(plugin: &Plugin) -> Manifest {
             })
             .collect(),
     }
+}
+
+/// The exported `declared` function of the `requests` interface: the tools that declare their
+/// requests, in tool order.
+pub fn declared_requests(plugin: &Plugin) -> Vec<ToolRequests> {
+    plugin
+        .tools
+        .iter()
+        .filter_map(|tool| Some(ToolRequests { tool: tool.name.clone(), scopes: tool.requests.clone()? }))
+        .collect()
 }
 
 /// The exported `call` function: finds the tool (an unknown name is `not-found`) and runs it.

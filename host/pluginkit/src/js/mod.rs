@@ -8,7 +8,7 @@
 //!   ├─ .tollgate/sdk/*.js            the SDK compiled into this crate (`#tollgate`; tests use it too)
 //!   ├─ .tollgate/build/wit/          plugin.wit + world.wit (declared capabilities only) + deps/
 //!   ├─ .tollgate/build/capabilities.js   imports the declared interfaces, hands them to the SDK
-//!   ├─ .tollgate/build/entry.js      `export const tool = exportTool(<main>'s default export)`
+//!   ├─ .tollgate/build/entry.js      `export const tool = exportTool(<main>'s default export)`, and `requests`
 //!   ├─ esbuild entry.js → bundle.js  one ES module: project + npm deps + SDK
 //!   └─ componentize-js (StarlingMonkey) or componentize-qjs (QuickJS) → target/<name>.wasm
 //! ```

@@ -96,7 +96,7 @@ impl Project {
         self.capabilities.contains(&capability)
     }
 
-    /// The world the component targets: `plugin_package` (for example `tollgate:plugin@0.1.0`)
+    /// The world the component targets: `plugin_package` (for example `tollgate:plugin@0.1.1`)
     /// is the contract's package.
     pub fn world(&self, plugin_package: &str) -> String {
         let (package, version) = plugin_package.split_once('@').unwrap_or((plugin_package, ""));
@@ -108,12 +108,12 @@ impl Project {
         for capability in &self.capabilities {
             world.push_str(&format!("    import {};\n", capability.import(WASI_VERSION, version)));
         }
-        world.push_str(&format!("    export {package}/tool{at};\n}}\n"));
+        world.push_str(&format!("    export {package}/tool{at};\n    export {package}/requests{at};\n}}\n"));
         world
     }
 }
 
-/// `tollgate:plugin@0.1.0` from the contract's `package tollgate:plugin@0.1.0;` line.
+/// `tollgate:plugin@0.1.1` from the contract's `package tollgate:plugin@0.1.1;` line.
 pub fn package_of(wit: &str) -> Option<&str> {
     wit.lines()
         .map(str::trim)
@@ -155,13 +155,14 @@ mod tests {
     #[test]
     fn the_world_imports_exactly_the_declared_capabilities() {
         let package = package_of(crate::PLUGIN_WIT).unwrap();
-        assert_eq!(package, "tollgate:plugin@0.1.0");
+        assert_eq!(package, "tollgate:plugin@0.1.1");
         let pure = Project::parse(BASE).unwrap().world(package);
         assert!(!pure.contains("import"), "{pure}");
-        assert!(pure.contains("export tollgate:plugin/tool@0.1.0;"), "{pure}");
+        assert!(pure.contains("export tollgate:plugin/tool@0.1.1;"), "{pure}");
+        assert!(pure.contains("export tollgate:plugin/requests@0.1.1;"), "{pure}");
         let http_kv = Project::parse(&format!("{BASE}capabilities = [\"kv\", \"http\"]")).unwrap().world(package);
         assert!(http_kv.contains("import wasi:http/outgoing-handler@0.2.12;"), "{http_kv}");
-        assert!(http_kv.contains("import tollgate:plugin/kv@0.1.0;"), "{http_kv}");
+        assert!(http_kv.contains("import tollgate:plugin/kv@0.1.1;"), "{http_kv}");
         assert!(!http_kv.contains("/log") && !http_kv.contains("/secrets"), "{http_kv}");
     }
 }

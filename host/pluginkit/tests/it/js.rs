@@ -290,6 +290,9 @@ async fn example_manifest_and_imports_match_its_declaration() {
         vec![("build_link", vec![], true), ("audit_links", vec![], true), ("check_link", vec!["read"], true)]
     );
     assert_eq!(manifest.hosts, vec!["https://*:*", "http://*:*"]);
+    // The `requests` export: the pure tools declare none; check_link goes where links point.
+    let declared: Vec<Option<usize>> = manifest.tools.iter().map(|t| t.requests.as_ref().map(Vec::len)).collect();
+    assert_eq!(declared, [Some(0), Some(0), None]);
     let schema = serde_json::to_value(&manifest.tools[0]).unwrap();
     assert_eq!(schema["input_schema"]["required"], serde_json::json!(["url", "source", "medium", "campaign"]));
     // package.json declares http and log: exactly those capabilities, nothing else.

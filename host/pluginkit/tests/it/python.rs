@@ -146,6 +146,13 @@ async fn the_example_declares_its_manifest_and_imports() {
     let tools: Vec<_> = m.tools.iter().map(|t| (t.name.as_str(), t.effects.read, t.idempotent)).collect();
     assert_eq!(tools, [("score_lead", false, true), ("rank_leads", false, true), ("fetch_and_score", true, true)]);
     assert_eq!(m.hosts, ["https://api.hubapi.com"]);
+    // The `requests` export: pure tools declare none, the HubSpot read its one kind of request.
+    let requests: Vec<Option<Vec<String>>> =
+        m.tools.iter().map(|t| t.requests.as_ref().map(|r| r.iter().map(ToString::to_string).collect())).collect();
+    assert_eq!(
+        requests,
+        [Some(vec![]), Some(vec![]), Some(vec!["GET api.hubapi.com/crm/v3/objects/contacts/*".to_string()])]
+    );
     assert_eq!((m.credentials[0].name.as_str(), m.credentials[0].host.as_str()), ("hubspot", "api.hubapi.com"));
     let input = &m.tools[2].input_schema;
     assert_eq!(input["properties"]["contact_id"]["pattern"], json!("^[0-9]{1,20}$"), "{input}");

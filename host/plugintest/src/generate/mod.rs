@@ -350,10 +350,12 @@ impl Gen<'_> {
         let closed =
             additional == Some(&Value::Bool(false)) || schema.get("unevaluatedProperties") == Some(&Value::Bool(false));
         let extra = additional.cloned().unwrap_or(Value::Bool(true));
-        if !closed && depth < MAX_DEPTH && self.rng.chance(6) {
-            if let Some(v) = self.value(&extra, depth + 1) {
-                out.insert(format!("extra_{}", self.rng.below(1000)), v);
-            }
+        if !closed
+            && depth < MAX_DEPTH
+            && self.rng.chance(6)
+            && let Some(v) = self.value(&extra, depth + 1)
+        {
+            out.insert(format!("extra_{}", self.rng.below(1000)), v);
         }
         // `minProperties` beyond the declared ones: extra keys, where the schema allows them.
         while (out.len() as u64) < min_props.min(16) && !closed {

@@ -5,8 +5,8 @@
 //! 1. counts the request against the per-call cap;
 //! 2. normalises the target (scheme, host — any IP spelling —, port);
 //! 3. requires the target to match a host the manifest declares *and* one the operator grants,
-//!    and, when the operator granted the calling tool request scopes, one of those
-//!    (`tollgate_contract::RequestScope`: method, host, path pattern);
+//!    and, where the plugin declares or the operator grants the calling tool request scopes,
+//!    one of each (`tollgate_contract::RequestScope`: method, host, path pattern; `scope.rs`);
 //! 4. applies the operator's upstream remap, if any;
 //! 5. resolves the name on the host (or the operator's pinned answer) and keeps only
 //!    addresses outside refused ranges unless the operator opened them (see [`addr`]);
@@ -19,6 +19,7 @@
 
 pub mod addr;
 mod path;
+mod scope;
 mod scrub;
 mod send;
 mod tap;
@@ -73,7 +74,9 @@ pub(crate) struct EgressPolicy {
     pub upstreams: BTreeMap<String, Upstream>,
     pub resolve: BTreeMap<String, Vec<IpAddr>>,
     pub network: Network,
-    /// Tool → the only requests it may make (the operator's; see [`RequestScope`]).
+    /// Tool → the only requests it may make, as its plugin declares them (see [`RequestScope`]).
+    pub declared_scopes: BTreeMap<String, Vec<RequestScope>>,
+    /// Tool → the only requests it may make, as the operator grants them.
     pub tool_scopes: BTreeMap<String, Vec<RequestScope>>,
 }
 
@@ -285,22 +288,15 @@ impl EgressHooks {
         let Some(grant) = policy.granted.iter().find(|p| p.matches(&original)) else {
             return Err(deny(HttpError::HttpRequestDenied, format!("{original} is not granted by the operator")));
         };
-        if let Some(scopes) = policy.tool_scopes.get(&self.tool) {
-            let method = request.method().as_str();
-            if !scopes.iter().any(|s| s.matches(method, &original.host, uri.path())) {
-                let granted: Vec<String> = scopes.iter().map(ToString::to_string).collect();
-                return Err(deny(
-                    HttpError::HttpRequestDenied,
-                    format!(
-                        "{method} {}{} is outside the requests tool `{}` is granted ({})",
-                        original.host,
-                        uri.path(),
-                        self.tool,
-                        if granted.is_empty() { "none".to_string() } else { granted.join(", ") }
-                    ),
-                ));
-            }
-        }
+        scope::check(
+            &policy.declared_scopes,
+            &policy.tool_scopes,
+            &self.tool,
+            request.method().as_str(),
+            &original.host,
+            uri.path(),
+        )
+        .map_err(|reason| deny(HttpError::HttpRequestDenied, reason))?;
 
         let upstream = policy.upstreams.get(&original.host);
         // With a path prefix, dot segments could climb out of it on servers that normalise,

@@ -184,6 +184,7 @@ pub(crate) fn analyse(
             effects,
             idempotent,
             compensation: None,
+            requests: None,
         });
         schemas.push((input, Some(output)));
         funcs.insert(

@@ -143,6 +143,7 @@ fn tool(name: &str, effects: Effects, schema: serde_json::Value) -> ToolSpec {
         effects,
         idempotent: true,
         compensation: None,
+        requests: None,
     }
 }
 

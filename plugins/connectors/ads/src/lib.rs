@@ -31,6 +31,7 @@ tollgate_sdk::plugin! {
              (in cents). Returns a `next_after` cursor when there are more.",
             list_campaigns,
         )
+        .request("GET graph.facebook.com/v21.0/*/campaigns")
         .effects(Effects::READ)
         .idempotent(),
         Tool::new(
@@ -40,6 +41,7 @@ tollgate_sdk::plugin! {
              units; Meta's raw strings are included.",
             campaign_insights,
         )
+        .request("GET graph.facebook.com/v21.0/*/insights")
         .effects(Effects::READ)
         .idempotent(),
         Tool::new(
@@ -49,6 +51,7 @@ tollgate_sdk::plugin! {
              changes nothing.",
             update_campaign,
         )
+        .request("POST graph.facebook.com/v21.0/*")
         .effects(Effects::WRITE | Effects::SPEND)
         .idempotent(),
     ],

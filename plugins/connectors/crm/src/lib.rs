@@ -40,6 +40,8 @@ tollgate_sdk::plugin! {
              filters. Returns up to `limit` contacts and a `next_after` cursor for the next page.",
             search_contacts,
         )
+        // A search is a POST that only reads.
+        .request("POST api.hubapi.com/crm/v3/objects/contacts/search")
         .effects(Effects::READ)
         .idempotent(),
         Tool::new(
@@ -47,6 +49,7 @@ tollgate_sdk::plugin! {
             "Get one HubSpot contact by its numeric id.",
             get_contact,
         )
+        .request("GET api.hubapi.com/crm/v3/objects/contacts/*")
         .effects(Effects::READ)
         .idempotent(),
         Tool::new(
@@ -56,6 +59,8 @@ tollgate_sdk::plugin! {
              returns the contact the first attempt created (`replayed: true`).",
             create_contact,
         )
+        .request("POST api.hubapi.com/crm/v3/objects/contacts/search")
+        .request("POST api.hubapi.com/crm/v3/objects/contacts")
         .effects(Effects::WRITE)
         .idempotent(),
         Tool::new(
@@ -63,6 +68,7 @@ tollgate_sdk::plugin! {
             "Set properties on an existing HubSpot contact; returns the updated contact.",
             update_contact,
         )
+        .request("PATCH api.hubapi.com/crm/v3/objects/contacts/*")
         .effects(Effects::WRITE)
         .idempotent(),
         Tool::new(
@@ -71,6 +77,8 @@ tollgate_sdk::plugin! {
              call returns the note the first attempt created (`replayed: true`).",
             add_note,
         )
+        .request("POST api.hubapi.com/crm/v3/objects/notes/search")
+        .request("POST api.hubapi.com/crm/v3/objects/notes")
         .effects(Effects::WRITE)
         .idempotent(),
     ],

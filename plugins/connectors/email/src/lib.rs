@@ -29,6 +29,7 @@ tollgate_sdk::plugin! {
              Idempotency-Key header and in custom_args.tollgate_idempotency_key.",
             send_email,
         )
+        .request("POST api.sendgrid.com/v3/mail/send")
         .effects(Effects::SEND_MESSAGE),
     ],
 }

@@ -41,6 +41,7 @@ const buildTool = tool({
     warnings: s.array(s.string()),
   }),
   idempotent: true,
+  requests: [], // pure: declared, so the host refuses any request it might make
   run: (input) => checked(() => buildLink(input)),
 });
 
@@ -60,6 +61,7 @@ const auditTool = tool({
     ),
   }),
   idempotent: true,
+  requests: [],
   run: ({ links, expected }) => auditLinks(links, expected ?? {}),
 });
 

@@ -18,7 +18,7 @@
 
 wit_bindgen::generate!({
     path: "../../../wit",
-    world: "plugin",
+    world: "plugin-core",
 });
 
 use exports::tollgate::plugin::tool::Guest;

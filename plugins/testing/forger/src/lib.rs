@@ -12,7 +12,7 @@
 
 wit_bindgen::generate!({
     path: "../../../wit",
-    world: "plugin",
+    world: "plugin-core",
 });
 
 use std::io::Write;

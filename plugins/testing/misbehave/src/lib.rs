@@ -26,6 +26,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use exports::tollgate::plugin::requests::{Guest as RequestsGuest, ToolRequests};
 use exports::tollgate::plugin::tool::Guest;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -593,7 +594,7 @@ fn dispatch(tool: &str, input: String, context: &CallContext) -> ToolResult {
         "bad_output" => Ok("this is {not JSON".to_string()),
         "wrong_output" => Ok(r#"{"unexpected":true}"#.to_string()),
         "panic" => panic!("misbehave: deliberate panic"),
-        "fetch" => fetch(parse(&input)?),
+        "fetch" | "fetch_scoped" => fetch(parse(&input)?),
         "fetch_many" => fetch_many(parse(&input)?),
         "post_big" => post_big(parse(&input)?),
         "read_env" => read_env(),
@@ -628,6 +629,15 @@ impl Guest for Misbehave {
 
     fn call(tool: String, input: String, context: CallContext) -> ToolResult {
         dispatch(&tool, input, &context)
+    }
+}
+
+impl RequestsGuest for Misbehave {
+    fn declared() -> Vec<ToolRequests> {
+        vec![ToolRequests {
+            tool: "fetch_scoped".to_string(),
+            scopes: manifest::FETCH_SCOPED_REQUESTS.iter().map(|s| s.to_string()).collect(),
+        }]
     }
 }
 

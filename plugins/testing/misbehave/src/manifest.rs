@@ -12,6 +12,17 @@ macro_rules! schema {
 /// An object with no properties.
 const EMPTY_OBJECT: &str = schema!(r#""type":"object","properties":{},"additionalProperties":false"#);
 
+/// `fetch`'s input and output (`fetch_scoped` shares them).
+const FETCH_INPUT: &str = schema!(
+    r#""type":"object","properties":{"url":{"type":"string","minLength":1},"method":{"type":"string","minLength":1},"headers":{"type":"object","additionalProperties":{"type":"string"}},"body":{"type":"string"},"follow_redirects":{"type":"boolean"},"max_redirects":{"type":"integer","minimum":0,"maximum":1000},"hex_body":{"type":"boolean"}},"required":["url"],"additionalProperties":false"#
+);
+const FETCH_OUTPUT: &str = schema!(
+    r#""type":"object","properties":{"status":{"type":"integer"},"headers":{"type":"object","additionalProperties":{"type":"string"}},"body":{"type":"string"},"body_hex":{"type":"string"},"location":{"type":"string"},"hops":{"type":"array","items":{"type":"object","properties":{"url":{"type":"string"},"status":{"type":"integer"}},"required":["url","status"]}},"header_errors":{"type":"array","items":{"type":"object","properties":{"name":{"type":"string"},"error":{"type":"string"}},"required":["name","error"]}}},"required":["status","headers","body","hops"],"additionalProperties":false"#
+);
+
+/// The requests `fetch_scoped` declares.
+pub const FETCH_SCOPED_REQUESTS: [&str; 2] = ["GET api.example.test/items/*", "POST api.example.test/search"];
+
 /// One tool's static description.
 pub struct Spec {
     pub name: &'static str,
@@ -101,12 +112,19 @@ pub fn specs() -> Vec<Spec> {
                  `follow_redirects` it follows 3xx `Location` itself, one new request per hop. \
                  A host denial comes back as a `denied` tool error carrying the wasi:http error \
                  code, any other wasi:http error as `upstream`.",
-                schema!(
-                    r#""type":"object","properties":{"url":{"type":"string","minLength":1},"method":{"type":"string","minLength":1},"headers":{"type":"object","additionalProperties":{"type":"string"}},"body":{"type":"string"},"follow_redirects":{"type":"boolean"},"max_redirects":{"type":"integer","minimum":0,"maximum":1000},"hex_body":{"type":"boolean"}},"required":["url"],"additionalProperties":false"#
-                ),
-                Some(schema!(
-                    r#""type":"object","properties":{"status":{"type":"integer"},"headers":{"type":"object","additionalProperties":{"type":"string"}},"body":{"type":"string"},"body_hex":{"type":"string"},"location":{"type":"string"},"hops":{"type":"array","items":{"type":"object","properties":{"url":{"type":"string"},"status":{"type":"integer"}},"required":["url","status"]}},"header_errors":{"type":"array","items":{"type":"object","properties":{"name":{"type":"string"},"error":{"type":"string"}},"required":["name","error"]}}},"required":["status","headers","body","hops"],"additionalProperties":false"#
-                )),
+                FETCH_INPUT,
+                Some(FETCH_OUTPUT),
+            )
+        },
+        Spec {
+            effects: Effects::READ,
+            ..spec(
+                "fetch_scoped",
+                "The same request as `fetch`, from a tool that declares its requests (the \
+                 `requests` export): GET api.example.test/items/* and POST \
+                 api.example.test/search only. Proves the host refuses anything else.",
+                FETCH_INPUT,
+                Some(FETCH_OUTPUT),
             )
         },
         Spec {

@@ -1,13 +1,12 @@
 //! `tollgate approvals list|approve|deny`: the human side of approval gates.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
 use tollgate_runtime::kv::StoreKv;
-use tollgate_runtime::{RunOptions, Runtime, approvals};
+use tollgate_runtime::{Runtime, approvals};
 use tollgate_sandbox::Sandbox;
 use tollgate_store::{ApprovalFilter, ApprovalKind, ApprovalStatus};
 
@@ -107,11 +106,8 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
                 None => None,
             };
             // Approving with an edit needs the tool's schema: load the run's workflow plugins.
-            let loaded = tollgate_workflow::load(Path::new(&run.workflow_path)).map_err(|d| anyhow::anyhow!("{d}"))?;
-            tollgate_runtime::check_same_workflow(&run, &loaded)?;
-            let options: RunOptions = serde_json::from_value(run.options.clone()).unwrap_or_default();
             let sandbox = Sandbox::with_kv(sandbox_config(&cache), Arc::new(StoreKv::new(store.clone())))?;
-            let runtime = Runtime::open(store, &sandbox, loaded, options).await?;
+            let runtime = Runtime::open_for_run(store, &sandbox, &run).await?;
             let who = actor(who);
             let decided = runtime.approve(&id, &who, edit).await?;
             if json {

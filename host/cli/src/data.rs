@@ -51,6 +51,11 @@ impl DataArgs {
     /// the key and the witness (a rolled-back database, a removed witness or a replaced key is
     /// an error; nothing acts on such a store).
     pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(self.open_sqlite().await?)
+    }
+
+    /// [`DataArgs::open`], as the embedded backend (the server verifies the audit log with its key).
+    pub async fn open_sqlite(&self) -> anyhow::Result<Arc<SqliteStore>> {
         let store = self.open_unchecked().await?;
         if let Some(signer) = store.signer() {
             tollgate_store::audit::check_anchor(&*store, signer).await?;
@@ -115,7 +120,7 @@ pub fn actor(label: Option<String>) -> String {
 }
 
 /// The name of the effective user, or `uid <n>` when it has none.
-fn os_user() -> String {
+pub fn os_user() -> String {
     // SAFETY: `geteuid` has no preconditions; `getpwuid_r` writes only into the buffers passed,
     // whose sizes are given, and `pw_name` points into `buf`, read before `buf` is dropped.
     unsafe {

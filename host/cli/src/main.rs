@@ -1,5 +1,6 @@
 //! `tollgate`: the command line — run workflows, decide approvals, inspect runs, verify the
-//! audit log, validate workflow files, and inspect or call single plugins.
+//! audit log, validate workflow files, inspect or call single plugins, and `serve` the HTTP API
+//! (with `tokens` for its API tokens).
 //!
 //! Exit status, for every command: 0 success; 1 the thing asked about failed (a run failed, a
 //! plugin call failed, the audit log is tampered, a workflow is invalid); 2 the command could
@@ -21,7 +22,9 @@ mod project_cmd;
 mod render;
 mod run_cmd;
 mod run_render;
+mod serve_cmd;
 mod stream;
+mod tokens_cmd;
 mod validate_cmd;
 
 use std::process::ExitCode;
@@ -58,6 +61,11 @@ enum Command {
     New(project_cmd::NewCommand),
     /// Check a workflow file and its plugins without running anything.
     Validate(validate_cmd::ValidateArgs),
+    /// Serve the HTTP API (tokens, roles, TLS) on this data dir until SIGTERM.
+    Serve(serve_cmd::ServeArgs),
+    /// Create, list and revoke API tokens for `tollgate serve`.
+    #[command(subcommand)]
+    Tokens(tokens_cmd::TokensCommand),
 }
 
 fn main() -> ExitCode {
@@ -65,11 +73,27 @@ fn main() -> ExitCode {
     if let Some(code) = tollgate_sandbox::compile_child_main() {
         return ExitCode::from(code);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // The server's config is read before logging starts: it chooses the log format.
+    let serve_config = match &cli.command {
+        Command::Serve(args) => match serve_cmd::load_config(args) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                errln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    // The server says what it does at `info`; commands speak for themselves and log only warnings.
+    let level = if serve_config.is_some() { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| level.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if serve_config.as_ref().is_some_and(|c| c.log_format == tollgate_server::LogFormat::Json) {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -87,6 +111,9 @@ fn main() -> ExitCode {
             Command::Plugin(cmd) => plugin_cmd::run(cmd).await,
             Command::New(cmd) => project_cmd::new(cmd),
             Command::Validate(args) => validate_cmd::run(args).await,
+            // Loaded above for `serve`: never the default here.
+            Command::Serve(args) => serve_cmd::run(args, serve_config.unwrap_or_default(), &data).await,
+            Command::Tokens(cmd) => tokens_cmd::run(cmd, &data).await,
         }
     });
     match result {

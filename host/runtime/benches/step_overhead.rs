@@ -36,7 +36,7 @@ use tollgate_runtime::{Event, Observer, RunOptions, RunState, Runtime};
 use tollgate_sandbox::{Sandbox, SandboxConfig};
 use tollgate_store::{
     ApprovalFilter, ApprovalRecord, AuditCheckpoint, Commit, Durability, RunFilter, RunRecord, RunStatus, RunSummary,
-    SealedRecord, Signer, SqliteStore, StepRecord, Store, StoreFuture, ToolCallRecord, ToolCallStatus,
+    SealedRecord, Signer, SqliteStore, StepRecord, Store, StoreFuture, TokenRecord, ToolCallRecord, ToolCallStatus,
 };
 
 /// Model turns per run: `STEPS - 1` with one echo call each, then a final answer.
@@ -235,6 +235,27 @@ impl Store for TimedStore {
     }
     fn kv_count<'a>(&'a self, namespace: &'a str) -> StoreFuture<'a, u64> {
         self.timed("kv_count", self.inner.kv_count(namespace))
+    }
+    fn create_token<'a>(
+        &'a self,
+        token: &'a TokenRecord,
+        audit: &'a [tollgate_store::AuditEntry],
+    ) -> StoreFuture<'a, TokenRecord> {
+        self.inner.create_token(token, audit)
+    }
+    fn token<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TokenRecord>> {
+        self.inner.token(id)
+    }
+    fn tokens(&self) -> StoreFuture<'_, Vec<TokenRecord>> {
+        self.inner.tokens()
+    }
+    fn revoke_token<'a>(
+        &'a self,
+        id: &'a str,
+        at: i64,
+        audit: &'a [tollgate_store::AuditEntry],
+    ) -> StoreFuture<'a, bool> {
+        self.inner.revoke_token(id, at, audit)
     }
 }
 

@@ -179,6 +179,22 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// The runtime for an existing run: its workflow file, loaded from where the run started it
+    /// and unchanged since (else [`RuntimeError::WorkflowChanged`]), with the run's options.
+    pub async fn open_for_run(
+        store: Arc<dyn Store>,
+        sandbox: &Sandbox,
+        run: &RunRecord,
+    ) -> Result<Runtime, RuntimeError> {
+        let loaded = tollgate_workflow::load(Path::new(&run.workflow_path))
+            .map_err(|d| RuntimeError::Workflow(d.to_string()))?;
+        check_same_workflow(run, &loaded)?;
+        let options: RunOptions = serde_json::from_value(run.options.clone()).unwrap_or_default();
+        Runtime::open(store, sandbox, loaded, options).await
+    }
+}
+
 /// Checks that a run belongs to this workflow file as it was when the run started.
 pub fn check_same_workflow(run: &RunRecord, workflow: &LoadedWorkflow) -> Result<(), RuntimeError> {
     if run.workflow_digest != workflow.digest {

@@ -1,6 +1,7 @@
 //! Host bindings generated from `wit/plugin.wit`. Only this module, [`crate::state`] (the host
-//! side of the imports), `call` (instantiating and calling) and `manifest` (converting the
-//! guest's manifest) name the generated types; the rest of the crate speaks in its own types.
+//! side of the imports), `call` (instantiating and calling), `manifest` (converting the guest's
+//! manifest) and `fuzzing` (feature-gated, for `fuzz/`) name the generated types; the rest of
+//! the crate speaks in its own types.
 //! ARCHITECTURE.md states this invariant and `xtask/tests/tidy.rs` checks it.
 //!
 //! Two worlds: `plugin-core` (the `tool` export every plugin has, 0.1.0 and 0.1.1 alike) and,

@@ -78,4 +78,15 @@ pub trait Store: Send + Sync {
     fn kv_delete<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, ()>;
     fn kv_list<'a>(&'a self, namespace: &'a str, prefix: &'a str, limit: u32) -> StoreFuture<'a, Vec<String>>;
     fn kv_count<'a>(&'a self, namespace: &'a str) -> StoreFuture<'a, u64>;
+
+    /// Insert a new API token, signing it with the audit key, with its audit records. Fails
+    /// with [`StoreError::Key`] when the store has no key (an unsigned token never authenticates).
+    fn create_token<'a>(&'a self, token: &'a TokenRecord, audit: &'a [AuditEntry]) -> StoreFuture<'a, TokenRecord>;
+    /// The token with `id`, if its row exists and its signature holds.
+    fn token<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TokenRecord>>;
+    /// Every token whose signature holds, oldest first.
+    fn tokens(&self) -> StoreFuture<'_, Vec<TokenRecord>>;
+    /// Mark a token revoked at `at`, with its audit records. `false` when there is no such
+    /// token or it was already revoked (nothing is written then).
+    fn revoke_token<'a>(&'a self, id: &'a str, at: i64, audit: &'a [AuditEntry]) -> StoreFuture<'a, bool>;
 }

@@ -13,6 +13,7 @@
 
 mod batch;
 mod rows;
+mod tokens;
 mod vouch;
 mod write;
 mod writer;
@@ -29,7 +30,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use crate::audit::{AuditCheckpoint, AuditEntry, SealedRecord, Signer};
 use crate::{
     ApprovalFilter, ApprovalRecord, Commit, RunFilter, RunRecord, RunSummary, StepRecord, Store, StoreError,
-    StoreFuture, ToolCallRecord,
+    StoreFuture, TokenRecord, ToolCallRecord,
 };
 use rows::{approval_columns, run_columns, summary_columns, tool_call_columns};
 
@@ -44,6 +45,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_waiting_approval.sql")),
     (4, include_str!("../migrations/0004_audit_by_step.sql")),
     (5, include_str!("../migrations/0005_approval_kind.sql")),
+    (6, include_str!("../migrations/0006_api_tokens.sql")),
 ];
 
 /// The embedded store: one SQLite file (plus its `-wal` and `-shm`).
@@ -397,6 +399,22 @@ impl Store for SqliteStore {
         })
     }
 
+    fn create_token<'a>(&'a self, token: &'a TokenRecord, audit: &'a [AuditEntry]) -> StoreFuture<'a, TokenRecord> {
+        Box::pin(tokens::create(self, token, audit))
+    }
+
+    fn token<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TokenRecord>> {
+        Box::pin(tokens::one(self, id))
+    }
+
+    fn tokens(&self) -> StoreFuture<'_, Vec<TokenRecord>> {
+        Box::pin(tokens::all(self))
+    }
+
+    fn revoke_token<'a>(&'a self, id: &'a str, at: i64, audit: &'a [AuditEntry]) -> StoreFuture<'a, bool> {
+        Box::pin(tokens::revoke(self, id, at, audit))
+    }
+
     fn kv_get<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             sqlx::query_scalar("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2")
@@ -514,7 +532,7 @@ mod tests {
         let store = SqliteStore::open(&path, None).await.unwrap();
         // Roll the file back to schema 1, as a build from before conversation rows left it.
         sqlx::raw_sql(
-            "DROP TABLE messages; DROP INDEX audit_by_run_step; ALTER TABLE approvals DROP COLUMN kind; \
+            "DROP TABLE api_tokens; DROP TABLE messages; DROP INDEX audit_by_run_step; ALTER TABLE approvals DROP COLUMN kind; \
              PRAGMA user_version = 1",
         )
         .execute(&store.pool)

@@ -400,3 +400,38 @@ pub enum Durability {
     /// calls only read.
     Deferred,
 }
+
+/// An API token of `tollgate serve`, as stored: the secret itself never is, only its sha256.
+/// `signature` is the audit key's signature over [`TokenRecord::signed_message`]; the store
+/// returns only rows whose signature holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// `tok_` + 12 hex characters: the public half of the token.
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    /// sha256 (hex) of the token's secret half.
+    pub secret_hash: String,
+    pub created_at: i64,
+    pub created_by: String,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub signature: String,
+}
+
+impl TokenRecord {
+    /// What the signature covers: everything that says who the token is and what it may do.
+    /// Revocation is not covered (it only ever takes rights away) and is also in the audit chain.
+    pub fn signed_message(&self) -> String {
+        format!(
+            "tollgate-token-v1\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.id,
+            self.name,
+            self.role,
+            self.secret_hash,
+            self.created_at,
+            self.created_by,
+            self.expires_at.map_or_else(|| "never".to_string(), |t| t.to_string())
+        )
+    }
+}

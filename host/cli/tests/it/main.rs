@@ -1,6 +1,6 @@
 //! The CLI's integration tests, one binary: they drive the real `tollgate` binary (plugin calls,
 //! `validate`, foreign components, a live-model run, the rollback anchor, and the kill -9 crash
-//! test).
+//! test, and `tollgate serve` over real sockets).
 
 mod anchor;
 mod build;
@@ -16,4 +16,5 @@ mod live_model;
 mod plugin_test;
 mod real_server;
 mod run_escaping;
+mod serve;
 mod validate;

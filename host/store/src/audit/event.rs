@@ -73,6 +73,38 @@ pub enum AuditEvent {
     /// A run ended, whatever the reason.
     #[serde(rename = "run.ended")]
     RunEnded(RunEnded),
+    /// An API token for `tollgate serve` was created.
+    #[serde(rename = "token.created")]
+    TokenCreated(TokenCreated),
+    /// An API token was revoked.
+    #[serde(rename = "token.revoked")]
+    TokenRevoked(TokenRevoked),
+}
+
+/// A new API token: who it names and what it may do. Never the token or its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct TokenCreated {
+    /// The token's id (`tok_` + 12 hex characters), the part of the token that is not secret.
+    pub token_id: String,
+    /// The identity requests made with it act as (in every audit record they cause).
+    pub name: String,
+    /// admin, operator, approver, auditor or viewer.
+    pub role: String,
+    /// Unix milliseconds after which it no longer authenticates; absent: never.
+    pub expires_at: Option<i64>,
+    /// Who created it: `local:<user>` from the command line, or the admin token's name.
+    pub by: String,
+}
+
+/// A token that no longer authenticates anyone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct TokenRevoked {
+    pub token_id: String,
+    pub name: String,
+    /// Who revoked it.
+    pub by: String,
 }
 
 /// What the run is bound to.
@@ -527,6 +559,8 @@ impl AuditEvent {
             AuditEvent::StepStarted(_) => "step.started",
             AuditEvent::RunEscalated(_) => "run.escalated",
             AuditEvent::RunEnded(_) => "run.ended",
+            AuditEvent::TokenCreated(_) => "token.created",
+            AuditEvent::TokenRevoked(_) => "token.revoked",
         }
     }
 
@@ -588,6 +622,8 @@ into_event!(
     StepStarted,
     RunEscalated,
     RunEnded,
+    TokenCreated,
+    TokenRevoked,
 );
 
 #[cfg(test)]
@@ -764,6 +800,15 @@ mod tests {
                 message: "Your reply was empty.".into(),
             }
             .into(),
+            TokenCreated {
+                token_id: "tok_0123456789ab".into(),
+                name: "ada".into(),
+                role: "approver".into(),
+                expires_at: Some(9),
+                by: "local:root".into(),
+            }
+            .into(),
+            TokenRevoked { token_id: "tok_0123456789ab".into(), name: "ada".into(), by: "admin".into() }.into(),
         ]
     }
 
@@ -771,7 +816,7 @@ mod tests {
     fn every_kind_reads_back_as_written() {
         let events = every_kind();
         let kinds: std::collections::BTreeSet<&str> = events.iter().map(AuditEvent::kind).collect();
-        assert_eq!(kinds.len(), 16, "one example per kind: {kinds:?}");
+        assert_eq!(kinds.len(), 18, "one example per kind: {kinds:?}");
         for event in events {
             let body = event.body();
             assert!(body.is_object(), "{body}");

@@ -201,6 +201,19 @@ impl Signer {
         }
     }
 
+    /// Signs `message` (anything but a checkpoint's message, which [`Signer::sign`] owns: callers
+    /// prefix their own domain, e.g. `tollgate-token-v1`). Hex.
+    pub fn sign_message(&self, message: &str) -> String {
+        hex::encode(self.key.sign(message.as_bytes()).to_bytes())
+    }
+
+    /// Whether `signature` (hex) is this key's signature of `message`.
+    pub fn verify_message(&self, message: &str, signature: &str) -> bool {
+        decode_fixed::<64>(signature)
+            .map(|bytes| Signature::from_bytes(&bytes))
+            .is_ok_and(|sig| self.key.verifying_key().verify_strict(message.as_bytes(), &sig).is_ok())
+    }
+
     /// Append `checkpoint` as one JSON line to the external checkpoint file and fsync it.
     pub fn append_external(&self, checkpoint: &AuditCheckpoint) -> Result<(), StoreError> {
         let shown = self.checkpoints_path.display();

@@ -24,7 +24,7 @@ use crate::{
 pub(super) const CHECKPOINT_EVERY: u64 = 64;
 
 /// A checkpoint signed inside a transaction, to append to the external file once committed.
-type PendingCheckpoint = Option<crate::audit::AuditCheckpoint>;
+pub(super) type PendingCheckpoint = Option<crate::audit::AuditCheckpoint>;
 
 fn json_text(value: &Value) -> String {
     value.to_string()
@@ -383,7 +383,7 @@ fn upsert_tool_call(batch: &mut Batch, call: &ToolCallRecord) {
 /// (also into `batch`) if asked to or if the chain passed a multiple of [`CHECKPOINT_EVERY`]
 /// since the last checkpoint. The caller's transaction holds the write lock, so the head
 /// cannot move underneath.
-fn seal_audit(
+pub(super) fn seal_audit(
     store: &SqliteStore,
     heads: &Heads,
     events: &[AuditEntry],
@@ -434,7 +434,7 @@ fn seal_audit(
 /// Appends a checkpoint signed by a committed transaction to the key's external file. The
 /// commit already happened, so a failure is logged, not returned (the caller must not think
 /// its commit failed); the database copy stands, and `audit verify` reports the gap.
-fn append_external(store: &SqliteStore, signed: PendingCheckpoint) {
+pub(super) fn append_external(store: &SqliteStore, signed: PendingCheckpoint) {
     let (Some(signer), Some(checkpoint)) = (store.signer.as_deref(), signed) else {
         return;
     };

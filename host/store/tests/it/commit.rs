@@ -510,6 +510,7 @@ async fn a_database_from_before_waiting_approval_is_migrated() {
         .execute(&mut conn)
         .await
         .unwrap();
+    sqlx::query("DROP TABLE api_tokens").execute(&mut conn).await.unwrap();
     sqlx::query("DROP INDEX audit_by_run_step").execute(&mut conn).await.unwrap();
     sqlx::query("ALTER TABLE approvals DROP COLUMN kind").execute(&mut conn).await.unwrap();
     sqlx::query("PRAGMA user_version = 2").execute(&mut conn).await.unwrap();

@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use tollgate_store::{
     ApprovalFilter, ApprovalRecord, AuditCheckpoint, AuditEntry, Commit, RunFilter, RunRecord, RunSummary,
-    SealedRecord, SqliteStore, StepRecord, Store, StoreFuture, ToolCallRecord,
+    SealedRecord, SqliteStore, StepRecord, Store, StoreFuture, TokenRecord, ToolCallRecord,
 };
 
 /// What a rival does once the runtime has claimed a call.
@@ -117,5 +117,17 @@ impl Store for RacingStore {
     }
     fn kv_count<'a>(&'a self, namespace: &'a str) -> StoreFuture<'a, u64> {
         self.inner.kv_count(namespace)
+    }
+    fn create_token<'a>(&'a self, token: &'a TokenRecord, audit: &'a [AuditEntry]) -> StoreFuture<'a, TokenRecord> {
+        self.inner.create_token(token, audit)
+    }
+    fn token<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TokenRecord>> {
+        self.inner.token(id)
+    }
+    fn tokens(&self) -> StoreFuture<'_, Vec<TokenRecord>> {
+        self.inner.tokens()
+    }
+    fn revoke_token<'a>(&'a self, id: &'a str, at: i64, audit: &'a [AuditEntry]) -> StoreFuture<'a, bool> {
+        self.inner.revoke_token(id, at, audit)
     }
 }

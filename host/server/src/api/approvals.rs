@@ -1,0 +1,117 @@
+//! Approvals: list (pending by default), show (the exact input and why), approve (optionally
+//! with an edited input, which the runtime checks against the tool's schema and the run
+//! re-gates), deny with a reason. The decider is the token's name — never a name the request
+//! asserts — and the decision is audited and witnessed as `tollgate approvals` does.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tollgate_runtime::{Runtime, RuntimeError, approvals};
+use tollgate_store::{ApprovalFilter, ApprovalStatus};
+
+use super::{body_bytes, parse_json};
+use crate::access::Endpoint;
+use crate::auth::AppState;
+use crate::problem::{Kind, Problem};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `pending` (default), `approved`, `denied`, `expired`, `consumed` or `all`.
+    status: Option<String>,
+    run: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    state.caller(&headers, Endpoint::ListApprovals).await?;
+    let Query(query) = query.map_err(|e| Problem::new(Kind::BadRequest, e.body_text()))?;
+    let status = match query.status.as_deref().unwrap_or("pending") {
+        "all" => None,
+        s => Some(ApprovalStatus::parse(s).ok_or_else(|| {
+            Problem::new(Kind::BadRequest, format!("unknown status `{}`", s.chars().take(40).collect::<String>()))
+        })?),
+    };
+    let found = state.store.approvals(&ApprovalFilter { status, run_id: query.run }).await?;
+    Ok(Json(json!({ "approvals": found })))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    state.caller(&headers, Endpoint::ShowApproval).await?;
+    let approval = state.store.approval(&id).await?.ok_or_else(|| Problem::new(Kind::NotFound, "no such approval"))?;
+    Ok(Json(json!(approval)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    /// Run the call with this input instead of the proposed one.
+    edit: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DenyBody {
+    reason: String,
+}
+
+pub async fn approve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, Problem> {
+    let caller = state.caller(&headers, Endpoint::DecideApproval).await?;
+    let body = body_bytes(body)?;
+    let ApproveBody { edit } = if body.is_empty() { ApproveBody::default() } else { parse_json(&body)? };
+    let approval = state.store.approval(&id).await?.ok_or_else(|| Problem::new(Kind::NotFound, "no such approval"))?;
+    let run = state
+        .store
+        .run(&approval.run_id)
+        .await?
+        .ok_or_else(|| Problem::new(Kind::NotFound, "the approval's run is gone"))?;
+    // The edit is checked against the tool's schema: that needs the run's workflow and plugins.
+    let runtime = Runtime::open_for_run(state.store.clone(), &state.sandbox, &run).await.map_err(decision_problem)?;
+    let decided = runtime.approve(&id, &caller.name, edit).await.map_err(decision_problem)?;
+    Ok(Json(json!(decided)))
+}
+
+pub async fn deny(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, Problem> {
+    let caller = state.caller(&headers, Endpoint::DecideApproval).await?;
+    let DenyBody { reason } = parse_json(&body_bytes(body)?)?;
+    let decided = approvals::deny(&*state.store, &id, &caller.name, &reason).await.map_err(decision_problem)?;
+    Ok(Json(json!(decided)))
+}
+
+/// A decision the runtime refused: not found, no longer pending, a bad edit or reason, or a run
+/// whose workflow or plugins changed since it started.
+fn decision_problem(e: RuntimeError) -> Problem {
+    match e {
+        RuntimeError::RunNotFound(_) | RuntimeError::ApprovalNotFound(_) => Problem::new(Kind::NotFound, e.to_string()),
+        RuntimeError::InvalidInput(_) => Problem::new(Kind::BadRequest, e.to_string()),
+        RuntimeError::State(_)
+        | RuntimeError::WorkflowChanged { .. }
+        | RuntimeError::PluginChanged { .. }
+        | RuntimeError::InFlight { .. } => Problem::new(Kind::Conflict, e.to_string()),
+        other => {
+            tracing::error!(error = %other, "approval decision failed");
+            Problem::new(Kind::Internal, "the decision could not be recorded; the server log has the reason")
+        }
+    }
+}

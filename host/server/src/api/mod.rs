@@ -1,0 +1,76 @@
+//! The HTTP API under `/v1`, plus `/healthz` and `/readyz`. Each handler names its
+//! [`Endpoint`](crate::access::Endpoint) and asks [`AppState::caller`] first, so nothing is read or
+//! parsed for a caller who may not call it; bodies are JSON, capped by `max_body` before that.
+
+mod approvals;
+mod audit;
+mod runs;
+mod tokens;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::de::DeserializeOwned;
+
+use crate::auth::AppState;
+use crate::problem::{Kind, Problem};
+
+/// The whole API, on `state`, with request bodies capped at `max_body` bytes.
+pub fn router(state: AppState, max_body: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/whoami", get(tokens::whoami))
+        .route("/v1/runs", get(runs::list))
+        .route("/v1/runs/{id}", get(runs::show))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}", get(approvals::show))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/v1/approvals/{id}/deny", post(approvals::deny))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Alive: the process answers. No token needed, nothing read.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready: the store answers a read. No token needed.
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.store.runs(&tollgate_store::RunFilter { status: None, limit: Some(1) }).await {
+        Ok(_) => "ready\n".into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "not ready: the store failed a read");
+            (StatusCode::SERVICE_UNAVAILABLE, "the store is not answering\n").into_response()
+        }
+    }
+}
+
+async fn not_found() -> Problem {
+    Problem::new(Kind::NotFound, "no such endpoint (the API is under /v1)")
+}
+
+/// A request body read within `max_body` (else 413), for a handler to parse once the caller is
+/// authorized.
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::new(Kind::TooLarge, "the request body is larger than this server's max_body")
+        }
+        _ => Problem::new(Kind::BadRequest, format!("the request body could not be read: {}", rejection.body_text())),
+    })
+}
+
+/// Parses a JSON body into `T`; the error names the line, column and what was expected.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(bytes).map_err(|e| Problem::new(Kind::BadRequest, format!("invalid JSON body: {e}")))
+}

@@ -1,0 +1,64 @@
+//! Runs: `GET /v1/runs` (newest first, filtered by status) and `GET /v1/runs/{id}` (the run,
+//! its tool calls and its approvals).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tollgate_store::{ApprovalFilter, RunFilter, RunStatus};
+
+use crate::access::Endpoint;
+use crate::auth::AppState;
+use crate::problem::{Kind, Problem};
+
+/// Most runs one list returns.
+const MAX_LIMIT: u32 = 500;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    state.caller(&headers, Endpoint::ListRuns).await?;
+    let Query(query) = query.map_err(|e| Problem::new(Kind::BadRequest, e.body_text()))?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            Problem::new(Kind::BadRequest, format!("unknown status `{}`", s.chars().take(40).collect::<String>()))
+        })?),
+    };
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
+    let runs = state.store.runs(&RunFilter { status, limit: Some(limit) }).await?;
+    Ok(Json(json!({ "runs": runs })))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    state.caller(&headers, Endpoint::ShowRun).await?;
+    let run = state.store.run(&id).await?.ok_or_else(|| Problem::new(Kind::NotFound, "no such run"))?;
+    let tool_calls = state.store.tool_calls(&id).await?;
+    let approvals = state.store.approvals(&ApprovalFilter { status: None, run_id: Some(id.clone()) }).await?;
+    Ok(Json(json!({
+        "id": run.id,
+        "workflow": {"name": run.workflow_name, "version": run.workflow_version, "sha256": run.workflow_digest},
+        "goal": run.goal,
+        "status": run.status,
+        "status_detail": run.status_detail,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+        "counters": run.counters,
+        "tool_calls": tool_calls,
+        "approvals": approvals,
+    })))
+}

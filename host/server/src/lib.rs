@@ -1,0 +1,28 @@
+//! `tollgate serve`: Tollgate as a service. The HTTP API over the same store the command line
+//! uses, with API tokens and roles instead of self-asserted names, TLS, limits, and a drain on
+//! shutdown.
+//!
+//! - [`config`] — the config file (TOML, file:line:col errors, JSON Schema);
+//! - [`access`] — roles, endpoints, and the one table of who may call what;
+//! - [`token`] — API tokens: minting, hashing, revoking;
+//! - [`auth`] — the bearer token of a request → a [`auth::Caller`], rate limits;
+//! - [`problem`] — errors as RFC 9457 problem+json with stable types;
+//! - `api` — the routes;
+//! - [`listen`] — plain or TLS listeners;
+//! - [`serve`] — bind, serve, drain.
+//!
+//! Not yet here (issue 15): deployed workflows, starting runs over the API, the worker that moves
+//! runs by itself, triggers, notifications, server-sent events, the OpenAPI document.
+
+pub mod access;
+mod api;
+pub mod auth;
+pub mod config;
+pub mod listen;
+pub mod problem;
+pub mod serve;
+pub mod token;
+
+pub use access::Role;
+pub use config::{ConfigError, LogFormat, ServerConfig};
+pub use serve::{Bound, Parts, ServeError, bind, serve};

@@ -98,6 +98,8 @@ pub struct AppState {
     pub sandbox: tollgate_sandbox::Sandbox,
     pub limiter: Arc<RateLimiter>,
     pub requests_per_minute: u32,
+    /// Continues a run after a decision.
+    pub worker: Arc<crate::worker::Worker>,
 }
 
 impl AppState {

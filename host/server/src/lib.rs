@@ -9,10 +9,12 @@
 //! - [`problem`] — errors as RFC 9457 problem+json with stable types;
 //! - `api` — the routes;
 //! - [`listen`] — plain or TLS listeners;
+//! - [`worker`] — a run continues by itself once a decision about it is made over the API;
 //! - [`serve`] — bind, serve, drain.
 //!
-//! Not yet here (issue 15): deployed workflows, starting runs over the API, the worker that moves
-//! runs by itself, triggers, notifications, server-sent events, the OpenAPI document.
+//! Not yet here (issue 15): deployed workflows, starting runs over the API, leases and takeover
+//! of runs a crash left in progress, expiry on a timer, triggers, notifications, server-sent
+//! events, the OpenAPI document.
 
 pub mod access;
 mod api;
@@ -22,6 +24,7 @@ pub mod listen;
 pub mod problem;
 pub mod serve;
 pub mod token;
+pub mod worker;
 
 pub use access::Role;
 pub use config::{ConfigError, LogFormat, ServerConfig};

@@ -1,5 +1,6 @@
 //! One server process: bind, serve the API until the shutdown future resolves, then drain —
-//! stop accepting, let requests in flight finish for up to `drain`, and return. Nothing the
+//! stop accepting, let requests in flight and runs advancing after a decision finish for up to
+//! `drain`, and return. Nothing the
 //! server does is lost by stopping at any point: every decision is a store transaction.
 
 use std::future::Future;
@@ -12,6 +13,7 @@ use crate::api;
 use crate::auth::{AppState, RateLimiter};
 use crate::config::{Limits, ServerConfig};
 use crate::listen::{self, TlsListener};
+use crate::worker::Worker;
 
 /// What `serve` needs that the config does not hold: the open store and a sandbox.
 pub struct Parts {
@@ -59,12 +61,14 @@ pub async fn serve(
     parts: Parts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let worker = Worker::new(parts.store.clone(), parts.sandbox.clone());
     let state = AppState {
         store: parts.store.clone(),
         sqlite: parts.store,
         sandbox: parts.sandbox,
         limiter: Arc::new(RateLimiter::default()),
         requests_per_minute: limits.requests_per_minute,
+        worker: worker.clone(),
     };
     let app = api::router(state, limits.max_body);
     let (stopping, mut stopped) = tokio::sync::watch::channel(false);
@@ -81,10 +85,13 @@ pub async fn serve(
         match bound.tls {
             Some(acceptor) => {
                 let listener = TlsListener::new(bound.listener, acceptor)?;
-                axum::serve(listener, app).with_graceful_shutdown(signal).await
+                axum::serve(listener, app).with_graceful_shutdown(signal).await?;
             }
-            None => axum::serve(bound.listener, app).with_graceful_shutdown(signal).await,
+            None => axum::serve(bound.listener, app).with_graceful_shutdown(signal).await?,
         }
+        // Runs advancing after a decision finish their step too, within the same deadline.
+        worker.idle().await;
+        Ok::<(), std::io::Error>(())
     };
     tokio::select! {
         result = served => Ok(result?),

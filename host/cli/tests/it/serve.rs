@@ -1,7 +1,8 @@
 //! `tollgate serve` over real sockets on 127.0.0.1 (issue 15 §1, §3, §4, §8): the real binary,
 //! started as a user starts it, with tokens made by `tollgate tokens create`. Every (role ×
 //! endpoint) pair of `tollgate_server::access::ACCESS` is tried; decisions carry the token's
-//! name; bad bodies, rate limits and TLS are checked; SIGTERM drains and exits 0.
+//! name and the run continues by itself; bad bodies, rate limits and TLS are checked; SIGTERM
+//! drains and exits 0.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -177,7 +178,7 @@ fn every_role_reaches_exactly_the_endpoints_the_access_table_gives_it() {
 }
 
 #[test]
-fn an_approver_token_decides_as_its_name_and_the_run_resumes_from_the_command_line() {
+fn an_approver_token_decides_as_its_name_and_the_run_continues_by_itself() {
     let w = World::new();
     let (run_id, approval_id) = w.waiting_run();
     let tokens = tokens(&w);
@@ -206,17 +207,25 @@ fn an_approver_token_decides_as_its_name_and_the_run_resumes_from_the_command_li
         );
         let (status, _, again) = call(&c, "POST", &approve, Some(&token(Role::Approver)), Some("{}")).await;
         assert_eq!(status, 409, "decided once: {again}");
-        let (status, _, run) =
-            call(&c, "GET", &format!("{base}/v1/runs/{run_id}"), Some(&token(Role::Auditor)), None).await;
-        assert_eq!(status, 200);
+        // The run continues in the server once the decision is committed: no `runs resume`.
+        let mut run = Value::Null;
+        for _ in 0..300 {
+            run = call(&c, "GET", &format!("{base}/v1/runs/{run_id}"), Some(&token(Role::Auditor)), None).await.2;
+            if run["status"] == "completed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(run["status"], "completed", "{run}");
         assert_eq!(run["approvals"][0]["decided_by"], "approver-1");
+        assert_eq!(run["tool_calls"][0]["status"], "done", "{run}");
         let (_, _, verified) =
             call(&c, "GET", &format!("{base}/v1/audit/verify"), Some(&token(Role::Auditor)), None).await;
         assert_eq!(verified["ok"], true, "{verified}");
     });
-    drop(server);
+    assert_eq!(server.terminate(), Some(0));
     let resume = w.tollgate(&["runs", "resume", &run_id]);
-    assert_eq!(resume.status.code(), Some(0), "{}", text(&resume.stderr));
+    assert!(text(&resume.stderr).contains("already ended (completed)"), "{}", text(&resume.stderr));
     let export = text(&w.tollgate(&["audit", "export"]).stdout);
     let granted = export.lines().find(|l| l.contains("approval.granted")).expect("the decision is audited");
     assert!(granted.contains(r#""by":"approver-1""#), "{granted}");

@@ -1,7 +1,8 @@
 //! Approvals: list (pending by default), show (the exact input and why), approve (optionally
 //! with an edited input, which the runtime checks against the tool's schema and the run
 //! re-gates), deny with a reason. The decider is the token's name — never a name the request
-//! asserts — and the decision is audited and witnessed as `tollgate approvals` does.
+//! asserts — and the decision is audited and witnessed as `tollgate approvals` does. Once it is
+//! committed, the run continues in the background (`worker.rs`).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -84,6 +85,7 @@ pub async fn approve(
     // The edit is checked against the tool's schema: that needs the run's workflow and plugins.
     let runtime = Runtime::open_for_run(state.store.clone(), &state.sandbox, &run).await.map_err(decision_problem)?;
     let decided = runtime.approve(&id, &caller.name, edit).await.map_err(decision_problem)?;
+    state.worker.continue_run(&decided.run_id);
     Ok(Json(json!(decided)))
 }
 
@@ -96,6 +98,7 @@ pub async fn deny(
     let caller = state.caller(&headers, Endpoint::DecideApproval).await?;
     let DenyBody { reason } = parse_json(&body_bytes(body)?)?;
     let decided = approvals::deny(&*state.store, &id, &caller.name, &reason).await.map_err(decision_problem)?;
+    state.worker.continue_run(&decided.run_id);
     Ok(Json(json!(decided)))
 }
 

@@ -33,20 +33,57 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// Counts one request of `token_id` at `now_ms`; the seconds to wait when over `per_minute`.
-    pub fn take(&self, token_id: &str, per_minute: u32, now_ms: i64) -> Result<(), u64> {
-        let window = now_ms.div_euclid(60_000);
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        // Old windows are dropped as they pass, so the map holds at most the live tokens.
-        windows.retain(|_, (w, _)| *w == window);
-        let entry = windows.entry(token_id.to_string()).or_insert((window, 0));
-        if entry.1 >= per_minute {
-            let next = (window + 1) * 60_000;
-            return Err(u64::try_from((next - now_ms).div_euclid(1000) + 1).unwrap_or(60));
-        }
-        entry.1 += 1;
+    /// Counts one request of `key` at `now_ms`; the seconds to wait when over `per_minute`.
+    pub fn take(&self, key: &str, per_minute: u32, now_ms: i64) -> Result<(), u64> {
+        self.spent(key, per_minute, now_ms).map_or(Ok(()), Err)?;
+        self.count(key, now_ms);
         Ok(())
     }
+
+    /// The seconds to wait when `key` has used up `per_minute` in this minute.
+    pub fn spent(&self, key: &str, per_minute: u32, now_ms: i64) -> Option<u64> {
+        let window = now_ms.div_euclid(60_000);
+        let windows = self.windows();
+        let used = windows.get(key).filter(|(w, _)| *w == window).map_or(0, |(_, n)| *n);
+        (used >= per_minute).then(|| u64::try_from(((window + 1) * 60_000 - now_ms).div_euclid(1000) + 1).unwrap_or(60))
+    }
+
+    /// Counts one against `key` in this minute.
+    pub fn count(&self, key: &str, now_ms: i64) {
+        let window = now_ms.div_euclid(60_000);
+        let mut windows = self.windows();
+        // Old windows are dropped as they pass, so the map holds only this minute's keys.
+        windows.retain(|_, (w, _)| *w == window);
+        windows.entry(key.to_string()).or_insert((window, 0)).1 += 1;
+    }
+
+    fn windows(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, u32)>> {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Middleware on every route: refuses an address whose failed authentications this minute
+/// (`failed_auth_per_minute`) are spent, with 429 and no token lookup — guessing tokens costs
+/// the guesser, not the store — and counts each 401 it is answered.
+pub async fn failed_auth_budget(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::ConnectInfo(crate::listen::Peer(peer)): axum::extract::ConnectInfo<crate::listen::Peer>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let key = format!("ip:{}", peer.ip());
+    let now = token::now_ms();
+    if let Some(wait) = state.failures.spent(&key, state.failed_auth_per_minute, now) {
+        tracing::info!(%peer, "request refused: too many failed authentications");
+        let problem = Problem::new(Kind::RateLimited, "too many failed authentications from this address");
+        return Problem { retry_after: Some(wait), ..problem }.into_response();
+    }
+    let response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::UNAUTHORIZED {
+        state.failures.count(&key, now);
+    }
+    response
 }
 
 /// Authenticates the request's bearer token, charges its rate budget and checks that its role
@@ -98,6 +135,9 @@ pub struct AppState {
     pub sandbox: tollgate_sandbox::Sandbox,
     pub limiter: Arc<RateLimiter>,
     pub requests_per_minute: u32,
+    /// Failed authentications per client address ([`failed_auth_budget`]).
+    pub failures: Arc<RateLimiter>,
+    pub failed_auth_per_minute: u32,
     /// Continues a run after a decision.
     pub worker: Arc<crate::worker::Worker>,
 }
@@ -120,5 +160,8 @@ mod tests {
         assert_eq!(limiter.take("a", 2, t + 2), Err(45), "until the next minute");
         assert!(limiter.take("b", 2, t + 2).is_ok(), "another token has its own budget");
         assert!(limiter.take("a", 2, 180_000).is_ok(), "a new window");
+        assert_eq!(limiter.spent("c", 1, 180_000), None);
+        limiter.count("c", 180_000);
+        assert_eq!(limiter.spent("c", 1, 180_500), Some(60));
     }
 }

@@ -8,8 +8,9 @@
 //!   `allow_plain_http = true` (behind a TLS-terminating proxy);
 //! - `data_dir`: the command line's (`--data-dir`, `TOLLGATE_DATA_DIR`, then the XDG data dir);
 //! - `log_format = "text"`;
-//! - `[limits] max_body = "1MiB"`, `requests_per_minute = 600` per token, `drain = "30s"` (how
-//!   long a shutdown waits for requests in flight).
+//! - `[limits] max_body = "1MiB"`, `requests_per_minute = 600` per token,
+//!   `failed_auth_per_minute = 30` per client address, `drain = "30s"` (how long a shutdown
+//!   waits for requests in flight).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,10 @@ pub struct LimitsConfig {
     /// Requests per minute per token (health checks are not counted). Default 600.
     #[serde(default = "default_rate")]
     pub requests_per_minute: u32,
+    /// Failed authentications per minute from one client address; past it, that address gets
+    /// 429 without a token lookup until the minute ends. Default 30.
+    #[serde(default = "default_failed_auth")]
+    pub failed_auth_per_minute: u32,
     /// How long a shutdown (SIGTERM, Ctrl-C) waits for requests in flight, e.g. `30s`.
     #[serde(default = "default_drain")]
     pub drain: String,
@@ -77,7 +82,12 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_body: default_max_body(), requests_per_minute: default_rate(), drain: default_drain() }
+        LimitsConfig {
+            max_body: default_max_body(),
+            requests_per_minute: default_rate(),
+            failed_auth_per_minute: default_failed_auth(),
+            drain: default_drain(),
+        }
     }
 }
 
@@ -89,6 +99,9 @@ fn default_max_body() -> String {
 }
 fn default_rate() -> u32 {
     600
+}
+fn default_failed_auth() -> u32 {
+    30
 }
 fn default_drain() -> String {
     "30s".into()
@@ -112,6 +125,7 @@ impl Default for ServerConfig {
 pub struct Limits {
     pub max_body: usize,
     pub requests_per_minute: u32,
+    pub failed_auth_per_minute: u32,
     pub drain: Duration,
 }
 
@@ -170,9 +184,20 @@ impl ServerConfig {
         if self.limits.requests_per_minute == 0 {
             return Err(ConfigError(format!("{}: requests_per_minute must be at least 1", at("requests_per_minute"))));
         }
+        if self.limits.failed_auth_per_minute == 0 {
+            return Err(ConfigError(format!(
+                "{}: failed_auth_per_minute must be at least 1",
+                at("failed_auth_per_minute")
+            )));
+        }
         let drain = tollgate_contract::units::parse_duration(&self.limits.drain)
             .map_err(|e| ConfigError(format!("{}: drain: {e}", at("drain"))))?;
-        Ok(Limits { max_body, requests_per_minute: self.limits.requests_per_minute, drain })
+        Ok(Limits {
+            max_body,
+            requests_per_minute: self.limits.requests_per_minute,
+            failed_auth_per_minute: self.limits.failed_auth_per_minute,
+            drain,
+        })
     }
 }
 
@@ -216,7 +241,13 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!(c, ServerConfig::default());
         let limits = c.limits(Path::new("x"), "").unwrap();
-        assert_eq!(limits, Limits { max_body: 1 << 20, requests_per_minute: 600, drain: Duration::from_secs(30) });
+        let want = Limits {
+            max_body: 1 << 20,
+            requests_per_minute: 600,
+            failed_auth_per_minute: 30,
+            drain: Duration::from_secs(30),
+        };
+        assert_eq!(limits, want);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::api;
 use crate::auth::{AppState, RateLimiter};
 use crate::config::{Limits, ServerConfig};
-use crate::listen::{self, TlsListener};
+use crate::listen::{self, Peer, TlsListener};
 use crate::worker::Worker;
 
 /// What `serve` needs that the config does not hold: the open store and a sandbox.
@@ -68,6 +68,8 @@ pub async fn serve(
         sandbox: parts.sandbox,
         limiter: Arc::new(RateLimiter::default()),
         requests_per_minute: limits.requests_per_minute,
+        failures: Arc::new(RateLimiter::default()),
+        failed_auth_per_minute: limits.failed_auth_per_minute,
         worker: worker.clone(),
     };
     let app = api::router(state, limits.max_body);
@@ -85,9 +87,13 @@ pub async fn serve(
         match bound.tls {
             Some(acceptor) => {
                 let listener = TlsListener::new(bound.listener, acceptor)?;
+                let app = app.into_make_service_with_connect_info::<Peer>();
                 axum::serve(listener, app).with_graceful_shutdown(signal).await?;
             }
-            None => axum::serve(bound.listener, app).with_graceful_shutdown(signal).await?,
+            None => {
+                let app = app.into_make_service_with_connect_info::<Peer>();
+                axum::serve(bound.listener, app).with_graceful_shutdown(signal).await?;
+            }
         }
         // Runs advancing after a decision finish their step too, within the same deadline.
         worker.idle().await;

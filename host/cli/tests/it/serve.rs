@@ -142,7 +142,8 @@ fn request_for(endpoint: Endpoint) -> (&'static str, &'static str, Option<&'stat
 fn every_role_reaches_exactly_the_endpoints_the_access_table_gives_it() {
     let w = World::new();
     let tokens = tokens(&w);
-    let server = Server::start(&w, "listen = \"127.0.0.1:0\"\n");
+    // 30 bad tokens are tried below, from one address: more than the default allows.
+    let server = Server::start(&w, "listen = \"127.0.0.1:0\"\n[limits]\nfailed_auth_per_minute = 1000\n");
     let c = client();
     block(async {
         let (status, _, body) = call(&c, "GET", &format!("{}/healthz", server.url), None, None).await;
@@ -270,6 +271,25 @@ fn revoked_tokens_limits_and_oversized_bodies_get_problems() {
         assert_eq!(resp.status().as_u16(), 429);
         let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=60).contains(&wait), "{wait}");
+    });
+}
+
+#[test]
+fn an_address_guessing_tokens_is_refused_before_any_lookup() {
+    let w = World::new();
+    let tokens = tokens(&w);
+    let server = Server::start(&w, "listen = \"127.0.0.1:0\"\n[limits]\nfailed_auth_per_minute = 3\n");
+    let c = client();
+    block(async {
+        let url = format!("{}/v1/runs", server.url);
+        let guess = format!("tok_000000000000.{}", "b".repeat(64));
+        for _ in 0..3 {
+            assert_eq!(call(&c, "GET", &url, Some(&guess), None).await.0, 401);
+        }
+        // Spent: even a valid token from this address waits for the next minute.
+        let (status, _, problem) = call(&c, "GET", &url, Some(&tokens[1].1), None).await;
+        assert_eq!((status, problem["type"].as_str()), (429, Some("urn:tollgate:problem:rate-limited")), "{problem}");
+        assert_eq!(call(&c, "GET", &format!("{}/healthz", server.url), None, None).await.0, 200, "not counted");
     });
 }
 

@@ -21,9 +21,7 @@ use crate::problem::{Kind, Problem};
 
 /// The whole API, on `state`, with request bodies capped at `max_body` bytes.
 pub fn router(state: AppState, max_body: usize) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    let v1 = Router::new()
         .route("/v1/whoami", get(tokens::whoami))
         .route("/v1/runs", get(runs::list))
         .route("/v1/runs/{id}", get(runs::show))
@@ -34,6 +32,13 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::failed_auth_budget));
+    // Health checks stay outside the failed-authentication budget: a prober shares no fate
+    // with a client guessing tokens from the same address.
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(v1)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

@@ -65,7 +65,8 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
     match cmd {
         ApprovalsCommand::List { all, run, json } => {
             let status = if all { None } else { Some(ApprovalStatus::Pending) };
-            let approvals = store.approvals(&ApprovalFilter { status, run_id: run }).await?;
+            let approvals =
+                store.approvals(&ApprovalFilter { status, run_id: run, ..ApprovalFilter::default() }).await?;
             if json {
                 outln!("{}", render::json(&approvals)?);
             } else if approvals.is_empty() {

@@ -169,7 +169,9 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
             let run = store.run(&id).await?.with_context(|| format!("run {id} not found"))?;
             let steps = store.steps(&id).await?;
             let calls = store.tool_calls(&id).await?;
-            let approvals = store.approvals(&ApprovalFilter { status: None, run_id: Some(id.clone()) }).await?;
+            let approvals = store
+                .approvals(&ApprovalFilter { status: None, run_id: Some(id.clone()), ..ApprovalFilter::default() })
+                .await?;
             if json {
                 let v = json!({"run": run, "steps": steps, "tool_calls": calls, "approvals": approvals});
                 outln!("{}", render::json(&v)?);

@@ -152,7 +152,11 @@ fn main() {
         let filter = RunFilter { status: Some(RunStatus::WaitingApproval), limit: None };
         let waiting = store.runs(&filter).await.expect("runs");
         let pending = store
-            .approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), run_id: None })
+            .approvals(&ApprovalFilter {
+                status: Some(ApprovalStatus::Pending),
+                run_id: None,
+                ..ApprovalFilter::default()
+            })
             .await
             .expect("approvals");
         (waiting.len(), pending)

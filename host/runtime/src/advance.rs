@@ -118,7 +118,11 @@ impl Runtime {
 
     pub(crate) async fn outcome(&self, run: &RunRecord) -> Result<RunOutcome, RuntimeError> {
         let pending_approvals = if run.status == RunStatus::WaitingApproval {
-            let filter = ApprovalFilter { status: Some(ApprovalStatus::Pending), run_id: Some(run.id.clone()) };
+            let filter = ApprovalFilter {
+                status: Some(ApprovalStatus::Pending),
+                run_id: Some(run.id.clone()),
+                ..ApprovalFilter::default()
+            };
             self.store.approvals(&filter).await?
         } else {
             Vec::new()

@@ -184,7 +184,11 @@ pub async fn cancel(store: &dyn Store, run_id: &str, by: &str, reason: &str) -> 
     if run.status.is_terminal() {
         return Err(RuntimeError::State(format!("run {run_id} already ended ({})", run.status.as_str())));
     }
-    let filter = ApprovalFilter { status: Some(ApprovalStatus::Pending), run_id: Some(run_id.into()) };
+    let filter = ApprovalFilter {
+        status: Some(ApprovalStatus::Pending),
+        run_id: Some(run_id.into()),
+        ..ApprovalFilter::default()
+    };
     let approvals = store.approvals(&filter).await?;
     let detail = format!("cancelled by {by}: {reason}");
     let mut commit = Commit {

@@ -206,7 +206,7 @@ impl Runtime {
 
     /// The approvals of one step of the run, by call index.
     async fn step_approvals(&self, pass: &Pass<'_>, step: u32) -> Result<BTreeMap<u32, ApprovalRecord>, RuntimeError> {
-        let filter = ApprovalFilter { status: None, run_id: Some(pass.run.id.clone()) };
+        let filter = ApprovalFilter { status: None, run_id: Some(pass.run.id.clone()), ..ApprovalFilter::default() };
         let approvals = self.store.approvals(&filter).await?;
         Ok(approvals.into_iter().filter(|a| a.step == step).map(|a| (a.index, a)).collect())
     }

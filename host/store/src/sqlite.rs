@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_audit_by_step.sql")),
     (5, include_str!("../migrations/0005_approval_kind.sql")),
     (6, include_str!("../migrations/0006_api_tokens.sql")),
+    (7, include_str!("../migrations/0007_approvals_by_status_requested.sql")),
 ];
 
 /// The embedded store: one SQLite file (plus its `-wal` and `-shm`).
@@ -290,29 +291,52 @@ impl Store for SqliteStore {
         Box::pin(async move {
             // One query per filter shape, so SQLite can use the index that fits (a generic
             // `?1 IS NULL OR …` predicate makes it scan the whole table).
-            let query = match (&filter.run_id, &filter.status) {
-                (Some(_), _) => concat!(
+            let paged = filter.limit.is_some() || filter.after.is_some();
+            let query = match (&filter.run_id, &filter.status, paged) {
+                (Some(_), _, false) => concat!(
                     "SELECT ",
                     approval_columns!(),
                     " FROM approvals WHERE run_id = ?2 AND (?1 IS NULL OR status = ?1) ORDER BY requested_at, rowid"
                 ),
-                (None, Some(_)) => concat!(
+                (None, Some(_), false) => concat!(
                     "SELECT ",
                     approval_columns!(),
                     " FROM approvals WHERE status = ?1 AND (?2 IS NULL) ORDER BY requested_at, rowid"
                 ),
-                (None, None) => concat!(
+                (None, None, false) => concat!(
                     "SELECT ",
                     approval_columns!(),
                     " FROM approvals WHERE ?1 IS NULL AND ?2 IS NULL ORDER BY requested_at, rowid"
                 ),
+                (Some(_), _, true) => concat!(
+                    "SELECT ",
+                    approval_columns!(),
+                    " FROM approvals WHERE run_id = ?2 AND (?1 IS NULL OR status = ?1)",
+                    " AND (?3 IS NULL OR (requested_at, id) > (?3, ?4)) ORDER BY requested_at, id LIMIT ?5"
+                ),
+                // `approvals_by_status_requested` serves this one a page at a time.
+                (None, Some(_), true) => concat!(
+                    "SELECT ",
+                    approval_columns!(),
+                    " FROM approvals WHERE status = ?1 AND (?2 IS NULL)",
+                    " AND (?3 IS NULL OR (requested_at, id) > (?3, ?4)) ORDER BY requested_at, id LIMIT ?5"
+                ),
+                (None, None, true) => concat!(
+                    "SELECT ",
+                    approval_columns!(),
+                    " FROM approvals WHERE ?1 IS NULL AND ?2 IS NULL",
+                    " AND (?3 IS NULL OR (requested_at, id) > (?3, ?4)) ORDER BY requested_at, id LIMIT ?5"
+                ),
             };
-            let found = sqlx::query(query)
-                .bind(filter.status.map(|s| s.as_str()))
-                .bind(filter.run_id.as_deref())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_error)?;
+            let mut q = sqlx::query(query).bind(filter.status.map(|s| s.as_str())).bind(filter.run_id.as_deref());
+            if paged {
+                // A negative LIMIT is no limit in SQLite.
+                q = q
+                    .bind(filter.after.as_ref().map(|(at, _)| *at))
+                    .bind(filter.after.as_ref().map(|(_, id)| id.as_str()))
+                    .bind(filter.limit.map_or(-1, i64::from));
+            }
+            let found = q.fetch_all(&self.pool).await.map_err(db_error)?;
             found.iter().map(rows::approval).collect()
         })
     }
@@ -532,7 +556,7 @@ mod tests {
         let store = SqliteStore::open(&path, None).await.unwrap();
         // Roll the file back to schema 1, as a build from before conversation rows left it.
         sqlx::raw_sql(
-            "DROP TABLE api_tokens; DROP TABLE messages; DROP INDEX audit_by_run_step; ALTER TABLE approvals DROP COLUMN kind; \
+            "DROP INDEX approvals_by_status_requested; DROP TABLE api_tokens; DROP TABLE messages; DROP INDEX audit_by_run_step; ALTER TABLE approvals DROP COLUMN kind; \
              PRAGMA user_version = 1",
         )
         .execute(&store.pool)

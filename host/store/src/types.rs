@@ -303,6 +303,12 @@ pub struct ApprovalRecord {
 pub struct ApprovalFilter {
     pub status: Option<ApprovalStatus>,
     pub run_id: Option<String>,
+    /// A page: at most this many. With `limit` or `after`, approvals come in `(requested_at, id)`
+    /// order, so a page's last one is the cursor of the next; without, all of them in the order
+    /// they were requested.
+    pub limit: Option<u32>,
+    /// Only approvals after this `(requested_at, id)` in that order.
+    pub after: Option<(i64, String)>,
 }
 
 /// A status change of an approval, applied only if the approval is still in `from`.

@@ -193,6 +193,10 @@ fn an_approver_token_decides_as_its_name_and_the_run_continues_by_itself() {
         assert_eq!(status, 200);
         assert_eq!(pending["approvals"][0]["id"], json!(approval_id));
         assert_eq!(pending["approvals"][0]["input"], json!({"note": "hello"}));
+        assert_eq!(pending["next"], Value::Null, "one page");
+        let (status, _, problem) =
+            call(&c, "GET", &format!("{base}/v1/approvals?after=x"), Some(&token(Role::Viewer)), None).await;
+        assert_eq!(status, 400, "{problem}");
         let approve = format!("{base}/v1/approvals/{approval_id}/approve");
         // Bad bodies are refused before anything is decided.
         let (status, kind, problem) = call(&c, "POST", &approve, Some(&token(Role::Approver)), Some("{not json")).await;

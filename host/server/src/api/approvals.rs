@@ -25,6 +25,20 @@ pub struct ListQuery {
     /// `pending` (default), `approved`, `denied`, `expired`, `consumed` or `all`.
     status: Option<String>,
     run: Option<String>,
+    /// Page size: default 100, at most 500.
+    limit: Option<u32>,
+    /// The previous page's `next`.
+    after: Option<String>,
+}
+
+/// Most approvals one page holds.
+const MAX_PAGE: u32 = 500;
+
+/// A page cursor: `<requested_at>.<approval id>` of the last approval of the previous page.
+fn parse_cursor(text: &str) -> Option<(i64, String)> {
+    let (at, id) = text.split_once('.')?;
+    let id_ok = id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    Some((at.parse().ok()?, id.to_string())).filter(|_| id_ok)
 }
 
 pub async fn list(
@@ -40,8 +54,20 @@ pub async fn list(
             Problem::new(Kind::BadRequest, format!("unknown status `{}`", s.chars().take(40).collect::<String>()))
         })?),
     };
-    let found = state.store.approvals(&ApprovalFilter { status, run_id: query.run }).await?;
-    Ok(Json(json!({ "approvals": found })))
+    let after = match query.after.as_deref() {
+        None => None,
+        Some(text) => Some(
+            parse_cursor(text)
+                .ok_or_else(|| Problem::new(Kind::BadRequest, "`after` is not a cursor this server gave"))?,
+        ),
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let filter = ApprovalFilter { status, run_id: query.run, limit: Some(limit), after };
+    let found = state.store.approvals(&filter).await?;
+    // A full page may have a next one; its cursor is this page's last approval.
+    let next =
+        (found.len() == limit as usize).then(|| found.last().map(|a| format!("{}.{}", a.requested_at, a.id))).flatten();
+    Ok(Json(json!({ "approvals": found, "next": next })))
 }
 
 pub async fn show(

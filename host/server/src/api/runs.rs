@@ -48,7 +48,10 @@ pub async fn show(
     state.caller(&headers, Endpoint::ShowRun).await?;
     let run = state.store.run(&id).await?.ok_or_else(|| Problem::new(Kind::NotFound, "no such run"))?;
     let tool_calls = state.store.tool_calls(&id).await?;
-    let approvals = state.store.approvals(&ApprovalFilter { status: None, run_id: Some(id.clone()) }).await?;
+    let approvals = state
+        .store
+        .approvals(&ApprovalFilter { status: None, run_id: Some(id.clone()), ..ApprovalFilter::default() })
+        .await?;
     Ok(Json(json!({
         "id": run.id,
         "workflow": {"name": run.workflow_name, "version": run.workflow_version, "sha256": run.workflow_digest},

@@ -342,11 +342,53 @@ async fn approval_edits_are_stored_and_filters_work() {
     assert_eq!(all.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["ap_1", "ap_2"]);
     assert_eq!(all[1].approved_input, Some(json!({ "to": "bo@example.com" })));
     assert_eq!(all[1].note.as_deref(), Some("use Bo"));
-    let pending =
-        store.approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), run_id: None }).await.unwrap();
+    let pending = store
+        .approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), run_id: None, ..ApprovalFilter::default() })
+        .await
+        .unwrap();
     assert_eq!(pending.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["ap_1"]);
-    let of_r2 = store.approvals(&ApprovalFilter { status: None, run_id: Some("r2".into()) }).await.unwrap();
+    let of_r2 = store
+        .approvals(&ApprovalFilter { status: None, run_id: Some("r2".into()), ..ApprovalFilter::default() })
+        .await
+        .unwrap();
     assert_eq!(of_r2.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["ap_2"]);
+}
+
+/// Pages of pending approvals in `(requested_at, id)` order: every approval once, ties on the
+/// time broken by id, a cursor past the last one gives an empty page.
+#[tokio::test]
+async fn approvals_come_in_pages_with_a_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store.create_run(&run("r1", 1_000), &[]).await.unwrap();
+    let approvals: Vec<_> = (0..7)
+        .map(|i| {
+            let mut a = approval(&format!("ap_{i}"), "r1", i, 90_000);
+            a.requested_at = 1_000 + i64::from(i / 2);
+            a
+        })
+        .collect();
+    store.commit(Commit { new_approvals: approvals, ..Commit::default() }).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .approvals(&ApprovalFilter {
+                status: Some(ApprovalStatus::Pending),
+                run_id: None,
+                limit: Some(3),
+                after: after.clone(),
+            })
+            .await
+            .unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = Some((last.requested_at, last.id.clone()));
+        seen.extend(page.iter().map(|a| a.id.clone()));
+    }
+    assert_eq!(seen, (0..7).map(|i| format!("ap_{i}")).collect::<Vec<_>>());
+    let of_run = ApprovalFilter { run_id: Some("r1".into()), limit: Some(2), ..ApprovalFilter::default() };
+    assert_eq!(store.approvals(&of_run).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -511,6 +553,7 @@ async fn a_database_from_before_waiting_approval_is_migrated() {
         .await
         .unwrap();
     sqlx::query("DROP TABLE api_tokens").execute(&mut conn).await.unwrap();
+    sqlx::query("DROP INDEX approvals_by_status_requested").execute(&mut conn).await.unwrap();
     sqlx::query("DROP INDEX audit_by_run_step").execute(&mut conn).await.unwrap();
     sqlx::query("ALTER TABLE approvals DROP COLUMN kind").execute(&mut conn).await.unwrap();
     sqlx::query("PRAGMA user_version = 2").execute(&mut conn).await.unwrap();

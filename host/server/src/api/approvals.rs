@@ -47,12 +47,10 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
     state.caller(&headers, Endpoint::ListApprovals).await?;
-    let Query(query) = query.map_err(|e| Problem::new(Kind::BadRequest, e.body_text()))?;
+    let query = super::query(query)?;
     let status = match query.status.as_deref().unwrap_or("pending") {
         "all" => None,
-        s => Some(ApprovalStatus::parse(s).ok_or_else(|| {
-            Problem::new(Kind::BadRequest, format!("unknown status `{}`", s.chars().take(40).collect::<String>()))
-        })?),
+        s => Some(ApprovalStatus::parse(s).ok_or_else(|| super::unknown_status(s))?),
     };
     let after = match query.after.as_deref() {
         None => None,

@@ -75,6 +75,18 @@ pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, P
     })
 }
 
+/// A query string the handler's type took, or a 400 saying what was wrong with it.
+pub(crate) fn query<T>(
+    query: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, Problem> {
+    query.map(|q| q.0).map_err(|e| Problem::new(Kind::BadRequest, e.body_text()))
+}
+
+/// A status filter that names no status: the value, clipped, in the 400.
+pub(crate) fn unknown_status(value: &str) -> Problem {
+    Problem::new(Kind::BadRequest, format!("unknown status `{}`", value.chars().take(40).collect::<String>()))
+}
+
 /// Parses a JSON body into `T`; the error names the line, column and what was expected.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     serde_json::from_slice(bytes).map_err(|e| Problem::new(Kind::BadRequest, format!("invalid JSON body: {e}")))

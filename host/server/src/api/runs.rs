@@ -28,12 +28,10 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
     state.caller(&headers, Endpoint::ListRuns).await?;
-    let Query(query) = query.map_err(|e| Problem::new(Kind::BadRequest, e.body_text()))?;
+    let query = super::query(query)?;
     let status = match query.status.as_deref() {
         None => None,
-        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-            Problem::new(Kind::BadRequest, format!("unknown status `{}`", s.chars().take(40).collect::<String>()))
-        })?),
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| super::unknown_status(s))?),
     };
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
     let runs = state.store.runs(&RunFilter { status, limit: Some(limit) }).await?;

@@ -147,7 +147,7 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
                 Some(s) => Some(RunStatus::parse(&s).with_context(|| format!("unknown status `{s}`"))?),
                 None => None,
             };
-            let runs = store.runs(&RunFilter { status, limit: Some(limit) }).await?;
+            let runs = store.runs(&RunFilter { status, limit: Some(limit), ..RunFilter::default() }).await?;
             if json {
                 outln!("{}", render::json(&runs)?);
             } else if runs.is_empty() {

@@ -571,7 +571,11 @@ fn main() {
     let reads_per_step = over_reps(&|r| count(r, READS));
 
     let model = rt.block_on(async {
-        let last_run = runtime.store().runs(&RunFilter { status: None, limit: Some(1) }).await.expect("runs");
+        let last_run = runtime
+            .store()
+            .runs(&RunFilter { status: None, limit: Some(1), ..RunFilter::default() })
+            .await
+            .expect("runs");
         let run = runtime.store().run(&last_run[0].id).await.expect("run").expect("run exists");
         let state = RunState::load(&**runtime.store(), &run).await.expect("checkpoint");
         println!(

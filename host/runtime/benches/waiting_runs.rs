@@ -149,7 +149,7 @@ fn main() {
     let (db_waiting, wal_waiting) = files_mib(dir.path());
 
     let (waiting, pending) = rt.block_on(async {
-        let filter = RunFilter { status: Some(RunStatus::WaitingApproval), limit: None };
+        let filter = RunFilter { status: Some(RunStatus::WaitingApproval), limit: None, ..RunFilter::default() };
         let waiting = store.runs(&filter).await.expect("runs");
         let pending = store
             .approvals(&ApprovalFilter {
@@ -190,7 +190,7 @@ fn main() {
     let resume_time = start.elapsed();
     let (rss_done, hwm_done) = rss_mib();
     let done_in_store = rt.block_on(async {
-        let filter = RunFilter { status: Some(RunStatus::Completed), limit: None };
+        let filter = RunFilter { status: Some(RunStatus::Completed), limit: None, ..RunFilter::default() };
         store.runs(&filter).await.expect("runs").len()
     });
     // The warm-up run completed too.

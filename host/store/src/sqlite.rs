@@ -193,13 +193,19 @@ impl Store for SqliteStore {
         Box::pin(async move {
             // A negative LIMIT is no limit in SQLite.
             let limit = filter.limit.map_or(-1, i64::from);
+            // Ties on `created_at` go newest inserted first (rowid), so the cursor compares rowids
+            // through its run's id.
             let found = sqlx::query(concat!(
                 "SELECT ",
                 summary_columns!(),
-                " FROM runs WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at DESC, rowid DESC LIMIT ?2"
+                " FROM runs WHERE (?1 IS NULL OR status = ?1) AND (?3 IS NULL OR created_at < ?3 OR ",
+                "(created_at = ?3 AND rowid < (SELECT rowid FROM runs WHERE id = ?4))) ",
+                "ORDER BY created_at DESC, rowid DESC LIMIT ?2"
             ))
             .bind(filter.status.map(|s| s.as_str()))
             .bind(limit)
+            .bind(filter.after.as_ref().map(|(at, _)| *at))
+            .bind(filter.after.as_ref().map(|(_, id)| id.as_str()))
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;

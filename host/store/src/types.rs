@@ -129,6 +129,9 @@ pub struct RunSummary {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunFilter {
     pub status: Option<RunStatus>,
+    /// A cursor: only runs after this one (its `created_at` and id) in the list's order, newest
+    /// first — the last run of the previous page.
+    pub after: Option<(i64, String)>,
     /// Newest first; `None` means all.
     pub limit: Option<u32>,
 }

@@ -224,6 +224,13 @@ fn an_approver_token_decides_as_its_name_and_the_run_continues_by_itself() {
         assert_eq!(run["status"], "completed", "{run}");
         assert_eq!(run["approvals"][0]["decided_by"], "approver-1");
         assert_eq!(run["tool_calls"][0]["status"], "done", "{run}");
+        // Runs come in pages: a full page has a cursor, the page after the last run is empty.
+        let (_, _, page) = call(&c, "GET", &format!("{base}/v1/runs?limit=1"), Some(&token(Role::Viewer)), None).await;
+        assert_eq!(page["runs"][0]["id"], json!(run_id), "{page}");
+        let next = page["next"].as_str().expect("a full page has a next cursor").to_string();
+        let (_, _, rest) =
+            call(&c, "GET", &format!("{base}/v1/runs?limit=1&after={next}"), Some(&token(Role::Viewer)), None).await;
+        assert_eq!((rest["runs"].as_array().map(Vec::len), &rest["next"]), (Some(0), &Value::Null), "{rest}");
         let (_, _, verified) =
             call(&c, "GET", &format!("{base}/v1/audit/verify"), Some(&token(Role::Auditor)), None).await;
         assert_eq!(verified["ok"], true, "{verified}");

@@ -34,13 +34,6 @@ pub struct ListQuery {
 /// Most approvals one page holds.
 const MAX_PAGE: u32 = 500;
 
-/// A page cursor: `<requested_at>.<approval id>` of the last approval of the previous page.
-fn parse_cursor(text: &str) -> Option<(i64, String)> {
-    let (at, id) = text.split_once('.')?;
-    let id_ok = id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    Some((at.parse().ok()?, id.to_string())).filter(|_| id_ok)
-}
-
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -54,17 +47,14 @@ pub async fn list(
     };
     let after = match query.after.as_deref() {
         None => None,
-        Some(text) => Some(
-            parse_cursor(text)
-                .ok_or_else(|| Problem::new(Kind::BadRequest, "`after` is not a cursor this server gave"))?,
-        ),
+        Some(text) => Some(super::parse_cursor(text)?),
     };
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let filter = ApprovalFilter { status, run_id: query.run, limit: Some(limit), after };
     let found = state.store.approvals(&filter).await?;
     // A full page may have a next one; its cursor is this page's last approval.
     let next =
-        (found.len() == limit as usize).then(|| found.last().map(|a| format!("{}.{}", a.requested_at, a.id))).flatten();
+        (found.len() == limit as usize).then(|| found.last().map(|a| super::cursor(a.requested_at, &a.id))).flatten();
     Ok(Json(json!({ "approvals": found, "next": next })))
 }
 

@@ -51,7 +51,8 @@ async fn healthz() -> &'static str {
 
 /// Ready: the store answers a read. No token needed.
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    match state.store.runs(&tollgate_store::RunFilter { status: None, limit: Some(1) }).await {
+    match state.store.runs(&tollgate_store::RunFilter { limit: Some(1), ..tollgate_store::RunFilter::default() }).await
+    {
         Ok(_) => "ready\n".into_response(),
         Err(e) => {
             tracing::error!(error = %e, "not ready: the store failed a read");
@@ -85,6 +86,22 @@ pub(crate) fn query<T>(
 /// A status filter that names no status: the value, clipped, in the 400.
 pub(crate) fn unknown_status(value: &str) -> Problem {
     Problem::new(Kind::BadRequest, format!("unknown status `{}`", value.chars().take(40).collect::<String>()))
+}
+
+/// A page cursor: `<time>.<id>` of the last item of the previous page (a run's `created_at`, an
+/// approval's `requested_at`).
+pub(crate) fn cursor(at: i64, id: &str) -> String {
+    format!("{at}.{id}")
+}
+
+/// A cursor [`cursor`] made, or a 400.
+pub(crate) fn parse_cursor(text: &str) -> Result<(i64, String), Problem> {
+    let bad = || Problem::new(Kind::BadRequest, "`after` is not a cursor this server gave");
+    let (at, id) = text.split_once('.').ok_or_else(bad)?;
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(bad());
+    }
+    Ok((at.parse().map_err(|_| bad())?, id.to_string()))
 }
 
 /// Parses a JSON body into `T`; the error names the line, column and what was expected.

@@ -19,7 +19,10 @@ const MAX_LIMIT: u32 = 500;
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,
+    /// Page size: default 50, at most 500.
     limit: Option<u32>,
+    /// The previous page's `next`.
+    after: Option<String>,
 }
 
 pub async fn list(
@@ -33,9 +36,15 @@ pub async fn list(
         None => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| super::unknown_status(s))?),
     };
+    let after = match query.after.as_deref() {
+        None => None,
+        Some(text) => Some(super::parse_cursor(text)?),
+    };
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
-    let runs = state.store.runs(&RunFilter { status, limit: Some(limit) }).await?;
-    Ok(Json(json!({ "runs": runs })))
+    let runs = state.store.runs(&RunFilter { status, limit: Some(limit), after }).await?;
+    let next =
+        (runs.len() == limit as usize).then(|| runs.last().map(|r| super::cursor(r.created_at, &r.id))).flatten();
+    Ok(Json(json!({ "runs": runs, "next": next })))
 }
 
 pub async fn show(

@@ -480,12 +480,28 @@ async fn runs_list_newest_first_with_filter_and_limit() {
     let ids = |runs: Vec<tollgate_store::RunSummary>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
     // Same created_at: the one inserted later first.
     assert_eq!(ids(store.runs(&RunFilter::default()).await.unwrap()), ["c", "b2", "b", "a"]);
-    assert_eq!(ids(store.runs(&RunFilter { status: None, limit: Some(2) }).await.unwrap()), ["c", "b2"]);
-    let running = RunFilter { status: Some(RunStatus::Running), limit: None };
+    assert_eq!(
+        ids(store.runs(&RunFilter { status: None, limit: Some(2), ..RunFilter::default() }).await.unwrap()),
+        ["c", "b2"]
+    );
+    let running = RunFilter { status: Some(RunStatus::Running), limit: None, ..RunFilter::default() };
     assert_eq!(ids(store.runs(&running).await.unwrap()), ["b2", "b", "a"]);
-    let completed = store.runs(&RunFilter { status: Some(RunStatus::Completed), limit: Some(5) }).await.unwrap();
+    let completed = store
+        .runs(&RunFilter { status: Some(RunStatus::Completed), limit: Some(5), ..RunFilter::default() })
+        .await
+        .unwrap();
     assert_eq!(completed.len(), 1);
     assert_eq!((completed[0].status, completed[0].counters.steps), (RunStatus::Completed, 1));
+    // Pages with a cursor, ties on `created_at` included: every run once, in list order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.runs(&RunFilter { status: None, limit: Some(1), after: after.clone() }).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.created_at, last.id.clone()));
+        seen.push(last.id.clone());
+    }
+    assert_eq!(seen, ["c", "b2", "b", "a"]);
     assert!(store.run("nope").await.unwrap().is_none());
 }
 

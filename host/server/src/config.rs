@@ -10,7 +10,8 @@
 //! - `log_format = "text"`;
 //! - `[limits] max_body = "1MiB"`, `requests_per_minute = 600` per token,
 //!   `failed_auth_per_minute = 30` per client address, `drain = "30s"` (how long a shutdown
-//!   waits for requests in flight).
+//!   waits for requests in flight);
+//! - `[worker] expire_every = "5s"`: how often approvals past their expiry are expired.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,27 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub worker: WorkerConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// How often pending approvals past their expiry are expired (and their runs escalated),
+    /// e.g. `5s`. Default `5s`; between `100ms` and `10m`.
+    #[serde(default = "default_expire_every")]
+    pub expire_every: String,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig { expire_every: default_expire_every() }
+    }
+}
+
+fn default_expire_every() -> String {
+    "5s".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -116,6 +138,7 @@ impl Default for ServerConfig {
             data_dir: None,
             log_format: LogFormat::Text,
             limits: LimitsConfig::default(),
+            worker: WorkerConfig::default(),
         }
     }
 }
@@ -127,6 +150,7 @@ pub struct Limits {
     pub requests_per_minute: u32,
     pub failed_auth_per_minute: u32,
     pub drain: Duration,
+    pub expire_every: Duration,
 }
 
 /// Largest `max_body` accepted.
@@ -192,11 +216,17 @@ impl ServerConfig {
         }
         let drain = tollgate_contract::units::parse_duration(&self.limits.drain)
             .map_err(|e| ConfigError(format!("{}: drain: {e}", at("drain"))))?;
+        let expire_every = tollgate_contract::units::parse_duration(&self.worker.expire_every)
+            .map_err(|e| ConfigError(format!("{}: expire_every: {e}", at("expire_every"))))?;
+        if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&expire_every) {
+            return Err(ConfigError(format!("{}: expire_every must be between 100ms and 10m", at("expire_every"))));
+        }
         Ok(Limits {
             max_body,
             requests_per_minute: self.limits.requests_per_minute,
             failed_auth_per_minute: self.limits.failed_auth_per_minute,
             drain,
+            expire_every,
         })
     }
 }
@@ -246,6 +276,7 @@ mod tests {
             requests_per_minute: 600,
             failed_auth_per_minute: 30,
             drain: Duration::from_secs(30),
+            expire_every: Duration::from_secs(5),
         };
         assert_eq!(limits, want);
     }
@@ -254,7 +285,7 @@ mod tests {
     fn mistakes_are_placed_at_file_line_col() {
         assert_eq!(
             parse("listen = \"127.0.0.1:1\"\nlisten_on = 1\n").unwrap_err(),
-            "server.toml:2:1: unknown field `listen_on`, expected one of `listen`, `tls`, `allow_plain_http`, `data_dir`, `log_format`, `limits`"
+            "server.toml:2:1: unknown field `listen_on`, expected one of `listen`, `tls`, `allow_plain_http`, `data_dir`, `log_format`, `limits`, `worker`"
         );
         assert!(parse("listen = \"nowhere\"").unwrap_err().starts_with("server.toml:1:10: invalid socket address"));
         assert!(parse("log_format = \"xml\"").unwrap_err().starts_with("server.toml:1:14: unknown variant `xml`"));

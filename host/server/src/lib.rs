@@ -10,11 +10,12 @@
 //! - `api` — the routes;
 //! - [`listen`] — plain or TLS listeners;
 //! - [`worker`] — a run continues by itself once a decision about it is made over the API;
+//!   approvals past their expiry are expired on a timer;
 //! - [`serve`] — bind, serve, drain.
 //!
 //! Not yet here (issue 15): deployed workflows, starting runs over the API, leases and takeover
-//! of runs a crash left in progress, expiry on a timer, triggers, notifications, server-sent
-//! events, the OpenAPI document.
+//! of runs a crash left in progress, triggers, notifications, server-sent events, the OpenAPI
+//! document.
 
 pub mod access;
 mod api;

@@ -62,6 +62,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let worker = Worker::new(parts.store.clone(), parts.sandbox.clone());
+    worker.expire_on_time(limits.expire_every);
     let state = AppState {
         store: parts.store.clone(),
         sqlite: parts.store,

@@ -9,8 +9,11 @@
 //! A shutdown waits for advances in flight up to the drain deadline; one cut short leaves the
 //! run exactly where its last commit put it, resumable.
 //!
+//! Approvals past their expiry are expired on a timer (`[worker] expire_every`), not only when
+//! some command happens to run.
+//!
 //! Not yet here (issue 15 §5): leases with fencing tokens, runs left in progress by a crash
-//! taken over at start-up, approvals expiring on a timer.
+//! taken over at start-up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -73,6 +76,28 @@ impl Worker {
         let run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
         let runtime = Runtime::open_for_run(self.store.clone(), &self.sandbox, &run).await?;
         runtime.advance(run_id, &Quiet).await
+    }
+
+    /// Expires pending approvals past their expiry every `every`, escalating their runs (the
+    /// store does both in one transaction, with `approval.expired` and `run.escalated` audit
+    /// records), until the process ends. A failed round is logged and tried again next time.
+    pub fn expire_on_time(self: &Arc<Self>, every: std::time::Duration) {
+        let worker = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match worker.store.expire_approvals(tollgate_runtime::now_ms()).await {
+                    Ok(expired) if !expired.is_empty() => {
+                        let ids: Vec<&str> = expired.iter().map(|a| a.id.as_str()).collect();
+                        tracing::info!(approvals = ?ids, "approvals expired; their runs are escalated");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "expiring approvals failed"),
+                }
+            }
+        });
     }
 
     /// Resolves once no run is advancing.

@@ -352,3 +352,33 @@ fn a_bad_config_is_refused_with_its_position_and_plain_http_off_loopback_needs_c
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("is not a loopback address: add a [tls] section"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn tokens_are_listed_and_revoked_from_the_command_line_and_never_shown_twice() {
+    let w = World::new();
+    let made = w.tollgate(&["tokens", "create", "--name", "ada@finance", "--role", "approver", "--expires", "90d"]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let token = text(&made.stdout).trim().to_string();
+    let id = token.split('.').next().unwrap().to_string();
+    assert!(text(&made.stderr).contains("shown once"), "{}", text(&made.stderr));
+    let again = w.tollgate(&["tokens", "create", "--name", "ada@finance", "--role", "viewer"]);
+    assert_eq!(again.status.code(), Some(2), "a live name is taken");
+    assert!(text(&again.stderr).contains("a live token named `ada@finance` exists"), "{}", text(&again.stderr));
+    let bad = w.tollgate(&["tokens", "create", "--name", "ada", "--role", "root"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    let list = text(&w.tollgate(&["tokens", "list"]).stdout);
+    assert!(
+        list.contains(&id) && list.contains("ada@finance") && list.contains("approver") && list.contains("live"),
+        "{list}"
+    );
+    assert!(!list.contains(token.split('.').nth(1).unwrap()), "the secret is never listed");
+    let json: Value = serde_json::from_slice(&w.tollgate(&["tokens", "list", "--json"]).stdout).unwrap();
+    assert!(json[0]["expires_at"].as_i64().is_some_and(|at| at > 0), "{json}");
+
+    assert!(w.tollgate(&["tokens", "revoke", &id]).status.success());
+    assert!(text(&w.tollgate(&["tokens", "list"]).stdout).contains("revoked"));
+    assert_eq!(w.tollgate(&["tokens", "revoke", &id]).status.code(), Some(1), "revoked once");
+    // Revoked: the name is free again.
+    assert!(w.tollgate(&["tokens", "create", "--name", "ada@finance", "--role", "viewer"]).status.success());
+}

@@ -13,12 +13,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tollgate_store::audit::Signer;
-use tollgate_store::{
-    ApprovalKind, ApprovalRecord, ApprovalStatus, Commit, Counters, Durability, RunRecord, RunStatus, SqliteStore,
-    Store,
-};
+use tollgate_store::{Commit, Durability, SqliteStore, Store};
+
+#[path = "../../../tests/support/parked_runs.rs"]
+mod parked_runs;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -75,52 +75,18 @@ impl Drop for Server {
     }
 }
 
-/// `n` runs, each waiting on one pending approval, written straight into the store.
-async fn park(data: &Path, n: usize) {
+/// `n` runs, each waiting on one pending approval, written straight into the store: created
+/// from `now` on, one a millisecond, their approvals expiring a year later, so the server's
+/// expiry timer leaves them pending for the whole run.
+async fn park(data: &Path, n: usize, now: i64) {
     let signer = Signer::load(&data.join("audit-signing.key")).unwrap();
     let store = Arc::new(SqliteStore::open(&data.join("tollgate.db"), Some(signer)).await.unwrap());
-    let now = 1_760_000_000_000_i64;
     let mut approvals = Vec::with_capacity(n);
     for i in 0..n {
         let id = format!("run_bench{i:07}");
-        let run = RunRecord {
-            id: id.clone(),
-            workflow_name: "bench".into(),
-            workflow_version: "1.0.0".into(),
-            workflow_path: "/nowhere/workflow.toml".into(),
-            workflow_digest: "0".repeat(64),
-            goal: "Wait for a person.".into(),
-            status: RunStatus::WaitingApproval,
-            status_detail: None,
-            created_at: now + i as i64,
-            updated_at: now + i as i64,
-            deadline_at: None,
-            counters: Counters::default(),
-            options: json!({}),
-            checkpoint: json!({"conversations": {}}),
-            version: 1,
-        };
-        store.create_run(&run, &[]).await.unwrap();
-        approvals.push(ApprovalRecord {
-            id: format!("ap_bench{i:07}"),
-            run_id: id,
-            step: 1,
-            index: 0,
-            agent: "ops".into(),
-            tool: "crm.update_contact".into(),
-            input: json!({"id": "51", "properties": {"lifecyclestage": "customer"}}),
-            plugin_digest: "0".repeat(64),
-            binding_hash: "0".repeat(64),
-            reason: "policy rule 1: writes to the CRM need a person".into(),
-            status: ApprovalStatus::Pending,
-            requested_at: now + i as i64,
-            expires_at: now + 86_400_000 * 365,
-            decided_by: None,
-            decided_at: None,
-            note: None,
-            approved_input: None,
-            kind: ApprovalKind::Call,
-        });
+        let at = now + i as i64;
+        store.create_run(&parked_runs::waiting_run(&id, at), &[]).await.unwrap();
+        approvals.push(parked_runs::pending_approval(&format!("ap_bench{i:07}"), &id, 1, at, now + 86_400_000 * 365));
     }
     for chunk in approvals.chunks(1000) {
         let commit = Commit { new_approvals: chunk.to_vec(), durability: Durability::Immediate, ..Commit::default() };
@@ -161,7 +127,8 @@ fn main() {
         server.rss_mib()
     };
     let started = Instant::now();
-    rt.block_on(park(&data, parked));
+    let now = tollgate_runtime::now_ms();
+    rt.block_on(park(&data, parked, now));
     let parking = started.elapsed();
 
     let server = Server::start(dir.path());
@@ -172,19 +139,27 @@ fn main() {
         let first = format!("{base}/v1/approvals?limit=100");
         let page: Value = c.get(&first).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
         assert_eq!(page["approvals"].as_array().map(Vec::len), Some(100.min(parked)));
-        let middle = format!(
-            "{base}/v1/approvals?limit=100&after={}.ap_bench{:07}",
-            1_760_000_000_000_i64 + (parked / 2) as i64,
-            parked / 2
-        );
+        let middle =
+            format!("{base}/v1/approvals?limit=100&after={}.ap_bench{:07}", now + (parked / 2) as i64, parked / 2);
         let run = format!("{base}/v1/runs/run_bench{:07}", parked / 2);
-        vec![
+        // Full pages, or the numbers would time something else (an expired store, a bad cursor).
+        let count = |page: Value| page["approvals"].as_array().map_or(0, Vec::len);
+        let full = |url: String| {
+            let c = c.clone();
+            let token = token.clone();
+            async move { count(c.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()) }
+        };
+        let want = 100.min(parked / 2);
+        assert_eq!(full(middle.clone()).await, want, "the middle page");
+        let measured = vec![
             ("GET /healthz (no token)", latency(&c, &format!("{base}/healthz"), &token, requests).await),
             ("GET /v1/whoami (token check)", latency(&c, &format!("{base}/v1/whoami"), &token, requests).await),
             ("GET /v1/approvals?limit=100, first page", latency(&c, &first, &token, requests).await),
             ("GET /v1/approvals?limit=100, middle page", latency(&c, &middle, &token, requests).await),
             ("GET /v1/runs/{id}", latency(&c, &run, &token, requests).await),
-        ]
+        ];
+        assert_eq!(full(middle.clone()).await, want, "still pending after the requests");
+        measured
     });
     let after_load = server.rss_mib();
     println!("tollgate serve, release build, loopback, {requests} sequential requests each");

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use tollgate_sandbox::{Sandbox, SandboxConfig};
 use tollgate_server::{Parts, ServerConfig};
 use tollgate_store::audit::Signer;
-use tollgate_store::{
-    ApprovalKind, ApprovalRecord, ApprovalStatus, Commit, Counters, RunRecord, RunStatus, SqliteStore, Store,
-};
+use tollgate_store::{ApprovalStatus, Commit, RunStatus, SqliteStore, Store};
+
+#[path = "../../../tests/support/parked_runs.rs"]
+mod parked_runs;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_past_its_expiry_is_expired_by_the_server_and_its_run_escalated() {
@@ -18,45 +18,11 @@ async fn an_approval_past_its_expiry_is_expired_by_the_server_and_its_run_escala
     let signer = Signer::load_or_create(&dir.path().join("key")).unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), Some(signer)).await.unwrap());
     let now = tollgate_runtime::now_ms();
-    let run = RunRecord {
-        id: "run_expiry".into(),
-        workflow_name: "w".into(),
-        workflow_version: "1.0.0".into(),
-        workflow_path: "/nowhere.toml".into(),
-        workflow_digest: "0".repeat(64),
-        goal: "g".into(),
-        status: RunStatus::WaitingApproval,
-        status_detail: None,
-        created_at: now,
-        updated_at: now,
-        deadline_at: None,
-        counters: Counters::default(),
-        options: json!({}),
-        checkpoint: json!({"conversations": {}}),
-        version: 1,
-    };
+    let run = parked_runs::waiting_run("run_expiry", now);
     store.create_run(&run, &[]).await.unwrap();
-    let approval = |id: &str, expires_at: i64| ApprovalRecord {
-        id: id.into(),
-        run_id: run.id.clone(),
-        step: if id.ends_with('1') { 1 } else { 2 },
-        index: 0,
-        agent: "ops".into(),
-        tool: "echo.echo".into(),
-        input: json!({}),
-        plugin_digest: "0".repeat(64),
-        binding_hash: "0".repeat(64),
-        reason: "r".into(),
-        status: ApprovalStatus::Pending,
-        requested_at: now - 10,
-        expires_at,
-        decided_by: None,
-        decided_at: None,
-        note: None,
-        approved_input: None,
-        kind: ApprovalKind::Call,
-    };
-    let (past, future) = (approval("ap_expired1", now - 1), approval("ap_pending2", now + 3_600_000));
+    let approval =
+        |id: &str, step: u32, expires_at: i64| parked_runs::pending_approval(id, &run.id, step, now - 10, expires_at);
+    let (past, future) = (approval("ap_expired1", 1, now - 1), approval("ap_pending2", 2, now + 3_600_000));
     store.commit(Commit { new_approvals: vec![past, future], ..Commit::default() }).await.unwrap();
 
     let config = ServerConfig::parse(

@@ -45,16 +45,11 @@ pub async fn list(
         "all" => None,
         s => Some(ApprovalStatus::parse(s).ok_or_else(|| super::unknown_status(s))?),
     };
-    let after = match query.after.as_deref() {
-        None => None,
-        Some(text) => Some(super::parse_cursor(text)?),
-    };
+    let after = super::page_after(query.after.as_deref())?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let filter = ApprovalFilter { status, run_id: query.run, limit: Some(limit), after };
     let found = state.store.approvals(&filter).await?;
-    // A full page may have a next one; its cursor is this page's last approval.
-    let next =
-        (found.len() == limit as usize).then(|| found.last().map(|a| super::cursor(a.requested_at, &a.id))).flatten();
+    let next = super::next_page(&found, limit, |a| (a.requested_at, &a.id));
     Ok(Json(json!({ "approvals": found, "next": next })))
 }
 

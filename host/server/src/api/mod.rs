@@ -88,20 +88,25 @@ pub(crate) fn unknown_status(value: &str) -> Problem {
     Problem::new(Kind::BadRequest, format!("unknown status `{}`", value.chars().take(40).collect::<String>()))
 }
 
-/// A page cursor: `<time>.<id>` of the last item of the previous page (a run's `created_at`, an
-/// approval's `requested_at`).
-pub(crate) fn cursor(at: i64, id: &str) -> String {
-    format!("{at}.{id}")
-}
-
-/// A cursor [`cursor`] made, or a 400.
-pub(crate) fn parse_cursor(text: &str) -> Result<(i64, String), Problem> {
+/// The `after` of a list request: the cursor [`next_page`] gave, or a 400. A cursor is
+/// `<time>.<id>` of the last item of the previous page (a run's `created_at`, an approval's
+/// `requested_at`).
+pub(crate) fn page_after(after: Option<&str>) -> Result<Option<(i64, String)>, Problem> {
+    let Some(text) = after else { return Ok(None) };
     let bad = || Problem::new(Kind::BadRequest, "`after` is not a cursor this server gave");
     let (at, id) = text.split_once('.').ok_or_else(bad)?;
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(bad());
     }
-    Ok((at.parse().map_err(|_| bad())?, id.to_string()))
+    Ok(Some((at.parse().map_err(|_| bad())?, id.to_string())))
+}
+
+/// The cursor of the page after `page`: a full page may have a next one, starting after its
+/// last item, whose `(time, id)` `key` gives.
+pub(crate) fn next_page<T>(page: &[T], limit: u32, key: impl Fn(&T) -> (i64, &str)) -> Option<String> {
+    let last = page.last().filter(|_| page.len() == limit as usize)?;
+    let (at, id) = key(last);
+    Some(format!("{at}.{id}"))
 }
 
 /// Parses a JSON body into `T`; the error names the line, column and what was expected.

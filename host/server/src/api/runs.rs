@@ -36,14 +36,10 @@ pub async fn list(
         None => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| super::unknown_status(s))?),
     };
-    let after = match query.after.as_deref() {
-        None => None,
-        Some(text) => Some(super::parse_cursor(text)?),
-    };
+    let after = super::page_after(query.after.as_deref())?;
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
     let runs = state.store.runs(&RunFilter { status, limit: Some(limit), after }).await?;
-    let next =
-        (runs.len() == limit as usize).then(|| runs.last().map(|r| super::cursor(r.created_at, &r.id))).flatten();
+    let next = super::next_page(&runs, limit, |r| (r.created_at, &r.id));
     Ok(Json(json!({ "runs": runs, "next": next })))
 }
 

@@ -61,7 +61,7 @@ pub enum ApprovalsCommand {
 
 pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitCode> {
     let store = data.open().await?;
-    store.expire_approvals(tollgate_runtime::now_ms()).await?;
+    tollgate_runtime::approvals::expire_due(store.as_ref(), tollgate_runtime::now_ms()).await?;
     match cmd {
         ApprovalsCommand::List { all, run, json } => {
             let status = if all { None } else { Some(ApprovalStatus::Pending) };

@@ -26,6 +26,7 @@ mod serve_cmd;
 mod stream;
 mod tokens_cmd;
 mod validate_cmd;
+mod workflows_cmd;
 
 use std::process::ExitCode;
 
@@ -66,6 +67,9 @@ enum Command {
     /// Create, list and revoke API tokens for `tollgate serve`.
     #[command(subcommand)]
     Tokens(tokens_cmd::TokensCommand),
+    /// Deploy workflows for `tollgate serve`, list them, and disable or enable them.
+    #[command(subcommand)]
+    Workflows(workflows_cmd::WorkflowsCommand),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +118,7 @@ fn main() -> ExitCode {
             // Loaded above for `serve`: never the default here.
             Command::Serve(args) => serve_cmd::run(args, serve_config.unwrap_or_default(), &data).await,
             Command::Tokens(cmd) => tokens_cmd::run(cmd, &data).await,
+            Command::Workflows(cmd) => workflows_cmd::run(cmd, &data).await,
         }
     });
     match result {

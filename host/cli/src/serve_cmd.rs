@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use tollgate_runtime::RunOptions;
 use tollgate_runtime::kv::StoreKv;
 use tollgate_sandbox::Sandbox;
-use tollgate_server::{Parts, ServerConfig};
+use tollgate_server::{Deploys, Parts, ServerConfig};
 
 use crate::data::DataArgs;
 use crate::plugin_cmd::{CacheArgs, sandbox_config};
@@ -42,9 +43,14 @@ pub async fn run(args: ServeArgs, config: ServerConfig, data: &DataArgs) -> anyh
     let sandbox = Sandbox::with_kv(sandbox_config(&args.cache), Arc::new(StoreKv::new(store.clone())))?;
     // `load` already checked the limits; this only turns them into numbers.
     let limits = config.limits(Path::new("config"), "").context("limits")?;
+    let deploys = Deploys {
+        data_dir: std::path::absolute(data.dir()?)?,
+        workflows_dir: config.workflows_dir.clone(),
+        options: RunOptions { model: config.runs.model.clone(), upstreams: config.runs.upstreams.clone() },
+    };
     let bound = tollgate_server::bind(&config).await?;
     outln!("tollgate serve: listening on {} (data dir {})", bound.url(), data.dir()?.display());
-    tollgate_server::serve(bound, limits, Parts { store, sandbox }, shutdown_signal()).await?;
+    tollgate_server::serve(bound, limits, Parts { store, sandbox, deploys }, shutdown_signal()).await?;
     outln!("tollgate serve: stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -52,7 +52,7 @@ impl Runtime {
     /// memory never runs ahead of the store: the next call starts again from what was committed.
     pub async fn advance(&self, run_id: &str, observer: &dyn Observer) -> Result<RunOutcome, RuntimeError> {
         // Approvals expire while runs wait for approval, not while this loop advances one.
-        self.store.expire_approvals(now_ms()).await?;
+        crate::approvals::expire_due(self.store.as_ref(), now_ms()).await?;
         let mut run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
         crate::runtime::check_same_workflow(&run, &self.workflow)?;
         if run.status.is_terminal() {
@@ -63,7 +63,9 @@ impl Runtime {
         let _warm = self.warm.advancing(run_id);
         loop {
             let mut pass = Pass { run: &mut run, state: &mut state, started: Instant::now(), observer };
-            if let Next::Stop = self.pass(&mut pass).await? {
+            let next = self.pass(&mut pass).await?;
+            // A kill switch is asked between steps, never inside one.
+            if matches!(next, Next::Stop) || !observer.keep_going() {
                 let run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
                 return self.outcome(&run).await;
             }
@@ -111,7 +113,7 @@ impl Runtime {
 
     /// Where the run stands now, without advancing it (expired approvals are escalated first).
     pub async fn status(&self, run_id: &str) -> Result<RunOutcome, RuntimeError> {
-        self.store.expire_approvals(now_ms()).await?;
+        crate::approvals::expire_due(self.store.as_ref(), now_ms()).await?;
         let run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
         self.outcome(&run).await
     }

@@ -28,8 +28,28 @@ pub fn binding_hash(plugin_digest: &str, tool: &str, input: &Value) -> String {
     hex::encode(h.finalize())
 }
 
+/// How many approvals one expiry transaction takes at most (see [`expire_due`]).
+pub const EXPIRY_BATCH: u32 = 256;
+
+/// Expires every approval due at `now`, escalating their runs, in transactions of at most
+/// [`EXPIRY_BATCH`] each, so memory and the write lock's hold stay bounded however many fall
+/// due at once. Returns how many it expired and the ids of the first batch (for a log line).
+pub async fn expire_due(store: &dyn Store, now: i64) -> Result<(usize, Vec<String>), StoreError> {
+    let (mut total, mut first) = (0, Vec::new());
+    loop {
+        let expired = store.expire_approvals(now, EXPIRY_BATCH).await?;
+        total += expired.len();
+        if first.is_empty() {
+            first = expired.iter().map(|a| a.id.clone()).collect();
+        }
+        if expired.len() < EXPIRY_BATCH as usize {
+            return Ok((total, first));
+        }
+    }
+}
+
 async fn pending(store: &dyn Store, id: &str, now: i64) -> Result<ApprovalRecord, RuntimeError> {
-    store.expire_approvals(now).await?;
+    expire_due(store, now).await?;
     let approval = store.approval(id).await?.ok_or_else(|| RuntimeError::ApprovalNotFound(id.into()))?;
     if approval.status != ApprovalStatus::Pending {
         let by = approval.decided_by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();

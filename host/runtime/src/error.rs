@@ -43,4 +43,7 @@ pub enum RuntimeError {
     Model(String),
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// An idempotency key was used before, for a different start.
+    #[error("idempotency key `{key}` already started run {run_id} with a different request")]
+    KeyReused { key: String, run_id: String },
 }

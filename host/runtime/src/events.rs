@@ -81,6 +81,13 @@ pub enum Event {
 /// Receives events as they happen.
 pub trait Observer: Send + Sync {
     fn event(&self, event: &Event);
+
+    /// Asked at each step boundary, after a step's commit: `false` stops advancing there and
+    /// leaves the run where that commit put it (still `running`) for a later advance. A kill
+    /// switch. Default: always go on.
+    fn keep_going(&self) -> bool {
+        true
+    }
 }
 
 /// Ignores everything.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tollgate_models::{ModelSpec, Provider, ProviderOptions};
 use tollgate_sandbox::Sandbox;
 use tollgate_store::audit::{AuditEntry, RunStarted};
-use tollgate_store::{Counters, RunRecord, RunStatus, Store};
+use tollgate_store::{Counters, RunRecord, RunStatus, StartKey, Started, Store};
 use tollgate_workflow::LoadedWorkflow;
 
 use crate::catalogue::{self, Catalogue};
@@ -18,6 +18,24 @@ use crate::ids;
 use crate::options::RunOptions;
 use crate::state::RunState;
 use crate::warm::WarmSets;
+
+/// What to start a run with.
+#[derive(Debug, Clone, Default)]
+pub struct Start {
+    /// Overrides the workflow's default goal.
+    pub goal: Option<String>,
+    /// Who starts it (recorded in `run.started`).
+    pub by: Option<String>,
+    /// The caller's idempotency key, if any.
+    pub key: Option<StartKey>,
+}
+
+/// A run [`Runtime::start_with`] created, or found made by the same idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedRun {
+    pub run_id: String,
+    pub created: bool,
+}
 
 /// Everything needed to advance runs of one workflow.
 pub struct Runtime {
@@ -109,6 +127,15 @@ impl Runtime {
     /// Creates a run (status `running`, nothing done yet) and returns its id. `goal` overrides
     /// the workflow's default goal.
     pub async fn start(&self, goal: Option<String>) -> Result<String, RuntimeError> {
+        let started = self.start_with(Start { goal, ..Start::default() }).await?;
+        Ok(started.run_id)
+    }
+
+    /// [`Runtime::start`] with who asks and, optionally, an idempotency key: a key used before
+    /// creates nothing and returns the run it started ([`StartedRun::created`] `false`), or
+    /// fails with [`RuntimeError::KeyReused`] when it was used for another request.
+    pub async fn start_with(&self, start: Start) -> Result<StartedRun, RuntimeError> {
+        let Start { goal, by, key } = start;
         let wf = &self.workflow.definition;
         let goal = goal
             .or_else(|| wf.goal.clone())
@@ -167,10 +194,18 @@ impl Runtime {
                 models,
                 plugins,
                 upstreams: self.options.upstreams.clone(),
+                by,
             },
         );
-        self.store.create_run(&run, &[audit]).await?;
-        Ok(id)
+        let Some(key) = key else {
+            self.store.create_run(&run, &[audit]).await?;
+            return Ok(StartedRun { run_id: id, created: true });
+        };
+        match self.store.create_run_keyed(&run, &[audit], &key).await? {
+            Started::New => Ok(StartedRun { run_id: id, created: true }),
+            Started::Existing { run_id, same_request: true } => Ok(StartedRun { run_id, created: false }),
+            Started::Existing { run_id, same_request: false } => Err(RuntimeError::KeyReused { key: key.key, run_id }),
+        }
     }
 
     /// How long one model call may take: what is left of the run's deadline.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Manages tokens (and, later, deploys workflows).
+    /// Manages tokens, deploys workflows and moves their kill switches.
     Admin,
     /// Starts, cancels and pauses runs; reads them.
     Operator,
@@ -71,6 +71,16 @@ pub enum Endpoint {
     CreateToken,
     /// `DELETE /v1/tokens/{id}`
     RevokeToken,
+    /// `GET /v1/workflows`
+    ListWorkflows,
+    /// `GET /v1/workflows/{name}`
+    ShowWorkflow,
+    /// `POST /v1/workflows`
+    DeployWorkflow,
+    /// `POST /v1/workflows/{name}/disable` and `/enable`
+    SwitchWorkflow,
+    /// `POST /v1/runs`
+    StartRun,
 }
 
 use Endpoint as E;
@@ -88,6 +98,11 @@ pub const ACCESS: &[(Endpoint, &[Role])] = &[
     (E::ListTokens, &[Admin]),
     (E::CreateToken, &[Admin]),
     (E::RevokeToken, &[Admin]),
+    (E::ListWorkflows, &[Admin, Operator, Approver, Auditor, Viewer]),
+    (E::ShowWorkflow, &[Admin, Operator, Approver, Auditor, Viewer]),
+    (E::DeployWorkflow, &[Admin]),
+    (E::SwitchWorkflow, &[Admin]),
+    (E::StartRun, &[Operator]),
 ];
 
 /// Whether `role` may call `endpoint`. An endpoint missing from [`ACCESS`] is allowed to no one.

@@ -140,6 +140,8 @@ pub struct AppState {
     pub failed_auth_per_minute: u32,
     /// Continues a run after a decision.
     pub worker: Arc<crate::worker::Worker>,
+    /// Where deploys snapshot workflows, where the API may deploy from, and what runs start with.
+    pub deploys: Arc<crate::api::Deploys>,
 }
 
 impl AppState {

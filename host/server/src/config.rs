@@ -11,7 +11,11 @@
 //! - `[limits] max_body = "1MiB"`, `requests_per_minute = 600` per token,
 //!   `failed_auth_per_minute = 30` per client address, `drain = "30s"` (how long a shutdown
 //!   waits for requests in flight);
-//! - `[worker] expire_every = "5s"`: how often approvals past their expiry are expired.
+//! - `[worker] expire_every = "5s"`: how often approvals past their expiry are expired;
+//! - no `workflows_dir`: deploying over the API is off (`tollgate workflows deploy` on the
+//!   server's host still deploys into its data dir);
+//! - `[runs]`: no model override and no upstream remaps — runs use each agent's `model` and
+//!   reach the real hosts.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -46,6 +50,27 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub worker: WorkerConfig,
+    /// The folder `POST /v1/workflows` deploys from: a deploy names a workflow file inside it,
+    /// and the workflow and every file it names must be inside it too. Default: none —
+    /// deploying over the API is off.
+    #[serde(default)]
+    pub workflows_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub runs: RunsConfig,
+}
+
+/// `[runs]`: what runs started by this server run with, for every workflow. Only the server's
+/// operator sets these (an API caller cannot point a plugin's credentials at another host).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunsConfig {
+    /// A model spec for every agent, overriding each agent's `model` (as `tollgate run --model`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Host → base URL remaps (as `tollgate run --upstream`): plugins keep addressing the real
+    /// host and its credentials stay bound to it. For stand-ins and staging servers.
+    #[serde(default)]
+    pub upstreams: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -139,6 +164,8 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             limits: LimitsConfig::default(),
             worker: WorkerConfig::default(),
+            workflows_dir: None,
+            runs: RunsConfig::default(),
         }
     }
 }
@@ -173,6 +200,9 @@ impl ServerConfig {
             tls.key = base.join(&tls.key);
         }
         if let Some(dir) = &mut config.data_dir {
+            *dir = base.join(&*dir);
+        }
+        if let Some(dir) = &mut config.workflows_dir {
             *dir = base.join(&*dir);
         }
         Ok(config)
@@ -285,7 +315,7 @@ mod tests {
     fn mistakes_are_placed_at_file_line_col() {
         assert_eq!(
             parse("listen = \"127.0.0.1:1\"\nlisten_on = 1\n").unwrap_err(),
-            "server.toml:2:1: unknown field `listen_on`, expected one of `listen`, `tls`, `allow_plain_http`, `data_dir`, `log_format`, `limits`, `worker`"
+            "server.toml:2:1: unknown field `listen_on`, expected one of `listen`, `tls`, `allow_plain_http`, `data_dir`, `log_format`, `limits`, `worker`, `workflows_dir`, `runs`"
         );
         assert!(parse("listen = \"nowhere\"").unwrap_err().starts_with("server.toml:1:10: invalid socket address"));
         assert!(parse("log_format = \"xml\"").unwrap_err().starts_with("server.toml:1:14: unknown variant `xml`"));

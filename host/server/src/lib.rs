@@ -13,9 +13,11 @@
 //!   approvals past their expiry are expired on a timer;
 //! - [`serve`] — bind, serve, drain.
 //!
-//! Not yet here (issue 15): deployed workflows, starting runs over the API, leases and takeover
-//! of runs a crash left in progress, triggers, notifications, server-sent events, the OpenAPI
-//! document.
+//! Deployed workflows (`api/workflows.rs`, over [`tollgate_runtime::deploy`]) and runs started
+//! over the API (`api/runs.rs`, once per `Idempotency-Key`) are here too.
+//!
+//! Not yet here (issue 15): leases with fencing tokens, approval authority (approvers, quorum),
+//! triggers, notifications, server-sent events, the OpenAPI document.
 
 pub mod access;
 mod api;
@@ -28,5 +30,6 @@ pub mod token;
 pub mod worker;
 
 pub use access::Role;
+pub use api::Deploys;
 pub use config::{ConfigError, LogFormat, ServerConfig};
 pub use serve::{Bound, Parts, ServeError, bind, serve};

@@ -23,6 +23,14 @@ pub enum Kind {
     RateLimited,
     /// The request conflicts with the resource's state (an approval already decided).
     Conflict,
+    /// The workflow file (or a file it names) is invalid; `errors` lists every finding.
+    InvalidWorkflow,
+    /// This version of the workflow is deployed already, with other content.
+    VersionExists,
+    /// The workflow's kill switch is off: nothing of it starts.
+    WorkflowDisabled,
+    /// The `Idempotency-Key` started another request before.
+    KeyReused,
     /// The store failed.
     Internal,
 }
@@ -37,6 +45,12 @@ impl Kind {
             Kind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request body too large"),
             Kind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             Kind::Conflict => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Kind::InvalidWorkflow => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-workflow", "Invalid workflow"),
+            Kind::VersionExists => (StatusCode::CONFLICT, "version-exists", "Version already deployed"),
+            Kind::WorkflowDisabled => (StatusCode::CONFLICT, "workflow-disabled", "Workflow disabled"),
+            Kind::KeyReused => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency key used for another request")
+            }
             Kind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -54,19 +68,24 @@ pub struct Problem {
     pub detail: String,
     /// Seconds, for [`Kind::RateLimited`].
     pub retry_after: Option<u64>,
+    /// Findings, for [`Kind::InvalidWorkflow`]: the `errors` member.
+    pub errors: Option<serde_json::Value>,
 }
 
 impl Problem {
     pub fn new(kind: Kind, detail: impl Into<String>) -> Problem {
-        Problem { kind, detail: detail.into(), retry_after: None }
+        Problem { kind, detail: detail.into(), retry_after: None, errors: None }
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let (status, _, title) = self.kind.parts();
-        let body =
+        let mut body =
             json!({"type": self.kind.type_uri(), "title": title, "status": status.as_u16(), "detail": self.detail});
+        if let Some(errors) = self.errors {
+            body["errors"] = errors;
+        }
         let mut response = (status, body.to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

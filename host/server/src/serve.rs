@@ -15,10 +15,12 @@ use crate::config::{Limits, ServerConfig};
 use crate::listen::{self, Peer, TlsListener};
 use crate::worker::Worker;
 
-/// What `serve` needs that the config does not hold: the open store and a sandbox.
+/// What `serve` needs besides the listener and limits: the open store, a sandbox, and where
+/// deploys go and what runs start with.
 pub struct Parts {
     pub store: Arc<tollgate_store::SqliteStore>,
     pub sandbox: tollgate_sandbox::Sandbox,
+    pub deploys: crate::Deploys,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +63,14 @@ pub async fn serve(
     parts: Parts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let worker = Worker::new(parts.store.clone(), parts.sandbox.clone());
+    let deploys = Arc::new(parts.deploys);
+    let worker = Worker::new(parts.store.clone(), parts.sandbox.clone(), deploys.clone());
     worker.expire_on_time(limits.expire_every);
+    match worker.take_over_running(None).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(runs = n, "continuing runs left running when the server last stopped"),
+        Err(e) => tracing::warn!(error = %e, "cannot list the runs left running"),
+    }
     let state = AppState {
         store: parts.store.clone(),
         sqlite: parts.store,
@@ -72,6 +80,7 @@ pub async fn serve(
         failures: Arc::new(RateLimiter::default()),
         failed_auth_per_minute: limits.failed_auth_per_minute,
         worker: worker.clone(),
+        deploys,
     };
     let app = api::router(state, limits.max_body);
     let (stopping, mut stopped) = tokio::sync::watch::channel(false);

@@ -12,55 +12,93 @@
 //! Approvals past their expiry are expired on a timer (`[worker] expire_every`), not only when
 //! some command happens to run.
 //!
-//! Not yet here (issue 15 §5): leases with fencing tokens, runs left in progress by a crash
-//! taken over at start-up.
+//! Runs started over the API are advanced here from the start, and at start-up every run left
+//! `running` (a crash, a drain cut short) is taken over ([`Worker::take_over_running`]).
+//!
+//! A run of a deployed workflow is advanced only while its workflow is enabled
+//! ([`Deploys::may_advance`], checked before each advance); disabling it stops the runs
+//! advancing in this process at their next step boundary ([`Worker::stop_workflow`]).
+//!
+//! Not yet here (issue 15 §5): leases with fencing tokens, so two servers on one store split
+//! the runs between them instead of racing for them (today the run's version makes the
+//! second's commit fail, and a call's claim keeps an effect from running twice).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
-use tollgate_runtime::{Quiet, RunOutcome, Runtime, RuntimeError};
+use tollgate_runtime::approvals::expire_due;
+use tollgate_runtime::{Event, Observer, RunOutcome, Runtime, RuntimeError};
 use tollgate_sandbox::Sandbox;
-use tollgate_store::Store;
+use tollgate_store::{RunFilter, RunStatus, Store, StoreError};
+
+use crate::api::Deploys;
+
+/// A run this process is advancing.
+struct Advancing {
+    workflow: String,
+    /// Another decision arrived while it was advancing: go round once more.
+    again: bool,
+    /// Its workflow was disabled: stop at the next step boundary.
+    stop: Arc<AtomicBool>,
+}
+
+/// The kill switch as the runtime's loop sees it.
+struct StopFlag(Arc<AtomicBool>);
+
+impl Observer for StopFlag {
+    fn event(&self, _: &Event) {}
+    fn keep_going(&self) -> bool {
+        !self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// The server's advancing of runs.
 pub struct Worker {
     store: Arc<dyn Store>,
     sandbox: Sandbox,
-    /// Run id → whether another decision arrived while it was advancing.
-    active: Mutex<HashMap<String, bool>>,
+    deploys: Arc<Deploys>,
+    active: Mutex<HashMap<String, Advancing>>,
     idle: Notify,
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>, sandbox: Sandbox) -> Arc<Worker> {
-        Arc::new(Worker { store, sandbox, active: Mutex::new(HashMap::new()), idle: Notify::new() })
+    pub fn new(store: Arc<dyn Store>, sandbox: Sandbox, deploys: Arc<Deploys>) -> Arc<Worker> {
+        Arc::new(Worker { store, sandbox, deploys, active: Mutex::new(HashMap::new()), idle: Notify::new() })
     }
 
-    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Advancing>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Advances `run_id` in the background; if it is advancing already, once more afterwards.
     pub fn continue_run(self: &Arc<Self>, run_id: &str) {
+        let stop = Arc::new(AtomicBool::new(false));
         {
             let mut active = self.active();
-            if let Some(again) = active.get_mut(run_id) {
-                *again = true;
+            if let Some(advancing) = active.get_mut(run_id) {
+                advancing.again = true;
                 return;
             }
-            active.insert(run_id.to_string(), false);
+            let advancing = Advancing { workflow: String::new(), again: false, stop: stop.clone() };
+            active.insert(run_id.to_string(), advancing);
         }
         let (worker, run_id) = (self.clone(), run_id.to_string());
         tokio::spawn(async move {
             loop {
-                match worker.advance(&run_id).await {
-                    Ok(outcome) => tracing::info!(run = %run_id, status = outcome.status.as_str(), "run advanced"),
+                match worker.advance(&run_id, &stop).await {
+                    Ok(Some(outcome)) => {
+                        tracing::info!(run = %run_id, status = outcome.status.as_str(), "run advanced");
+                    }
+                    Ok(None) => tracing::info!(run = %run_id, "run left where it is: its workflow is disabled"),
                     Err(e) => tracing::warn!(run = %run_id, error = %e, "run not advanced"),
                 }
                 let mut active = worker.active();
-                if active.get(&run_id) == Some(&true) {
-                    active.insert(run_id.clone(), false);
+                if let Some(advancing) = active.get_mut(&run_id)
+                    && advancing.again
+                {
+                    advancing.again = false;
                     continue;
                 }
                 active.remove(&run_id);
@@ -72,10 +110,42 @@ impl Worker {
         });
     }
 
-    async fn advance(&self, run_id: &str) -> Result<RunOutcome, RuntimeError> {
+    /// `None` when the run may not be advanced now (its workflow is disabled).
+    async fn advance(&self, run_id: &str, stop: &Arc<AtomicBool>) -> Result<Option<RunOutcome>, RuntimeError> {
         let run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
+        if let Some(advancing) = self.active().get_mut(run_id) {
+            advancing.workflow = run.workflow_name.clone();
+        }
+        if !self.deploys.may_advance(&*self.store, &run).await {
+            return Ok(None);
+        }
         let runtime = Runtime::open_for_run(self.store.clone(), &self.sandbox, &run).await?;
-        runtime.advance(run_id, &Quiet).await
+        runtime.advance(run_id, &StopFlag(stop.clone())).await.map(Some)
+    }
+
+    /// Stops every run of `workflow` this process is advancing at its next step boundary.
+    pub fn stop_workflow(&self, workflow: &str) {
+        for advancing in self.active().values().filter(|a| a.workflow == workflow) {
+            advancing.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Continues every run left `running` (by a crash, or a drain cut short), oldest last;
+    /// those of a disabled workflow stay where they are. Returns how many it handed on.
+    pub async fn take_over_running(self: &Arc<Self>, workflow: Option<&str>) -> Result<usize, StoreError> {
+        let (mut after, mut count) = (None, 0);
+        loop {
+            let filter = RunFilter { status: Some(RunStatus::Running), limit: Some(500), after: after.clone() };
+            let page = self.store.runs(&filter).await?;
+            for run in page.iter().filter(|r| workflow.is_none_or(|w| r.workflow_name == w)) {
+                self.continue_run(&run.id);
+                count += 1;
+            }
+            match page.last() {
+                Some(last) if page.len() == 500 => after = Some((last.created_at, last.id.clone())),
+                _ => return Ok(count),
+            }
+        }
     }
 
     /// Expires pending approvals past their expiry every `every`, escalating their runs (the
@@ -88,12 +158,11 @@ impl Worker {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                match worker.store.expire_approvals(tollgate_runtime::now_ms()).await {
-                    Ok(expired) if !expired.is_empty() => {
-                        let ids: Vec<&str> = expired.iter().map(|a| a.id.as_str()).collect();
-                        tracing::info!(approvals = ?ids, "approvals expired; their runs are escalated");
+                match expire_due(worker.store.as_ref(), tollgate_runtime::now_ms()).await {
+                    Ok((0, _)) => {}
+                    Ok((count, first)) => {
+                        tracing::info!(count, first = ?first, "approvals expired; their runs are escalated");
                     }
-                    Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "expiring approvals failed"),
                 }
             }

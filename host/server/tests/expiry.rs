@@ -34,7 +34,12 @@ async fn an_approval_past_its_expiry_is_expired_by_the_server_and_its_run_escala
     let bound = tollgate_server::bind(&config).await.unwrap();
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let parts = Parts { store: store.clone(), sandbox };
+    let deploys = tollgate_server::Deploys {
+        data_dir: dir.path().to_path_buf(),
+        workflows_dir: None,
+        options: Default::default(),
+    };
+    let parts = Parts { store: store.clone(), sandbox, deploys };
     let server = tokio::spawn(tollgate_server::serve(bound, limits, parts, async {
         let _ = stopped.await;
     }));

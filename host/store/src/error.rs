@@ -12,6 +12,9 @@ pub enum StoreError {
     /// An approval transition found the approval in another status; nothing was written.
     #[error("approval {id} is {found}, not {expected}")]
     ApprovalMoved { id: String, expected: String, found: String },
+    /// Something recorded once cannot change (a deployed workflow version).
+    #[error("{0}")]
+    Immutable(String),
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
     /// The database file, its migrations or the audit key could not be opened.

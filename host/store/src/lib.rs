@@ -49,9 +49,11 @@ pub trait Store: Send + Sync {
     fn approval<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApprovalRecord>>;
     /// Oldest first.
     fn approvals<'a>(&'a self, filter: &'a ApprovalFilter) -> StoreFuture<'a, Vec<ApprovalRecord>>;
-    /// Mark every pending approval with `expires_at <= now` expired and its run escalated, with
-    /// `approval.expired` and `run.escalated` audit records, in one transaction. Returns them.
-    fn expire_approvals(&self, now: i64) -> StoreFuture<'_, Vec<ApprovalRecord>>;
+    /// Mark at most `limit` pending approvals with `expires_at <= now` (earliest first) expired
+    /// and their runs escalated, with `approval.expired` and `run.escalated` audit records, in
+    /// one transaction. Returns them: when that is `limit` of them, more may be due. The bound
+    /// keeps one transaction, and what it holds in memory, small however many are due at once.
+    fn expire_approvals(&self, now: i64, limit: u32) -> StoreFuture<'_, Vec<ApprovalRecord>>;
     /// Sum of charges in `scope` since `now - window_ms` (all history when `None`), charges
     /// stamped after `now` included (another process's clock may be ahead).
     fn cap_usage<'a>(&'a self, scope: &'a str, now: i64, window_ms: Option<i64>) -> StoreFuture<'a, i64>;
@@ -89,4 +91,38 @@ pub trait Store: Send + Sync {
     /// Mark a token revoked at `at`, with its audit records. `false` when there is no such
     /// token or it was already revoked (nothing is written then).
     fn revoke_token<'a>(&'a self, id: &'a str, at: i64, audit: &'a [AuditEntry]) -> StoreFuture<'a, bool>;
+
+    /// Like [`Store::create_run`], once per `key`: in the same transaction, the key is looked
+    /// up and, when unused, recorded with the run. A key used before creates nothing and says
+    /// which run it started.
+    fn create_run_keyed<'a>(
+        &'a self,
+        run: &'a RunRecord,
+        audit: &'a [AuditEntry],
+        key: &'a StartKey,
+    ) -> StoreFuture<'a, Started>;
+
+    /// Records a deployed workflow version, signed with the audit key, with its audit records.
+    /// The same name and version deployed again with the same content is
+    /// [`Deployed::Existing`] (nothing written); with different content it fails with
+    /// [`StoreError::Immutable`]. A store without a key fails with [`StoreError::Key`].
+    fn deploy_workflow<'a>(
+        &'a self,
+        deployment: &'a DeploymentRecord,
+        audit: &'a [AuditEntry],
+    ) -> StoreFuture<'a, Deployed>;
+    /// Deployed versions whose signature holds, of `name` or of every workflow, by name and
+    /// then oldest first.
+    fn deployments<'a>(&'a self, name: Option<&'a str>) -> StoreFuture<'a, Vec<DeploymentRecord>>;
+    /// One deployed version, if its row exists and its signature holds.
+    fn deployment<'a>(&'a self, name: &'a str, version: &'a str) -> StoreFuture<'a, Option<DeploymentRecord>>;
+    /// Moves the kill switch of every version of `name` to `enabled` (re-signing each row),
+    /// with its audit records. `false` when nothing changed: no such workflow, or already so.
+    fn switch_workflow<'a>(
+        &'a self,
+        name: &'a str,
+        enabled: bool,
+        at: i64,
+        audit: &'a [AuditEntry],
+    ) -> StoreFuture<'a, bool>;
 }

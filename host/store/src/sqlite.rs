@@ -12,6 +12,7 @@
 //! another process before it writes.
 
 mod batch;
+mod deployments;
 mod rows;
 mod tokens;
 mod vouch;
@@ -29,8 +30,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::audit::{AuditCheckpoint, AuditEntry, SealedRecord, Signer};
 use crate::{
-    ApprovalFilter, ApprovalRecord, Commit, RunFilter, RunRecord, RunSummary, StepRecord, Store, StoreError,
-    StoreFuture, TokenRecord, ToolCallRecord,
+    ApprovalFilter, ApprovalRecord, Commit, Deployed, DeploymentRecord, RunFilter, RunRecord, RunSummary, StartKey,
+    Started, StepRecord, Store, StoreError, StoreFuture, TokenRecord, ToolCallRecord,
 };
 use rows::{approval_columns, run_columns, summary_columns, tool_call_columns};
 
@@ -47,6 +48,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_approval_kind.sql")),
     (6, include_str!("../migrations/0006_api_tokens.sql")),
     (7, include_str!("../migrations/0007_approvals_by_status_requested.sql")),
+    (8, include_str!("../migrations/0008_deployments.sql")),
 ];
 
 /// The embedded store: one SQLite file (plus its `-wal` and `-shm`).
@@ -347,8 +349,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn expire_approvals(&self, now: i64) -> StoreFuture<'_, Vec<ApprovalRecord>> {
-        Box::pin(write::expire_approvals(self, now))
+    fn expire_approvals(&self, now: i64, limit: u32) -> StoreFuture<'_, Vec<ApprovalRecord>> {
+        Box::pin(write::expire_approvals(self, now, limit))
     }
 
     fn cap_usage<'a>(&'a self, scope: &'a str, now: i64, window_ms: Option<i64>) -> StoreFuture<'a, i64> {
@@ -443,6 +445,41 @@ impl Store for SqliteStore {
 
     fn revoke_token<'a>(&'a self, id: &'a str, at: i64, audit: &'a [AuditEntry]) -> StoreFuture<'a, bool> {
         Box::pin(tokens::revoke(self, id, at, audit))
+    }
+
+    fn create_run_keyed<'a>(
+        &'a self,
+        run: &'a RunRecord,
+        audit: &'a [AuditEntry],
+        key: &'a StartKey,
+    ) -> StoreFuture<'a, Started> {
+        Box::pin(write::create_run_keyed(self, run, audit, key))
+    }
+
+    fn deploy_workflow<'a>(
+        &'a self,
+        deployment: &'a DeploymentRecord,
+        audit: &'a [AuditEntry],
+    ) -> StoreFuture<'a, Deployed> {
+        Box::pin(deployments::deploy(self, deployment, audit))
+    }
+
+    fn deployments<'a>(&'a self, name: Option<&'a str>) -> StoreFuture<'a, Vec<DeploymentRecord>> {
+        Box::pin(deployments::list(self, name))
+    }
+
+    fn deployment<'a>(&'a self, name: &'a str, version: &'a str) -> StoreFuture<'a, Option<DeploymentRecord>> {
+        Box::pin(deployments::one(self, name, version))
+    }
+
+    fn switch_workflow<'a>(
+        &'a self,
+        name: &'a str,
+        enabled: bool,
+        at: i64,
+        audit: &'a [AuditEntry],
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(deployments::switch(self, name, enabled, at, audit))
     }
 
     fn kv_get<'a>(&'a self, namespace: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
@@ -562,7 +599,7 @@ mod tests {
         let store = SqliteStore::open(&path, None).await.unwrap();
         // Roll the file back to schema 1, as a build from before conversation rows left it.
         sqlx::raw_sql(
-            "DROP INDEX approvals_by_status_requested; DROP TABLE api_tokens; DROP TABLE messages; DROP INDEX audit_by_run_step; ALTER TABLE approvals DROP COLUMN kind; \
+            "DROP TABLE run_starts; DROP TABLE workflow_deployments; DROP INDEX approvals_by_status_requested; DROP TABLE api_tokens; DROP TABLE messages; DROP INDEX audit_by_run_step; ALTER TABLE approvals DROP COLUMN kind; \
              PRAGMA user_version = 1",
         )
         .execute(&store.pool)

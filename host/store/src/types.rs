@@ -444,3 +444,83 @@ impl TokenRecord {
         )
     }
 }
+
+/// One deployed workflow version: immutable once recorded. `path` is the snapshot of the file
+/// in the data dir that runs of it load (its components snapshotted beside it), `digest` and
+/// `plugins` what that snapshot held when deployed. `enabled` is the workflow's kill switch,
+/// kept on every version's row. `signature` is the audit key's signature over
+/// [`DeploymentRecord::signed_message`]; the store returns only rows whose signature holds, so
+/// a row forged, edited or re-enabled in the database file is not deployed at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    pub name: String,
+    pub version: String,
+    /// sha256 of the workflow file's bytes.
+    pub digest: String,
+    /// Plugin name → sha256 of its component.
+    pub plugins: std::collections::BTreeMap<String, String>,
+    /// The snapshot's workflow file (absolute).
+    pub path: String,
+    pub deployed_at: i64,
+    pub deployed_by: String,
+    pub enabled: bool,
+    /// When the kill switch last moved (`deployed_at` until it does).
+    pub switched_at: i64,
+    pub signature: String,
+}
+
+impl DeploymentRecord {
+    /// Everything the signature covers: the whole row but the signature.
+    pub fn signed_message(&self) -> String {
+        let plugins: Vec<String> = self.plugins.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "tollgate-deployment-v1\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.name,
+            self.version,
+            self.digest,
+            plugins.join(","),
+            self.path,
+            self.deployed_at,
+            self.deployed_by,
+            self.enabled,
+            self.switched_at
+        )
+    }
+
+    /// Whether `other` is the same version with the same content (a repeated deploy).
+    pub fn same_content(&self, other: &DeploymentRecord) -> bool {
+        self.name == other.name
+            && self.version == other.version
+            && self.digest == other.digest
+            && self.plugins == other.plugins
+    }
+}
+
+/// What [`crate::Store::deploy_workflow`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deployed {
+    /// A new version, recorded (and audited) now.
+    New(DeploymentRecord),
+    /// The same name, version and content was deployed before: that record, nothing written.
+    Existing(DeploymentRecord),
+}
+
+/// An `Idempotency-Key` of a run start: per caller, with the hash of what was asked, so the same
+/// key never makes two runs and is never reused for a different start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartKey {
+    /// Who asked (a token's name): keys of different callers never collide.
+    pub caller: String,
+    pub key: String,
+    /// sha256 of the request (workflow, version, goal) the key was first used with.
+    pub request_hash: String,
+}
+
+/// What [`crate::Store::create_run_keyed`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// The run was created.
+    New,
+    /// The key had started `run_id` before; `same_request` says whether with this request.
+    Existing { run_id: String, same_request: bool },
+}

@@ -9,6 +9,7 @@ mod built_plugins;
 mod cli;
 mod closed_output;
 mod crash;
+mod deploy;
 mod escaping;
 mod foreign;
 mod honest;

@@ -15,14 +15,14 @@ use tollgate_server::access::{ACCESS, Endpoint};
 
 use crate::anchor::World;
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
 }
 
 /// A running `tollgate serve`, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     /// Its log lines (stderr), as they come.
     logs: mpsc::Receiver<String>,
 }
@@ -30,7 +30,7 @@ struct Server {
 impl Server {
     /// Starts `tollgate serve --config server.toml` in the world's folder with `config` and
     /// waits (60 s at most) for the line that says where it listens.
-    fn start(w: &World, config: &str) -> Server {
+    pub(crate) fn start(w: &World, config: &str) -> Server {
         std::fs::write(w.dir.path().join("server.toml"), config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
             .args(["serve", "--config", "server.toml"])
@@ -59,7 +59,7 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status (30 s at most).
-    fn terminate(mut self) -> Option<i32> {
+    pub(crate) fn terminate(mut self) -> Option<i32> {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         for _ in 0..300 {
@@ -80,7 +80,7 @@ impl Drop for Server {
 }
 
 /// `tollgate tokens create` for each role; role → token.
-fn tokens(w: &World) -> Vec<(Role, String)> {
+pub(crate) fn tokens(w: &World) -> Vec<(Role, String)> {
     Role::ALL
         .into_iter()
         .map(|role| {
@@ -91,16 +91,16 @@ fn tokens(w: &World) -> Vec<(Role, String)> {
         .collect()
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
 
-fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+pub(crate) fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
 /// One request: status, content type and JSON body (or the text as a JSON string).
-async fn call(
+pub(crate) async fn call(
     c: &reqwest::Client,
     method: &str,
     url: &str,
@@ -135,6 +135,11 @@ fn request_for(endpoint: Endpoint) -> (&'static str, &'static str, Option<&'stat
         Endpoint::ListTokens => ("GET", "/v1/tokens", None),
         Endpoint::CreateToken => ("POST", "/v1/tokens", Some(r#"{"name":"bad name!","role":"viewer"}"#)),
         Endpoint::RevokeToken => ("DELETE", "/v1/tokens/tok_000000000000", None),
+        Endpoint::ListWorkflows => ("GET", "/v1/workflows", None),
+        Endpoint::ShowWorkflow => ("GET", "/v1/workflows/nope", None),
+        Endpoint::DeployWorkflow => ("POST", "/v1/workflows", Some(r#"{"file":"nope.toml"}"#)),
+        Endpoint::SwitchWorkflow => ("POST", "/v1/workflows/nope/disable", None),
+        Endpoint::StartRun => ("POST", "/v1/runs", Some(r#"{"workflow":"nope"}"#)),
     }
 }
 

@@ -226,9 +226,9 @@ async fn expired_approval_escalates_the_run_and_the_model_is_told() {
     assert!(approval.expires_at - approval.requested_at == 60_000, "{approval:?}");
 
     // Not yet due.
-    assert!(h.store.expire_approvals(now_ms()).await.unwrap().is_empty());
+    assert!(h.store.expire_approvals(now_ms(), 256).await.unwrap().is_empty());
     // Two minutes later.
-    let expired = h.store.expire_approvals(now_ms() + 120_000).await.unwrap();
+    let expired = h.store.expire_approvals(now_ms() + 120_000, 256).await.unwrap();
     let expired: Vec<&str> = expired.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(expired, [approval.id.as_str()]);
 

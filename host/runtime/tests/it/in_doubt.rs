@@ -159,7 +159,7 @@ async fn a_call_in_doubt_nobody_decides_is_never_sent_again() {
     let h = Harness::new().await;
     let id = abandoned_run(&h).await;
     let question = resumed_to_the_question(&h, &id).await;
-    let expired = h.store.expire_approvals(now_ms() + 365 * 86_400_000).await.unwrap();
+    let expired = h.store.expire_approvals(now_ms() + 365 * 86_400_000, 256).await.unwrap();
     assert_eq!(expired.len(), 1);
 
     let outcome = h.open().await.advance(&id, &Recorder::default()).await.unwrap();

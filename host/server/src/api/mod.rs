@@ -6,6 +6,9 @@ mod approvals;
 mod audit;
 mod runs;
 mod tokens;
+mod workflows;
+
+pub use workflows::Deploys;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -23,7 +26,7 @@ use crate::problem::{Kind, Problem};
 pub fn router(state: AppState, max_body: usize) -> Router {
     let v1 = Router::new()
         .route("/v1/whoami", get(tokens::whoami))
-        .route("/v1/runs", get(runs::list))
+        .route("/v1/runs", get(runs::list).post(runs::start))
         .route("/v1/runs/{id}", get(runs::show))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))
@@ -32,6 +35,10 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .route("/v1/workflows", get(workflows::list).post(workflows::deploy))
+        .route("/v1/workflows/{name}", get(workflows::show))
+        .route("/v1/workflows/{name}/disable", post(workflows::disable))
+        .route("/v1/workflows/{name}/enable", post(workflows::enable))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::failed_auth_budget));
     // Health checks stay outside the failed-authentication budget: a prober shares no fate
     // with a client guessing tokens from the same address.

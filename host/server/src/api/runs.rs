@@ -1,13 +1,21 @@
-//! Runs: `GET /v1/runs` (newest first, filtered by status) and `GET /v1/runs/{id}` (the run,
-//! its tool calls and its approvals).
+//! Runs: `POST /v1/runs` (start a run of a deployed workflow, once per `Idempotency-Key`),
+//! `GET /v1/runs` (newest first, filtered by status) and `GET /v1/runs/{id}` (the run, its tool
+//! calls and its approvals).
 
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use serde::Deserialize;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tollgate_store::{ApprovalFilter, RunFilter, RunStatus};
+use sha2::{Digest, Sha256};
+use tollgate_runtime::deploy::open_deployment;
+use tollgate_runtime::{RuntimeError, Start};
+use tollgate_store::{ApprovalFilter, RunFilter, RunStatus, StartKey};
 
+use super::{body_bytes, parse_json};
 use crate::access::Endpoint;
 use crate::auth::AppState;
 use crate::problem::{Kind, Problem};
@@ -67,4 +75,92 @@ pub async fn show(
         "tool_calls": tool_calls,
         "approvals": approvals,
     })))
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    /// A deployed workflow's name.
+    workflow: String,
+    /// One of its deployed versions. Default: the latest deployed.
+    version: Option<String>,
+    /// Overrides the workflow's default goal.
+    goal: Option<String>,
+}
+
+/// Longest `Idempotency-Key` taken.
+const MAX_KEY: usize = 200;
+
+/// The `Idempotency-Key` header: absent, or 1..=200 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let bad = || Problem::new(Kind::BadRequest, "Idempotency-Key must be 1 to 200 visible ASCII characters");
+    let text = value.to_str().map_err(|_| bad())?;
+    if text.is_empty() || text.len() > MAX_KEY || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// Starts a run of a deployed, enabled workflow version; the worker advances it from there.
+/// 201 with `Location` when created; 200 with the same run when the caller's
+/// `Idempotency-Key` started it before with the same request; 422 when that key started another.
+pub async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let caller = state.caller(&headers, Endpoint::StartRun).await?;
+    let key = idempotency_key(&headers)?;
+    let body: StartBody = parse_json(&body_bytes(body)?)?;
+    let versions = state.store.deployments(Some(&body.workflow)).await?;
+    let deployment = match &body.version {
+        Some(v) => versions.iter().find(|d| &d.version == v),
+        None => versions.iter().max_by_key(|d| d.deployed_at),
+    }
+    .ok_or_else(|| Problem::new(Kind::NotFound, "no such workflow version is deployed"))?;
+    if !deployment.enabled {
+        return Err(Problem::new(
+            Kind::WorkflowDisabled,
+            format!("{} is disabled: nothing of it starts until an admin enables it", deployment.name),
+        ));
+    }
+    let runtime = open_deployment(state.store.clone(), &state.sandbox, deployment, state.deploys.options.clone())
+        .await
+        .map_err(|e| {
+            tracing::error!(workflow = %deployment.name, version = %deployment.version, error = %e, "a deployment does not load");
+            Problem::new(Kind::Conflict, "this deployment does not load any more; the server log has the reason")
+        })?;
+    let key = key.map(|key| StartKey {
+        caller: caller.name.clone(),
+        key,
+        request_hash: hex::encode(Sha256::digest(serde_json::to_vec(&body).unwrap_or_default())),
+    });
+    let start = Start { goal: body.goal.clone(), by: Some(caller.name.clone()), key };
+    let started = runtime.start_with(start).await.map_err(|e| match e {
+        RuntimeError::KeyReused { .. } => Problem::new(Kind::KeyReused, e.to_string()),
+        RuntimeError::InvalidInput(m) => Problem::new(Kind::BadRequest, m),
+        RuntimeError::Store(e) => e.into(),
+        other => {
+            tracing::error!(error = %other, "a run did not start");
+            Problem::new(Kind::Conflict, format!("the run did not start: {other}"))
+        }
+    })?;
+    let status = if started.created {
+        tracing::info!(run = %started.run_id, workflow = %deployment.name, by = %caller.name, "run started");
+        state.worker.continue_run(&started.run_id);
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "id": started.run_id,
+        "created": started.created,
+        "workflow": {"name": deployment.name, "version": deployment.version, "sha256": deployment.digest},
+    });
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/runs/{}", started.run_id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
 }

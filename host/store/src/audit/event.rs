@@ -79,6 +79,37 @@ pub enum AuditEvent {
     /// An API token was revoked.
     #[serde(rename = "token.revoked")]
     TokenRevoked(TokenRevoked),
+    /// A workflow version was deployed: validated, snapshotted and made startable.
+    #[serde(rename = "workflow.deployed")]
+    WorkflowDeployed(WorkflowDeployed),
+    /// A workflow was disabled (its kill switch) or enabled again.
+    #[serde(rename = "workflow.switched")]
+    WorkflowSwitched(WorkflowSwitched),
+}
+
+/// One immutable workflow version, as deployed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct WorkflowDeployed {
+    pub workflow: String,
+    pub version: String,
+    /// sha256 of the workflow file's bytes.
+    pub workflow_sha256: String,
+    /// Plugin name → sha256 of its component.
+    pub plugins: BTreeMap<String, String>,
+    /// Who deployed it.
+    pub by: String,
+}
+
+/// A workflow's kill switch moved: with `enabled = false` no run of it starts and its runs stop
+/// at their next step boundary; `true` lets them go on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct WorkflowSwitched {
+    pub workflow: String,
+    pub enabled: bool,
+    /// Who moved it.
+    pub by: String,
 }
 
 /// A new API token: who it names and what it may do. Never the token or its hash.
@@ -127,6 +158,9 @@ pub struct RunStarted {
     pub plugins: BTreeMap<String, String>,
     /// Host → base URL remaps the operator started the run with.
     pub upstreams: BTreeMap<String, String>,
+    /// Who started it, when known (an API token's name; absent in records before 0.8).
+    #[serde(default)]
+    pub by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -561,6 +595,8 @@ impl AuditEvent {
             AuditEvent::RunEnded(_) => "run.ended",
             AuditEvent::TokenCreated(_) => "token.created",
             AuditEvent::TokenRevoked(_) => "token.revoked",
+            AuditEvent::WorkflowDeployed(_) => "workflow.deployed",
+            AuditEvent::WorkflowSwitched(_) => "workflow.switched",
         }
     }
 
@@ -624,6 +660,8 @@ into_event!(
     RunEnded,
     TokenCreated,
     TokenRevoked,
+    WorkflowDeployed,
+    WorkflowSwitched,
 );
 
 #[cfg(test)]
@@ -648,6 +686,7 @@ mod tests {
                 models: BTreeMap::from([("a".into(), "replay of t.toml".into())]),
                 plugins: BTreeMap::from([("crm".into(), "e".into())]),
                 upstreams: BTreeMap::new(),
+                by: Some("ada".into()),
             }
             .into(),
             ModelTurn {
@@ -809,6 +848,15 @@ mod tests {
             }
             .into(),
             TokenRevoked { token_id: "tok_0123456789ab".into(), name: "ada".into(), by: "admin".into() }.into(),
+            WorkflowDeployed {
+                workflow: "w".into(),
+                version: "1.0.0".into(),
+                workflow_sha256: "ab".repeat(32),
+                plugins: BTreeMap::from([("echo".into(), "cd".repeat(32))]),
+                by: "ada".into(),
+            }
+            .into(),
+            WorkflowSwitched { workflow: "w".into(), enabled: false, by: "ada".into() }.into(),
         ]
     }
 
@@ -816,7 +864,7 @@ mod tests {
     fn every_kind_reads_back_as_written() {
         let events = every_kind();
         let kinds: std::collections::BTreeSet<&str> = events.iter().map(AuditEvent::kind).collect();
-        assert_eq!(kinds.len(), 18, "one example per kind: {kinds:?}");
+        assert_eq!(kinds.len(), 20, "one example per kind: {kinds:?}");
         for event in events {
             let body = event.body();
             assert!(body.is_object(), "{body}");

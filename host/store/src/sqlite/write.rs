@@ -1,4 +1,4 @@
-//! Write transactions: `create_run`, `commit`, `expire_approvals`, and the audit checkpoint
+//! Write transactions: `create_run` (and once per idempotency key), `commit`, `expire_approvals`, and the audit checkpoint
 //! signed after them.
 //!
 //! Each is one [`WriteTx`] (`BEGIN IMMEDIATE`, see [`super::writer`]): checks first, under the
@@ -17,7 +17,7 @@ use super::{SqliteStore, db_error};
 use crate::audit::{ApprovalExpired, AuditEntry, RunEscalated, canonical_json, seal};
 use crate::{
     ApprovalRecord, ApprovalStatus, ApprovalTransition, CapCharge, Checkpoint, Commit, Durability, RunRecord,
-    RunStatus, RunUpdate, StepRecord, StoreError, ToolCallRecord,
+    RunStatus, RunUpdate, StartKey, Started, StepRecord, StoreError, ToolCallRecord,
 };
 
 /// A checkpoint is signed whenever the chain passes a multiple of this many records.
@@ -31,8 +31,61 @@ fn json_text(value: &Value) -> String {
 }
 
 pub(super) async fn create_run(store: &SqliteStore, run: &RunRecord, audit: &[AuditEntry]) -> Result<(), StoreError> {
-    let counters = serde_json::to_string(&run.counters).map_err(|e| StoreError::Database(e.to_string()))?;
     let (tx, heads) = store.writer.begin(Durability::Immediate, None).await?;
+    let built = insert_run(store, &heads, run, audit);
+    let signed = tx.finish(built).await?;
+    append_external(store, signed);
+    Ok(())
+}
+
+/// `create_run` once per key: the key is read under the write lock, so two starts with one key
+/// racing in two processes make one run.
+pub(super) async fn create_run_keyed(
+    store: &SqliteStore,
+    run: &RunRecord,
+    audit: &[AuditEntry],
+    key: &StartKey,
+) -> Result<Started, StoreError> {
+    let (mut tx, heads) = store.writer.begin(Durability::Immediate, None).await?;
+    let used: Result<Option<(String, String)>, StoreError> =
+        sqlx::query_as("SELECT run_id, request_hash FROM run_starts WHERE caller = ?1 AND key = ?2")
+            .bind(&key.caller)
+            .bind(&key.key)
+            .fetch_optional(tx.conn())
+            .await
+            .map_err(db_error);
+    let built = match used {
+        Err(e) => Err(e),
+        Ok(Some((run_id, hash))) => {
+            Ok((Batch::default(), (Started::Existing { run_id, same_request: hash == key.request_hash }, None)))
+        }
+        Ok(None) => insert_run(store, &heads, run, audit).map(|(mut batch, signed)| {
+            batch.push(
+                "INSERT INTO run_starts (caller, key, request_hash, run_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                [
+                    key.caller.as_str().into(),
+                    key.key.as_str().into(),
+                    key.request_hash.as_str().into(),
+                    run.id.as_str().into(),
+                    run.created_at.into(),
+                ],
+            );
+            (batch, (Started::New, signed))
+        }),
+    };
+    let (started, signed) = tx.finish(built).await?;
+    append_external(store, signed);
+    Ok(started)
+}
+
+/// The writes that create `run` (version 1) with its audit records, signed at the head.
+fn insert_run(
+    store: &SqliteStore,
+    heads: &Heads,
+    run: &RunRecord,
+    audit: &[AuditEntry],
+) -> Result<(Batch, PendingCheckpoint), StoreError> {
+    let counters = serde_json::to_string(&run.counters).map_err(|e| StoreError::Database(e.to_string()))?;
     let mut batch = Batch::default();
     batch.push(
         "INSERT INTO runs (id, workflow_name, workflow_version, workflow_path, workflow_digest, goal, status, \
@@ -55,10 +108,8 @@ pub(super) async fn create_run(store: &SqliteStore, run: &RunRecord, audit: &[Au
             json_text(&run.checkpoint).into(),
         ],
     );
-    let built = seal_audit(store, &heads, audit, Checkpoint::Signed, &mut batch).map(|signed| (batch, signed));
-    let signed = tx.finish(built).await?;
-    append_external(store, signed);
-    Ok(())
+    let signed = seal_audit(store, heads, audit, Checkpoint::Signed, &mut batch)?;
+    Ok((batch, signed))
 }
 
 pub(super) async fn commit(store: &SqliteStore, commit: Commit) -> Result<(), StoreError> {
@@ -111,7 +162,11 @@ async fn checked_batch(
     Ok((batch, signed))
 }
 
-pub(super) async fn expire_approvals(store: &SqliteStore, now: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
+pub(super) async fn expire_approvals(
+    store: &SqliteStore,
+    now: i64,
+    limit: u32,
+) -> Result<Vec<ApprovalRecord>, StoreError> {
     // Nearly always nothing is due: find that out without taking the write lock, which would
     // serialise every process's loop behind this check.
     let any_due = sqlx::query("SELECT 1 FROM approvals WHERE status = 'pending' AND expires_at <= ?1 LIMIT 1")
@@ -124,7 +179,7 @@ pub(super) async fn expire_approvals(store: &SqliteStore, now: i64) -> Result<Ve
     }
     let (mut tx, heads) = store.writer.begin(Durability::Immediate, None).await?;
     let built =
-        expire_due(store, &mut tx, &heads, now).await.map(|(expired, batch, signed)| (batch, (expired, signed)));
+        expire_due(store, &mut tx, &heads, now, limit).await.map(|(expired, batch, signed)| (batch, (expired, signed)));
     let (expired, signed) = tx.finish(built).await?;
     append_external(store, signed);
     Ok(expired)
@@ -137,13 +192,15 @@ async fn expire_due(
     tx: &mut WriteTx,
     heads: &Heads,
     now: i64,
+    limit: u32,
 ) -> Result<(Vec<ApprovalRecord>, Batch, PendingCheckpoint), StoreError> {
     let due = sqlx::query(concat!(
         "SELECT ",
         approval_columns!(),
-        " FROM approvals WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at, rowid"
+        " FROM approvals WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at, rowid LIMIT ?2"
     ))
     .bind(now)
+    .bind(i64::from(limit))
     .fetch_all(&mut *tx.conn())
     .await
     .map_err(db_error)?;

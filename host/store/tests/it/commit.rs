@@ -412,7 +412,7 @@ async fn expiry_escalates_the_run_and_leaves_the_rest_alone() {
     store.commit(commit).await.unwrap();
     let before = audit_count(&store).await;
 
-    let expired = store.expire_approvals(2_000).await.unwrap();
+    let expired = store.expire_approvals(2_000, 256).await.unwrap();
     assert_eq!(expired.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["ap_due_a", "ap_due_b"]);
     assert!(expired.iter().all(|a| a.status == ApprovalStatus::Expired && a.decided_at == Some(2_000)));
     assert_eq!(store.approval("ap_due_b").await.unwrap().unwrap().status, ApprovalStatus::Expired);
@@ -434,11 +434,60 @@ async fn expiry_escalates_the_run_and_leaves_the_rest_alone() {
     assert_eq!(store.audit_checkpoints().await.unwrap().last().unwrap().seq, records.len() as u64);
 
     // Nothing more is due: no change, no records.
-    assert!(store.expire_approvals(2_000).await.unwrap().is_empty());
+    assert!(store.expire_approvals(2_000, 256).await.unwrap().is_empty());
     assert_eq!(audit_count(&store).await, records.len());
     // When the last one falls due, its run escalates too.
-    assert_eq!(store.expire_approvals(2_001).await.unwrap().len(), 1);
+    assert_eq!(store.expire_approvals(2_001, 256).await.unwrap().len(), 1);
     assert_eq!(store.run("later").await.unwrap().unwrap().status, RunStatus::Escalated);
+}
+
+/// However many approvals fall due at once, one transaction takes at most `limit` of them,
+/// earliest first; the next call takes the rest, and a run escalated by the first batch is not
+/// escalated again.
+#[tokio::test]
+async fn expiry_takes_bounded_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store.create_run(&run("due", 1_000), &[]).await.unwrap();
+    let new_approvals = (0..5).map(|i| approval(&format!("ap_{i}"), "due", 1, 1_500 + i)).collect();
+    store.commit(Commit { new_approvals, ..Commit::default() }).await.unwrap();
+    let before = audit_count(&store).await;
+    let first = store.expire_approvals(2_000, 2).await.unwrap();
+    assert_eq!(first.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["ap_0", "ap_1"]);
+    assert_eq!(store.approval("ap_2").await.unwrap().unwrap().status, ApprovalStatus::Pending);
+    assert_eq!(store.expire_approvals(2_000, 2).await.unwrap().len(), 2);
+    assert_eq!(store.expire_approvals(2_000, 2).await.unwrap().len(), 1);
+    assert!(store.expire_approvals(2_000, 2).await.unwrap().is_empty());
+    let kinds: Vec<String> =
+        store.audit_records(0, 100).await.unwrap()[before..].iter().map(|r| r.kind.clone()).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "approval.expired").count(), 5);
+    assert_eq!(kinds.iter().filter(|k| *k == "run.escalated").count(), 1, "{kinds:?}");
+}
+
+/// One idempotency key, one run: a second start with the key creates nothing and names the
+/// first run, and says whether it asked for the same thing; keys of different callers are apart.
+#[tokio::test]
+async fn a_start_key_makes_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let key = |caller: &str, hash: &str| tollgate_store::StartKey {
+        caller: caller.into(),
+        key: "k-1".into(),
+        request_hash: hash.into(),
+    };
+    assert_eq!(
+        store.create_run_keyed(&run("r1", 1_000), &[], &key("ada", "h")).await.unwrap(),
+        tollgate_store::Started::New
+    );
+    let again = store.create_run_keyed(&run("r2", 1_001), &[], &key("ada", "h")).await.unwrap();
+    assert_eq!(again, tollgate_store::Started::Existing { run_id: "r1".into(), same_request: true });
+    let other = store.create_run_keyed(&run("r3", 1_002), &[], &key("ada", "other")).await.unwrap();
+    assert_eq!(other, tollgate_store::Started::Existing { run_id: "r1".into(), same_request: false });
+    assert!(store.run("r2").await.unwrap().is_none() && store.run("r3").await.unwrap().is_none());
+    assert_eq!(
+        store.create_run_keyed(&run("r4", 1_003), &[], &key("bob", "h")).await.unwrap(),
+        tollgate_store::Started::New
+    );
 }
 
 #[tokio::test]
@@ -568,6 +617,8 @@ async fn a_database_from_before_waiting_approval_is_migrated() {
         .execute(&mut conn)
         .await
         .unwrap();
+    sqlx::query("DROP TABLE run_starts").execute(&mut conn).await.unwrap();
+    sqlx::query("DROP TABLE workflow_deployments").execute(&mut conn).await.unwrap();
     sqlx::query("DROP TABLE api_tokens").execute(&mut conn).await.unwrap();
     sqlx::query("DROP INDEX approvals_by_status_requested").execute(&mut conn).await.unwrap();
     sqlx::query("DROP INDEX audit_by_run_step").execute(&mut conn).await.unwrap();

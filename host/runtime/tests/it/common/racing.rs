@@ -82,8 +82,8 @@ impl Store for RacingStore {
     fn approvals<'a>(&'a self, filter: &'a ApprovalFilter) -> StoreFuture<'a, Vec<ApprovalRecord>> {
         self.inner.approvals(filter)
     }
-    fn expire_approvals(&self, now: i64) -> StoreFuture<'_, Vec<ApprovalRecord>> {
-        self.inner.expire_approvals(now)
+    fn expire_approvals(&self, now: i64, limit: u32) -> StoreFuture<'_, Vec<ApprovalRecord>> {
+        self.inner.expire_approvals(now, limit)
     }
     fn cap_usage<'a>(&'a self, scope: &'a str, now: i64, window_ms: Option<i64>) -> StoreFuture<'a, i64> {
         self.inner.cap_usage(scope, now, window_ms)
@@ -129,5 +129,39 @@ impl Store for RacingStore {
     }
     fn revoke_token<'a>(&'a self, id: &'a str, at: i64, audit: &'a [AuditEntry]) -> StoreFuture<'a, bool> {
         self.inner.revoke_token(id, at, audit)
+    }
+    fn create_run_keyed<'a>(
+        &'a self,
+        run: &'a tollgate_store::RunRecord,
+        audit: &'a [tollgate_store::AuditEntry],
+        key: &'a tollgate_store::StartKey,
+    ) -> StoreFuture<'a, tollgate_store::Started> {
+        self.inner.create_run_keyed(run, audit, key)
+    }
+    fn deploy_workflow<'a>(
+        &'a self,
+        deployment: &'a tollgate_store::DeploymentRecord,
+        audit: &'a [tollgate_store::AuditEntry],
+    ) -> StoreFuture<'a, tollgate_store::Deployed> {
+        self.inner.deploy_workflow(deployment, audit)
+    }
+    fn deployments<'a>(&'a self, name: Option<&'a str>) -> StoreFuture<'a, Vec<tollgate_store::DeploymentRecord>> {
+        self.inner.deployments(name)
+    }
+    fn deployment<'a>(
+        &'a self,
+        name: &'a str,
+        version: &'a str,
+    ) -> StoreFuture<'a, Option<tollgate_store::DeploymentRecord>> {
+        self.inner.deployment(name, version)
+    }
+    fn switch_workflow<'a>(
+        &'a self,
+        name: &'a str,
+        enabled: bool,
+        at: i64,
+        audit: &'a [tollgate_store::AuditEntry],
+    ) -> StoreFuture<'a, bool> {
+        self.inner.switch_workflow(name, enabled, at, audit)
     }
 }

@@ -73,6 +73,7 @@ pub fn event(run_id: &str, kind: &str, ts: i64, detail: Value) -> AuditEntry {
             models: Default::default(),
             plugins: Default::default(),
             upstreams: Default::default(),
+            by: None,
         }
         .into(),
         "model.turn" => audit::ModelTurn {

@@ -48,5 +48,7 @@ pub fn pending_approval(id: &str, run_id: &str, step: u32, requested_at: i64, ex
         note: None,
         approved_input: None,
         kind: ApprovalKind::Call,
+        authority: Default::default(),
+        votes: Vec::new(),
     }
 }

@@ -110,9 +110,16 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             let sandbox = Sandbox::with_kv(sandbox_config(&cache), Arc::new(StoreKv::new(store.clone())))?;
             let runtime = Runtime::open_for_run(store, &sandbox, &run).await?;
             let who = actor(who);
-            let decided = runtime.approve(&id, &who, edit).await?;
+            let decided = runtime.approve(&id, who.as_str(), edit).await?;
             if json {
                 outln!("{}", render::json(&decided)?);
+            } else if decided.status == ApprovalStatus::Pending {
+                let (have, need) = (decided.votes.len(), decided.authority.quorum);
+                outln!(
+                    "approval {} as {}: {have} of the {need} approvals it needs; it stays pending until the rest",
+                    t(&id),
+                    t(&who)
+                );
             } else {
                 let what = match decided.kind {
                     ApprovalKind::InDoubt => " (the call runs again, as it was)",
@@ -124,7 +131,7 @@ pub async fn run(cmd: ApprovalsCommand, data: &DataArgs) -> anyhow::Result<ExitC
         }
         ApprovalsCommand::Deny { id, reason, actor: who, json } => {
             let who = actor(who);
-            let approval = approvals::deny(&*store, &id, &who, &reason).await?;
+            let approval = approvals::deny(&*store, &id, who.as_str(), &reason).await?;
             if json {
                 outln!("{}", render::json(&approval)?);
             } else {

@@ -9,8 +9,8 @@ use tollgate_store::audit::{
     ApprovalConsumed, ApprovalRequested, AuditEntry, AuditEvent, GateDecision, RunEnded, ToolMarkedDone,
 };
 use tollgate_store::{
-    ApprovalKind, ApprovalRecord, ApprovalStatus, ApprovalTransition, Checkpoint, Commit, Counters, RunRecord,
-    RunStatus, ToolCallRecord, ToolCallStatus,
+    ApprovalAuthority, ApprovalKind, ApprovalRecord, ApprovalStatus, ApprovalTransition, Checkpoint, Commit, Counters,
+    RunRecord, RunStatus, ToolCallRecord, ToolCallStatus,
 };
 
 use crate::approvals::binding_hash;
@@ -158,16 +158,16 @@ impl<'r> StepCommit<'r> {
                     }
                 }
             },
-            Verdict::RequireApproval { reason } => {
+            Verdict::RequireApproval { reason, authority } => {
                 row.status = ToolCallStatus::WaitingApproval;
                 if is_tool_call(target) {
                     self.counters.calls_parked += 1;
                 }
-                self.request_approval(rt, &row, reason, ApprovalKind::Call);
+                self.request_approval(rt, &row, reason, ApprovalKind::Call, authority);
             }
             Verdict::InDoubt { reason } => {
                 row.status = ToolCallStatus::WaitingApproval;
-                self.request_approval(rt, &row, reason, ApprovalKind::InDoubt);
+                self.request_approval(rt, &row, reason, ApprovalKind::InDoubt, ApprovalAuthority::default());
             }
             Verdict::MarkDone { reason } => {
                 row.status = ToolCallStatus::Done;
@@ -255,7 +255,14 @@ impl<'r> StepCommit<'r> {
 
     /// A pending approval for exactly the call `row` describes, bound to the plugin build that
     /// would run it.
-    fn request_approval(&mut self, rt: &Runtime, row: &ToolCallRecord, reason: String, kind: ApprovalKind) {
+    fn request_approval(
+        &mut self,
+        rt: &Runtime,
+        row: &ToolCallRecord,
+        reason: String,
+        kind: ApprovalKind,
+        authority: ApprovalAuthority,
+    ) {
         let digest = rt.catalogue.tool(&row.tool).map(|(p, _)| p.digest().to_string()).unwrap_or_default();
         let expiry = i64::try_from(rt.workflow.definition.run.approval_expiry.as_millis()).unwrap_or(i64::MAX);
         let approval = ApprovalRecord {
@@ -277,6 +284,8 @@ impl<'r> StepCommit<'r> {
             note: None,
             approved_input: None,
             kind,
+            authority,
+            votes: Vec::new(),
         };
         self.events.push(Event::ApprovalRequested {
             approval_id: approval.id.clone(),
@@ -294,6 +303,7 @@ impl<'r> StepCommit<'r> {
             reason: approval.reason.clone(),
             expires_at: approval.expires_at,
             kind,
+            authority: approval.authority.clone(),
         });
         self.commit.new_approvals.push(approval);
     }

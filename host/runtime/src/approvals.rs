@@ -4,10 +4,10 @@
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tollgate_store::audit::{ApprovalDenied, ApprovalGranted, AuditEntry, RunEnded, canonical_json};
+use tollgate_store::audit::{ApprovalDenied, ApprovalGranted, AuditEntry, AuditEvent, RunEnded, canonical_json};
 use tollgate_store::{
-    ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus, ApprovalTransition, Checkpoint, Commit, RunStatus,
-    RunUpdate, Store, StoreError, ToolCallStatus,
+    ApprovalAuthority, ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus, ApprovalTransition, Checkpoint,
+    Commit, RunStatus, RunUpdate, Store, StoreError, ToolCallStatus, VoteCast,
 };
 
 use crate::authorise::StepLog;
@@ -63,18 +63,93 @@ fn moved(e: StoreError) -> RuntimeError {
         StoreError::ApprovalMoved { id, found, .. } => {
             RuntimeError::State(format!("approval {id} was decided concurrently (it is now {found})"))
         }
+        e @ (StoreError::AlreadyVoted { .. } | StoreError::VoteDiffers { .. }) => RuntimeError::State(e.to_string()),
         other => other.into(),
     }
 }
 
+/// Who decides: a name, and the role it decides in. `role: None` is the local operator (the
+/// command line on the store's host, who holds its key): an approval rule's `approvers` name
+/// the server's identities and do not bind them; the quorum and self-approval still do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decider {
+    pub name: String,
+    pub role: Option<String>,
+}
+
+impl Decider {
+    /// The local operator, deciding as `name`.
+    pub fn local(name: &str) -> Decider {
+        Decider { name: name.to_string(), role: None }
+    }
+}
+
+/// A bare name is the local operator deciding as that name ([`Decider::local`]).
+impl From<&str> for Decider {
+    fn from(name: &str) -> Decider {
+        Decider::local(name)
+    }
+}
+
+/// Refuses `decider` unless `authority` lets them decide approval `approval`: one of its
+/// `approvers` (when it names any), and not whoever started the run (unless `self_approval`),
+/// as the run's signed `run.started` names them.
+async fn permitted(
+    store: &dyn Store,
+    approval: &ApprovalRecord,
+    authority: &ApprovalAuthority,
+    decider: &Decider,
+) -> Result<(), RuntimeError> {
+    if let Some(role) = &decider.role
+        && !authority.approvers.is_empty()
+    {
+        let named = authority.approvers.iter().any(|a| match a.split_once(':') {
+            Some(("user", name)) => name == decider.name,
+            Some(("role", r)) => r == role,
+            _ => false,
+        });
+        if !named {
+            return Err(RuntimeError::NotPermitted(format!(
+                "approval {} may be decided only by {}",
+                approval.id,
+                authority.approvers.join(", ")
+            )));
+        }
+    }
+    if !authority.self_approval {
+        let started = store.vouched_run_start(&approval.run_id).await?;
+        let starter = match started.and_then(|r| r.event().ok()) {
+            Some(AuditEvent::RunStarted(s)) => s.by,
+            _ => None,
+        };
+        if starter.as_deref() == Some(decider.name.as_str()) {
+            return Err(RuntimeError::NotPermitted(format!(
+                "{} started run {} and may not decide its approvals (the rule does not allow self_approval)",
+                decider.name, approval.run_id
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Runtime {
-    /// Approves a pending approval as `by`. With `edit`, the call runs with that input instead;
-    /// it must match the tool's schema now, and passes the caps again when the run continues.
-    pub async fn approve(&self, id: &str, by: &str, edit: Option<Value>) -> Result<ApprovalRecord, RuntimeError> {
+    /// Approves a pending approval as `decider`. With `edit`, the call runs with that input
+    /// instead; it must match the tool's schema now, and passes the caps again when the run
+    /// continues. With a quorum, this is one approval of several: the approval stays `pending`
+    /// (its `votes` say how far it is) until the last one, which must approve the same input.
+    pub async fn approve(
+        &self,
+        id: &str,
+        decider: impl Into<Decider>,
+        edit: Option<Value>,
+    ) -> Result<ApprovalRecord, RuntimeError> {
+        let decider = decider.into();
+        let by = decider.name.as_str();
         typed_text("the approver's name", by, MAX_NAME_CHARS, false)?;
         let now = now_ms();
-        let mut approval = pending(&*self.store, id, now).await?;
-        StepLog::check_request(&*self.store, &approval).await?;
+        let approval = pending(&*self.store, id, now).await?;
+        let authority = StepLog::check_request(&*self.store, &approval).await?;
+        permitted(&*self.store, &approval, &authority, &decider).await?;
         if edit.is_some() && approval.kind == ApprovalKind::InDoubt {
             return Err(RuntimeError::InvalidInput(format!(
                 "approval {id} is for a call in doubt: approving runs it again exactly as it was (same input, \
@@ -101,14 +176,12 @@ impl Runtime {
             input: edit.as_ref().unwrap_or(&approval.input).clone(),
         };
         let commit = Commit {
-            approval_transitions: vec![ApprovalTransition {
+            approval_votes: vec![VoteCast {
                 id: id.into(),
-                from: ApprovalStatus::Pending,
-                to: ApprovalStatus::Approved,
-                decided_by: Some(by.into()),
-                decided_at: Some(now),
-                note: None,
-                approved_input: edit.clone(),
+                by: by.into(),
+                at: now,
+                approved_input: edit,
+                quorum: authority.quorum,
             }],
             audit: vec![AuditEntry::of_run(&approval.run_id, now, granted)],
             // A person's decision is witnessed outside the database at once.
@@ -116,11 +189,7 @@ impl Runtime {
             ..Commit::default()
         };
         self.store.commit(commit).await.map_err(moved)?;
-        approval.status = ApprovalStatus::Approved;
-        approval.decided_by = Some(by.into());
-        approval.decided_at = Some(now);
-        approval.approved_input = edit;
-        Ok(approval)
+        self.store.approval(id).await?.ok_or_else(|| RuntimeError::ApprovalNotFound(id.into()))
     }
 }
 
@@ -158,12 +227,22 @@ pub fn approved_input(approval: &ApprovalRecord) -> &Value {
     approval.approved_input.as_ref().unwrap_or(&approval.input)
 }
 
-/// Denies a pending approval as `by`; the model is told `reason` when the run continues.
-pub async fn deny(store: &dyn Store, id: &str, by: &str, reason: &str) -> Result<ApprovalRecord, RuntimeError> {
+/// Denies a pending approval as `decider` (one denial is enough, whatever the quorum); the
+/// model is told `reason` when the run continues.
+pub async fn deny(
+    store: &dyn Store,
+    id: &str,
+    decider: impl Into<Decider>,
+    reason: &str,
+) -> Result<ApprovalRecord, RuntimeError> {
+    let decider = decider.into();
+    let by = decider.name.as_str();
     typed_text("the name of who denies", by, MAX_NAME_CHARS, false)?;
     typed_text("the reason", reason, MAX_REASON_CHARS, true)?;
     let now = now_ms();
     let mut approval = pending(store, id, now).await?;
+    let authority = StepLog::check_request(store, &approval).await?;
+    permitted(store, &approval, &authority, &decider).await?;
     let denied = ApprovalDenied {
         approval_id: id.into(),
         step: approval.step,

@@ -8,8 +8,9 @@
 //!   ([`StepLog::approval`]), never from an approval row alone;
 //! - a call runs only if the last signed decision on it is `allow` for exactly that tool,
 //!   input, agent and plugin build, and, when an approval allowed it, a person's signed
-//!   `approval.granted` for exactly that input answers a signed request whose binding still
-//!   holds ([`StepLog::authorises`]); and only if no `tool.call` record says it already ran
+//!   `approval.granted` for exactly that input — from as many distinct approvers as the
+//!   request's signed quorum — answers a signed request whose binding still holds
+//!   ([`StepLog::authorises`]); and only if no `tool.call` record says it already ran
 //!   and a row `in_flight` has the signed claim that says so (`claim.rs`).
 //!
 //! Anything else is [`RuntimeError::Tampered`]: a writer of the database file can stop a run,
@@ -22,7 +23,9 @@ use tollgate_store::audit::{
     ApprovalConsumed, ApprovalGranted, ApprovalRequested, AuditEvent, GateDecision, RunStarted, ToolClaimed,
     VerdictRecord, canonical_json,
 };
-use tollgate_store::{ApprovalRecord, ApprovalStatus, RunRecord, Store, ToolCallRecord, ToolCallStatus};
+use tollgate_store::{
+    ApprovalAuthority, ApprovalRecord, ApprovalStatus, ApprovalVote, RunRecord, Store, ToolCallRecord, ToolCallStatus,
+};
 
 use crate::approvals::binding_hash;
 use crate::error::RuntimeError;
@@ -96,18 +99,32 @@ impl StepLog {
             note: None,
             approved_input: None,
             kind: requested.kind,
+            authority: requested.authority.clone(),
+            votes: Vec::new(),
         };
-        // The first decision stands: a request is decided once.
+        // The first decision stands: a request is decided once — approved by `quorum` distinct
+        // approvers of one input, or denied by one.
+        let mut first_input: Option<&Value> = None;
         for (ts, event) in &self.records {
             let id = &approval.id;
             match event {
                 AuditEvent::ApprovalGranted(g)
                     if &g.approval_id == id && approval.status == ApprovalStatus::Pending =>
                 {
-                    approval.status = ApprovalStatus::Approved;
-                    approval.decided_by = Some(g.by.clone());
-                    approval.decided_at = Some(*ts);
-                    approval.approved_input = g.edited.then(|| g.input.clone());
+                    if approval.votes.iter().any(|v| v.by == g.by)
+                        || first_input.is_some_and(|i| !same_json(i, &g.input))
+                    {
+                        continue;
+                    }
+                    first_input.get_or_insert(&g.input);
+                    approval.votes.push(ApprovalVote { by: g.by.clone(), at: *ts });
+                    if approval.votes.len() >= approval.authority.quorum.max(1) as usize {
+                        let names: Vec<&str> = approval.votes.iter().map(|v| v.by.as_str()).collect();
+                        approval.status = ApprovalStatus::Approved;
+                        approval.decided_by = Some(names.join(", "));
+                        approval.decided_at = Some(*ts);
+                        approval.approved_input = g.edited.then(|| g.input.clone());
+                    }
                 }
                 AuditEvent::ApprovalDenied(d) if &d.approval_id == id && approval.status == ApprovalStatus::Pending => {
                     approval.status = ApprovalStatus::Denied;
@@ -130,6 +147,7 @@ impl StepLog {
         };
         let as_requested = row.id == approval.id
             && row.kind == approval.kind
+            && row.authority == approval.authority
             && row.tool == approval.tool
             && same_json(&row.input, &approval.input)
             && row.binding_hash == approval.binding_hash;
@@ -224,17 +242,24 @@ impl StepLog {
             AuditEvent::ApprovalRequested(r @ ApprovalRequested { .. }) if r.approval_id == approval_id => Some(r),
             _ => None,
         });
-        let granted = self.events().find_map(|e| match e {
-            AuditEvent::ApprovalGranted(g @ ApprovalGranted { .. }) if g.approval_id == approval_id => Some(g),
-            _ => None,
-        });
-        let (Some(requested), Some(granted)) = (requested, granted) else {
-            return Err(self.tampered(format!("approval {approval_id} has no signed request and grant")));
+        let Some(requested) = requested else {
+            return Err(self.tampered(format!("approval {approval_id} has no signed request")));
         };
+        // Distinct approvers who approved exactly this input, answering this request.
+        let mut approvers: Vec<&str> = Vec::new();
+        for e in self.events() {
+            if let AuditEvent::ApprovalGranted(g @ ApprovalGranted { .. }) = e
+                && g.approval_id == approval_id
+                && same_json(&g.input, &row.input)
+                && g.binding_hash == requested.binding_hash
+                && !approvers.contains(&g.by.as_str())
+            {
+                approvers.push(&g.by);
+            }
+        }
         let holds = requested.index == row.index
             && requested.tool == row.tool
-            && same_json(&granted.input, &row.input)
-            && granted.binding_hash == requested.binding_hash
+            && approvers.len() >= requested.authority.quorum.max(1) as usize
             && binding_hash(digest, &requested.tool, &requested.input) == requested.binding_hash;
         if holds {
             Ok(())
@@ -246,7 +271,11 @@ impl StepLog {
     /// Checks the approval row a person is about to decide on is the one the chain's signed
     /// request asked for — tool, exact input, binding and expiry — so what `approvals show`
     /// displays and the grant records is what the runtime will run.
-    pub(crate) async fn check_request(store: &dyn Store, row: &ApprovalRecord) -> Result<(), RuntimeError> {
+    /// Returns who may decide it, as that signed request says.
+    pub(crate) async fn check_request(
+        store: &dyn Store,
+        row: &ApprovalRecord,
+    ) -> Result<ApprovalAuthority, RuntimeError> {
         let log = StepLog::read(store, &row.run_id, row.step).await?;
         let requested = log.events().find_map(|e| match e {
             AuditEvent::ApprovalRequested(r) if r.approval_id == row.id => Some(r),
@@ -260,8 +289,13 @@ impl StepLog {
             && requested.tool == row.tool
             && same_json(&requested.input, &row.input)
             && requested.binding_hash == row.binding_hash
-            && requested.expires_at == row.expires_at;
-        if same { Ok(()) } else { Err(log.tampered(format!("approval {} differs from its signed request", row.id))) }
+            && requested.expires_at == row.expires_at
+            && requested.authority == row.authority;
+        if same {
+            Ok(requested.authority.clone())
+        } else {
+            Err(log.tampered(format!("approval {} differs from its signed request", row.id)))
+        }
     }
 
     fn tampered(&self, what: String) -> RuntimeError {

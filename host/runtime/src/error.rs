@@ -43,6 +43,9 @@ pub enum RuntimeError {
     Model(String),
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The decider may not decide this approval (not among its approvers, or the run's starter).
+    #[error("{0}")]
+    NotPermitted(String),
     /// An idempotency key was used before, for a different start.
     #[error("idempotency key `{key}` already started run {run_id} with a different request")]
     KeyReused { key: String, run_id: String },

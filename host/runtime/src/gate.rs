@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use tollgate_store::audit::{ChargeRecord, DenyStage, VerdictRecord};
-use tollgate_store::{ApprovalKind, ApprovalRecord, ApprovalStatus, CapCharge, RunRecord, Store};
+use tollgate_store::{ApprovalAuthority, ApprovalKind, ApprovalRecord, ApprovalStatus, CapCharge, RunRecord, Store};
 use tollgate_workflow::{ApprovalDecision, CallFacts, LoadedWorkflow, PolicyError, RunFacts, Step};
 
 use crate::approvals::{approved_input, binding_hash};
@@ -21,8 +21,9 @@ use crate::state::CallTarget;
 pub enum Verdict {
     /// Run it, charging these caps in the same commit that records the verdict.
     Allow { charges: Vec<Charge>, rule: Option<usize> },
-    /// A human must approve it first; the run waits for approval.
-    RequireApproval { reason: String },
+    /// A human must approve it first — `authority` says who may decide; the run waits for
+    /// approval.
+    RequireApproval { reason: String, authority: ApprovalAuthority },
     /// Refused; the reason goes back to the model.
     Deny { stage: DenyStage, reason: String },
     /// The call may already have happened (its process stopped while running it) and its tool
@@ -52,7 +53,7 @@ impl Verdict {
     pub fn reason(&self) -> Option<String> {
         match self {
             Verdict::Allow { rule, .. } => rule.map(|r| format!("allowed by policy.approvals[{r}]")),
-            Verdict::RequireApproval { reason } | Verdict::InDoubt { reason } | Verdict::MarkDone { reason } => {
+            Verdict::RequireApproval { reason, .. } | Verdict::InDoubt { reason } | Verdict::MarkDone { reason } => {
                 Some(reason.clone())
             }
             Verdict::Deny { stage, reason } => Some(format!("{}: {reason}", stage.as_str())),
@@ -177,7 +178,7 @@ pub async fn check(
     };
     // A decided call never waits for approval a second time: fail closed.
     let verdict = match verdict {
-        Verdict::RequireApproval { reason } if approval.is_some() => Verdict::deny(DenyStage::Approval, reason),
+        Verdict::RequireApproval { reason, .. } if approval.is_some() => Verdict::deny(DenyStage::Approval, reason),
         verdict => verdict,
     };
     if let CallTarget::Tool { .. } = call.target {
@@ -312,7 +313,9 @@ fn human_gate(ctx: &GateContext<'_>, step_id: &str, approval: Option<&ApprovalRe
         };
     }
     match ctx.workflow.definition.steps.iter().find(|s| s.id() == step_id) {
-        Some(Step::Approval { prompt, .. }) => Verdict::RequireApproval { reason: prompt.clone() },
+        Some(Step::Approval { prompt, .. }) => {
+            Verdict::RequireApproval { reason: prompt.clone(), authority: ApprovalAuthority::default() }
+        }
         _ => Verdict::deny(DenyStage::Enabled, format!("the workflow has no approval step `{step_id}`")),
     }
 }
@@ -406,7 +409,10 @@ async fn tool(
     let rule = match ctx.workflow.policy().approval(&facts) {
         Ok(ApprovalDecision::Allow { rule }) => rule,
         Ok(ApprovalDecision::RequireApproval { .. }) if approval.is_some() => None,
-        Ok(ApprovalDecision::RequireApproval { reason, .. }) => return Verdict::RequireApproval { reason },
+        Ok(ApprovalDecision::RequireApproval { reason, rule }) => {
+            let authority = rule.and_then(|i| ctx.workflow.policy().approvals.get(i)).map(|r| &r.authority);
+            return Verdict::RequireApproval { reason, authority: authority.map(store_authority).unwrap_or_default() };
+        }
         Ok(ApprovalDecision::Deny { rule, reason }) => {
             return Verdict::deny(DenyStage::Policy, format!("policy.approvals[{rule}]: {reason}"));
         }
@@ -521,4 +527,9 @@ fn human_window(ms: i64) -> String {
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
+}
+
+/// A rule's authority as approvals record it.
+fn store_authority(a: &tollgate_workflow::Authority) -> ApprovalAuthority {
+    ApprovalAuthority { approvers: a.approvers.clone(), quorum: a.quorum, self_approval: a.self_approval }
 }

@@ -14,6 +14,9 @@ pub enum Kind {
     Unauthenticated,
     /// The token's role may not call this endpoint.
     Forbidden,
+    /// The caller may not decide this approval: not among its rule's approvers, or the
+    /// identity that started the run.
+    NotAnApprover,
     NotFound,
     /// The body is not the JSON the endpoint takes.
     BadRequest,
@@ -40,6 +43,7 @@ impl Kind {
         match self {
             Kind::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),
             Kind::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Kind::NotAnApprover => (StatusCode::FORBIDDEN, "not-an-approver", "Not an approver of this approval"),
             Kind::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Kind::BadRequest => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
             Kind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request body too large"),

@@ -27,8 +27,8 @@ pub struct Minted {
 pub enum TokenError {
     #[error("token name `{0}` must be 1 to 64 characters of letters, digits, `.`, `_`, `-` or `@`")]
     BadName(String),
-    #[error("a live token named `{0}` exists: names are identities, revoke it first or pick another")]
-    NameTaken(String),
+    #[error("a live {1} token named `{0}` exists: revoke it first or pick another name")]
+    NameTaken(String, &'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -62,8 +62,11 @@ pub async fn create(
         return Err(TokenError::BadName(name.chars().take(80).collect()));
     }
     let now = now_ms();
-    if store.tokens().await?.iter().any(|t| t.name == name && live(t, now)) {
-        return Err(TokenError::NameTaken(name.to_string()));
+    // A name is a person (or a service): it may hold one live token per role — an operator
+    // token and an approver token of one person are one identity, which is what stops them
+    // approving the runs they start.
+    if store.tokens().await?.iter().any(|t| t.name == name && t.role == role.name() && live(t, now)) {
+        return Err(TokenError::NameTaken(name.to_string(), role.name()));
     }
     let mut id = [0u8; 6];
     let mut secret = [0u8; 32];

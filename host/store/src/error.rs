@@ -12,6 +12,12 @@ pub enum StoreError {
     /// An approval transition found the approval in another status; nothing was written.
     #[error("approval {id} is {found}, not {expected}")]
     ApprovalMoved { id: String, expected: String, found: String },
+    /// `by` already approved this approval: a quorum counts distinct approvers.
+    #[error("{by} has already approved {id}; a quorum needs different approvers")]
+    AlreadyVoted { id: String, by: String },
+    /// An approval of an approval others approved already must approve the same input.
+    #[error("approval {id} was approved with another input; approve that input, or deny")]
+    VoteDiffers { id: String },
     /// Something recorded once cannot change (a deployed workflow version).
     #[error("{0}")]
     Immutable(String),

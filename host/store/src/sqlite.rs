@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_api_tokens.sql")),
     (7, include_str!("../migrations/0007_approvals_by_status_requested.sql")),
     (8, include_str!("../migrations/0008_deployments.sql")),
+    (9, include_str!("../migrations/0009_approval_authority.sql")),
 ];
 
 /// The embedded store: one SQLite file (plus its `-wal` and `-shm`).
@@ -599,7 +600,7 @@ mod tests {
         let store = SqliteStore::open(&path, None).await.unwrap();
         // Roll the file back to schema 1, as a build from before conversation rows left it.
         sqlx::raw_sql(
-            "DROP TABLE run_starts; DROP TABLE workflow_deployments; DROP INDEX approvals_by_status_requested; DROP TABLE api_tokens; DROP TABLE messages; DROP INDEX audit_by_run_step; ALTER TABLE approvals DROP COLUMN kind; \
+            "ALTER TABLE approvals DROP COLUMN votes; ALTER TABLE approvals DROP COLUMN authority; DROP TABLE run_starts; DROP TABLE workflow_deployments; DROP INDEX approvals_by_status_requested; DROP TABLE api_tokens; DROP TABLE messages; DROP INDEX audit_by_run_step; ALTER TABLE approvals DROP COLUMN kind; \
              PRAGMA user_version = 1",
         )
         .execute(&store.pool)

@@ -300,6 +300,49 @@ pub struct ApprovalRecord {
     /// What approving and denying mean.
     #[serde(default)]
     pub kind: ApprovalKind,
+    /// Who may decide it, as the signed request recorded it.
+    #[serde(default)]
+    pub authority: ApprovalAuthority,
+    /// Approvals cast so far, oldest first: with `authority.quorum` of them (distinct names),
+    /// it is `approved`.
+    #[serde(default)]
+    pub votes: Vec<ApprovalVote>,
+}
+
+/// Who may decide an approval: `approvers` (`role:<role>`, `user:<name>`; empty: whoever may
+/// decide approvals at all), `quorum` distinct approvers to approve it (one denial denies), and
+/// whether whoever started the run may decide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct ApprovalAuthority {
+    pub approvers: Vec<String>,
+    pub quorum: u32,
+    pub self_approval: bool,
+}
+
+impl Default for ApprovalAuthority {
+    fn default() -> Self {
+        ApprovalAuthority { approvers: Vec::new(), quorum: 1, self_approval: false }
+    }
+}
+
+/// One approver's approval of an approval that needs a quorum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalVote {
+    pub by: String,
+    pub at: i64,
+}
+
+/// An approval cast in a commit: under the write lock the approval must still be pending, `by`
+/// must not have approved it yet, and `approved_input` must be what earlier approvals approved;
+/// the vote that brings it to `quorum` makes it `approved`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoteCast {
+    pub id: String,
+    pub by: String,
+    pub at: i64,
+    pub approved_input: Option<Value>,
+    pub quorum: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -372,6 +415,8 @@ pub struct Commit {
     pub tool_calls: Vec<ToolCallRecord>,
     pub new_approvals: Vec<ApprovalRecord>,
     pub approval_transitions: Vec<ApprovalTransition>,
+    /// Approvals cast (see [`VoteCast`]).
+    pub approval_votes: Vec<VoteCast>,
     pub cap_charges: Vec<CapCharge>,
     pub audit: Vec<AuditEntry>,
     /// Whether to sign the audit head this commit leaves.

@@ -45,7 +45,7 @@ pub use format::{
     ToolChoice, Workflow,
 };
 pub use policy::{
-    Action, ApprovalDecision, ApprovalRule, CallFacts, FrequencyCap, FrequencyTargets, Policy, PolicyError,
+    Action, ApprovalDecision, ApprovalRule, Authority, CallFacts, FrequencyCap, FrequencyTargets, Policy, PolicyError,
     PolicyErrorKind, RateLimit, RunFacts, SpendCap,
 };
 pub use schema::json_schema;

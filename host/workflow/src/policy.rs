@@ -74,8 +74,26 @@ pub struct ApprovalRule {
     pub action: Action,
     /// `reason`. Default: a text naming the rule.
     pub reason: Option<String>,
+    /// `approvers`, `quorum`, `self_approval`: who may decide the approvals it requests.
+    pub authority: Authority,
     /// Where the rule starts in the file.
     pub location: Location,
+}
+
+/// Who may decide an approval: `approvers` entries (`role:<role>`, `user:<name>`; empty: anyone
+/// the server lets decide), `quorum` distinct approvers to approve, and whether the run's
+/// starter may decide. The default is what an approval without a rule gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authority {
+    pub approvers: Vec<String>,
+    pub quorum: u32,
+    pub self_approval: bool,
+}
+
+impl Default for Authority {
+    fn default() -> Self {
+        Authority { approvers: Vec::new(), quorum: 1, self_approval: false }
+    }
 }
 
 /// One `[[policy.spend_caps]]` entry.

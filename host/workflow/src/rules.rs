@@ -6,7 +6,7 @@
 use crate::decode::{Names, check_tool_pattern};
 use crate::diagnostics::Reporter;
 use crate::expr::{self, Kind, Program, Source};
-use crate::policy::{Action, ApprovalRule, FrequencyCap, POLICY_VARS, Policy, RateLimit, SpendCap};
+use crate::policy::{Action, ApprovalRule, Authority, FrequencyCap, POLICY_VARS, Policy, RateLimit, SpendCap};
 use crate::shape::View;
 use crate::spec::{APPROVAL, FREQUENCY_CAP, RATE_LIMIT, SPEND_CAP};
 
@@ -51,12 +51,14 @@ pub(crate) fn decode(r: &mut Reporter<'_>, file: &str, names: &Names, p: View<'_
         if v.has("when") && when.is_none() {
             continue;
         }
+        let authority = authority(r, &v, action);
         policy.approvals.push(ApprovalRule {
             tool,
             effects: v.strs("effects").into_iter().map(|(s, _)| s.to_string()).collect(),
             when,
             action,
             reason: v.str("reason").map(|(s, _)| s.to_string()),
+            authority,
             location: r.map().location(span.start),
         });
     }
@@ -87,4 +89,57 @@ pub(crate) fn decode(r: &mut Reporter<'_>, file: &str, names: &Names, p: View<'_
         });
     }
     policy
+}
+
+/// Longest approver name (a token name is at most 64 characters).
+const MAX_APPROVER_NAME: usize = 64;
+/// Most `approvers` entries one rule lists.
+const MAX_APPROVERS: usize = 64;
+
+/// A rule's `approvers`, `quorum` and `self_approval`; each entry is `role:<role>` or
+/// `user:<name>`, with names as tokens have them. Only a `require_approval` rule has them.
+fn authority(r: &mut Reporter<'_>, v: &View<'_, '_>, action: Action) -> Authority {
+    let mut authority = Authority::default();
+    if action != Action::RequireApproval {
+        for key in ["approvers", "quorum", "self_approval"] {
+            if let Some(node) = v.node(key) {
+                r.error(node.span(), format!("`{key}` applies only to a rule with `action = \"require_approval\"`"));
+            }
+        }
+        return authority;
+    }
+    let entries = v.strs("approvers");
+    if entries.len() > MAX_APPROVERS
+        && let Some(node) = v.node("approvers")
+    {
+        r.error(node.span(), format!("at most {MAX_APPROVERS} approvers"));
+    }
+    for (entry, span) in entries.into_iter().take(MAX_APPROVERS) {
+        let valid = match entry.split_once(':') {
+            Some(("role", role)) => ["admin", "operator", "approver", "auditor", "viewer"].contains(&role),
+            Some(("user", name)) => {
+                !name.is_empty()
+                    && name.len() <= MAX_APPROVER_NAME
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+            }
+            _ => false,
+        };
+        if valid {
+            authority.approvers.push(entry.to_string());
+        } else {
+            r.error(
+                span,
+                format!(
+                    "approver `{}` is not `role:<admin|operator|approver|auditor|viewer>` or `user:<name>` \
+                     (letters, digits, `.`, `_`, `-`, `@`)",
+                    entry.chars().take(80).collect::<String>()
+                ),
+            );
+        }
+    }
+    if let Some(quorum) = v.int("quorum") {
+        authority.quorum = u32::try_from(quorum.clamp(1, 10)).unwrap_or(1);
+    }
+    authority.self_approval = v.bool("self_approval").unwrap_or(false);
+    authority
 }

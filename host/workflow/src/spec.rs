@@ -417,6 +417,18 @@ pub(crate) const APPROVAL: TableSpec = TableSpec {
         key("when", Ty::Cel, "CEL predicate over input, tool, plugin, agent, effects, run; default: true."),
         req("action", Ty::Enum(ACTIONS), "`require_approval` (a human decides first), `allow`, or `deny`."),
         key("reason", Ty::Str, "Shown to the approver or in the denial."),
+        key(
+            "approvers",
+            Ty::StrList,
+            "Who may decide what this rule sends for approval (`tollgate serve`): `role:<role>` or `user:<token name>` entries; default: anyone with the approver role.",
+        ),
+        def("quorum", Ty::Int { min: 1, max: 10 }, "1", "Distinct approvers needed to approve; one denial denies."),
+        def(
+            "self_approval",
+            Ty::Bool,
+            "false",
+            "Whether whoever started the run may decide its calls this rule sends for approval.",
+        ),
     ],
 };
 

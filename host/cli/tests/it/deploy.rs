@@ -209,3 +209,58 @@ fn a_deployed_workflow_starts_over_the_api_once_per_key_and_its_runs_keep_their_
     assert!(w.tollgate(&["audit", "verify"]).status.success());
     assert!(!Path::new(&w.dir.path().join("data/deployments/escape")).exists(), "a refused deploy leaves nothing");
 }
+
+/// Approval authority over the API: a quorum of two approvers, and the person who started the
+/// run — the same name on an approver token — may not approve it.
+#[test]
+fn a_quorum_of_other_people_approves_and_the_starter_cannot() {
+    let w = World::new();
+    let flows = flows(&w);
+    let guarded = workflow("1.0.0", "plugins/echo.wasm").replace(
+        "action = \"require_approval\"",
+        "action = \"require_approval\"\napprovers = [\"role:approver\"]\nquorum = 2",
+    );
+    std::fs::write(flows.join("review.toml"), guarded).unwrap();
+    let mut tokens = Vec::new();
+    for (name, role) in
+        [("admin", "admin"), ("olga", "operator"), ("olga", "approver"), ("bob", "approver"), ("cy", "approver")]
+    {
+        let out = w.tollgate(&["tokens", "create", "--name", name, "--role", role]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        tokens.push(text(&out.stdout).trim().to_string());
+    }
+    let [admin, olga_operator, olga_approver, bob, cy] = <[String; 5]>::try_from(tokens).unwrap();
+    let server = Server::start(&w, "listen = \"127.0.0.1:0\"\nworkflows_dir = \"flows\"\n");
+    let c = client();
+    block(async {
+        let base = &server.url;
+        let (status, _, _) =
+            call(&c, "POST", &format!("{base}/v1/workflows"), Some(&admin), Some(r#"{"file":"review.toml"}"#)).await;
+        assert_eq!(status, 201);
+        let (status, _, run) =
+            call(&c, "POST", &format!("{base}/v1/runs"), Some(&olga_operator), Some(r#"{"workflow":"review"}"#)).await;
+        assert_eq!(status, 201, "{run}");
+        let run_url = format!("{base}/v1/runs/{}", run["id"].as_str().unwrap());
+        let waiting = wait_for(&c, &run_url, &bob, "waiting_approval").await;
+        let approve = format!("{base}/v1/approvals/{}/approve", waiting["approvals"][0]["id"].as_str().unwrap());
+        let (status, _, problem) = call(&c, "POST", &approve, Some(&olga_approver), Some("{}")).await;
+        assert_eq!(
+            (status, problem["type"].as_str()),
+            (403, Some("urn:tollgate:problem:not-an-approver")),
+            "{problem}"
+        );
+        let (status, _, one) = call(&c, "POST", &approve, Some(&bob), Some("{}")).await;
+        assert_eq!(
+            (status, one["status"].as_str(), one["votes"].as_array().map(Vec::len)),
+            (200, Some("pending"), Some(1))
+        );
+        let (status, _, twice) = call(&c, "POST", &approve, Some(&bob), Some("{}")).await;
+        assert_eq!(status, 409, "{twice}");
+        let (status, _, two) = call(&c, "POST", &approve, Some(&cy), Some("{}")).await;
+        assert_eq!(
+            (status, two["status"].as_str(), two["decided_by"].as_str()),
+            (200, Some("approved"), Some("bob, cy"))
+        );
+        wait_for(&c, &run_url, &bob, "completed").await;
+    });
+}

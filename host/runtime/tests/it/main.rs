@@ -3,6 +3,7 @@
 //! plugins, a SQLite store and the vendor stand-ins.
 
 mod approvals;
+mod authority;
 mod claims;
 mod common;
 mod conversation;

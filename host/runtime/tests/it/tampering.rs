@@ -124,7 +124,7 @@ async fn a_second_approved_row_for_the_same_call_runs_nothing() {
     let (id, approval) = waiting_run(&h).await;
     h.tamper(&format!(
         "INSERT INTO approvals SELECT 'zz-forged', run_id, step, call_index, agent, tool, input, plugin_digest,
-                binding_hash, reason, 'approved', requested_at + 1, expires_at, 'alice', requested_at + 2, NULL, NULL, kind
+                binding_hash, reason, 'approved', requested_at + 1, expires_at, 'alice', requested_at + 2, NULL, NULL, kind, authority, votes
          FROM approvals WHERE id = '{}'",
         approval.id
     ))

@@ -93,7 +93,7 @@ pub async fn approve(
         .ok_or_else(|| Problem::new(Kind::NotFound, "the approval's run is gone"))?;
     // The edit is checked against the tool's schema: that needs the run's workflow and plugins.
     let runtime = Runtime::open_for_run(state.store.clone(), &state.sandbox, &run).await.map_err(decision_problem)?;
-    let decided = runtime.approve(&id, &caller.name, edit).await.map_err(decision_problem)?;
+    let decided = runtime.approve(&id, decider(&caller), edit).await.map_err(decision_problem)?;
     state.worker.continue_run(&decided.run_id);
     Ok(Json(json!(decided)))
 }
@@ -106,7 +106,7 @@ pub async fn deny(
 ) -> Result<Json<Value>, Problem> {
     let caller = state.caller(&headers, Endpoint::DecideApproval).await?;
     let DenyBody { reason } = parse_json(&body_bytes(body)?)?;
-    let decided = approvals::deny(&*state.store, &id, &caller.name, &reason).await.map_err(decision_problem)?;
+    let decided = approvals::deny(&*state.store, &id, decider(&caller), &reason).await.map_err(decision_problem)?;
     state.worker.continue_run(&decided.run_id);
     Ok(Json(json!(decided)))
 }
@@ -117,6 +117,7 @@ fn decision_problem(e: RuntimeError) -> Problem {
     match e {
         RuntimeError::RunNotFound(_) | RuntimeError::ApprovalNotFound(_) => Problem::new(Kind::NotFound, e.to_string()),
         RuntimeError::InvalidInput(_) => Problem::new(Kind::BadRequest, e.to_string()),
+        RuntimeError::NotPermitted(_) => Problem::new(Kind::NotAnApprover, e.to_string()),
         RuntimeError::State(_)
         | RuntimeError::WorkflowChanged { .. }
         | RuntimeError::PluginChanged { .. }
@@ -126,4 +127,9 @@ fn decision_problem(e: RuntimeError) -> Problem {
             Problem::new(Kind::Internal, "the decision could not be recorded; the server log has the reason")
         }
     }
+}
+
+/// The caller as the runtime's approval authority sees them: their token's name and role.
+fn decider(caller: &crate::auth::Caller) -> approvals::Decider {
+    approvals::Decider { name: caller.name.clone(), role: Some(caller.role.name().to_string()) }
 }

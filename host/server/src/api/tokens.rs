@@ -81,7 +81,7 @@ pub async fn revoke(
 fn token_problem(e: TokenError) -> Problem {
     match e {
         TokenError::BadName(_) => Problem::new(Kind::BadRequest, e.to_string()),
-        TokenError::NameTaken(_) => Problem::new(Kind::Conflict, e.to_string()),
+        TokenError::NameTaken(..) => Problem::new(Kind::Conflict, e.to_string()),
         TokenError::Store(e) => e.into(),
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tollgate_contract::EgressRecord;
 
-use crate::{ApprovalKind, Counters, RunStatus};
+use crate::{ApprovalAuthority, ApprovalKind, Counters, RunStatus};
 
 /// What happened, by kind. The kind names (`run.started`, …) are the `kind` column of the
 /// chain; the variant's struct is its `body`.
@@ -348,6 +348,10 @@ pub struct ApprovalRequested {
     /// version 0.1 knew in-doubt calls, which are all `call`.
     #[serde(default)]
     pub kind: ApprovalKind,
+    /// Who may decide it: approvers, quorum, whether the run's starter may. Absent in records
+    /// written before approval authority existed: anyone who may decide, one approval.
+    #[serde(default)]
+    pub authority: ApprovalAuthority,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -731,6 +735,11 @@ mod tests {
                 reason: "r".into(),
                 expires_at: 5,
                 kind: ApprovalKind::InDoubt,
+                authority: ApprovalAuthority {
+                    approvers: vec!["role:approver".into()],
+                    quorum: 2,
+                    self_approval: false,
+                },
             }
             .into(),
             ApprovalGranted {

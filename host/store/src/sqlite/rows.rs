@@ -33,7 +33,7 @@ macro_rules! tool_call_columns {
 macro_rules! approval_columns {
     () => {
         "id, run_id, step, call_index, agent, tool, input, plugin_digest, binding_hash, reason, status, \
-         requested_at, expires_at, decided_by, decided_at, note, approved_input, kind"
+         requested_at, expires_at, decided_by, decided_at, note, approved_input, kind, authority, votes"
     };
 }
 pub(super) use {approval_columns, run_columns, summary_columns, tool_call_columns};
@@ -190,6 +190,8 @@ pub(super) fn approval(row: &SqliteRow) -> Result<ApprovalRecord, StoreError> {
             let kind = c.text("kind")?;
             ApprovalKind::parse(&kind).ok_or_else(|| c.corrupt("kind", format!("unknown approval kind {kind:?}")))?
         },
+        authority: serde_json::from_value(c.json("authority")?).map_err(|e| c.corrupt("authority", e))?,
+        votes: serde_json::from_value(c.json("votes")?).map_err(|e| c.corrupt("votes", e))?,
     })
 }
 

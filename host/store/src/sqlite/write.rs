@@ -16,8 +16,8 @@ use super::writer::{Heads, WriteTx};
 use super::{SqliteStore, db_error};
 use crate::audit::{ApprovalExpired, AuditEntry, RunEscalated, canonical_json, seal};
 use crate::{
-    ApprovalRecord, ApprovalStatus, ApprovalTransition, CapCharge, Checkpoint, Commit, Durability, RunRecord,
-    RunStatus, RunUpdate, StartKey, Started, StepRecord, StoreError, ToolCallRecord,
+    ApprovalRecord, ApprovalStatus, ApprovalTransition, ApprovalVote, CapCharge, Checkpoint, Commit, Durability,
+    RunRecord, RunStatus, RunUpdate, StartKey, Started, StepRecord, StoreError, ToolCallRecord, VoteCast,
 };
 
 /// A checkpoint is signed whenever the chain passes a multiple of this many records.
@@ -141,6 +141,9 @@ async fn checked_batch(
     // Transitions and charges check the database before writing: rare, one round trip each.
     for transition in &commit.approval_transitions {
         transition_approval(tx.conn(), transition).await?;
+    }
+    for vote in &commit.approval_votes {
+        cast_vote(tx.conn(), vote).await?;
     }
     for charge in &commit.cap_charges {
         charge_cap(tx.conn(), charge).await?;
@@ -320,6 +323,50 @@ async fn transition_approval(conn: &mut SqliteConnection, t: &ApprovalTransition
     Ok(())
 }
 
+/// Adds `vote` to its approval, which must still be pending, not approved by `vote.by` yet, and
+/// approved with the same input by every earlier vote; the vote that reaches the quorum moves
+/// it to `approved`, naming every approver.
+async fn cast_vote(conn: &mut SqliteConnection, vote: &VoteCast) -> Result<(), StoreError> {
+    let found: Option<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT status, votes, approved_input FROM approvals WHERE id = ?1")
+            .bind(&vote.id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    let (status, votes, approved_input) =
+        found.ok_or_else(|| StoreError::NotFound { what: "approval", id: vote.id.clone() })?;
+    if status != ApprovalStatus::Pending.as_str() {
+        return Err(StoreError::ApprovalMoved { id: vote.id.clone(), expected: "pending".into(), found: status });
+    }
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt { what: "approval", message: format!("{}: {e}", vote.id) };
+    let mut votes: Vec<ApprovalVote> = serde_json::from_str(&votes).map_err(corrupt)?;
+    if votes.iter().any(|v| v.by == vote.by) {
+        return Err(StoreError::AlreadyVoted { id: vote.id.clone(), by: vote.by.clone() });
+    }
+    let earlier: Option<Value> = approved_input.as_deref().map(serde_json::from_str).transpose().map_err(corrupt)?;
+    if !votes.is_empty() && earlier.as_ref().map(canonical_json) != vote.approved_input.as_ref().map(canonical_json) {
+        return Err(StoreError::VoteDiffers { id: vote.id.clone() });
+    }
+    votes.push(ApprovalVote { by: vote.by.clone(), at: vote.at });
+    let reached = votes.len() >= vote.quorum.max(1) as usize;
+    let names: Vec<&str> = votes.iter().map(|v| v.by.as_str()).collect();
+    sqlx::query(
+        "UPDATE approvals SET votes = ?2, approved_input = ?3, status = ?4, \
+         decided_by = CASE WHEN ?4 = 'approved' THEN ?5 ELSE decided_by END, \
+         decided_at = CASE WHEN ?4 = 'approved' THEN ?6 ELSE decided_at END WHERE id = ?1",
+    )
+    .bind(&vote.id)
+    .bind(serde_json::to_string(&votes).map_err(corrupt)?)
+    .bind(vote.approved_input.as_ref().map(json_text))
+    .bind(if reached { "approved" } else { "pending" })
+    .bind(names.join(", "))
+    .bind(vote.at)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 /// Sum of charges in `scope` since `now - window_ms` (all history when `window_ms` is None),
 /// including charges stamped after `now`: another process's clock, or a step that took its
 /// time later than this one, must never make a charge invisible to this one.
@@ -369,7 +416,7 @@ async fn charge_cap(conn: &mut SqliteConnection, charge: &CapCharge) -> Result<(
 fn insert_approval(batch: &mut Batch, a: &ApprovalRecord) {
     batch.insert_rows(
         concat!("INSERT INTO approvals (", approval_columns!(), ")"),
-        18,
+        20,
         vec![vec![
             a.id.as_str().into(),
             a.run_id.as_str().into(),
@@ -389,6 +436,8 @@ fn insert_approval(batch: &mut Batch, a: &ApprovalRecord) {
             a.note.clone().into(),
             a.approved_input.as_ref().map(json_text).into(),
             a.kind.as_str().into(),
+            serde_json::to_string(&a.authority).unwrap_or_default().into(),
+            serde_json::to_string(&a.votes).unwrap_or_default().into(),
         ]],
     );
 }

@@ -46,6 +46,7 @@ fn turn_commit(run_id: &str, version: i64) -> Commit {
         ],
         new_approvals: vec![approval(&format!("ap_{run_id}"), run_id, 1, 90_000)],
         approval_transitions: vec![],
+        approval_votes: vec![],
         cap_charges: vec![spend(run_id, 10, 100)],
         audit: vec![
             event(run_id, "model.turn", 2_000, json!({ "calls": 2 })),
@@ -490,6 +491,39 @@ async fn a_start_key_makes_one_run() {
     );
 }
 
+/// A quorum is counted under the write lock: distinct approvers, one input, and the vote that
+/// reaches it approves; nothing is counted twice or after the decision.
+#[tokio::test]
+async fn votes_reach_a_quorum_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store.create_run(&run("r1", 1_000), &[]).await.unwrap();
+    let mut two = approval("ap_q", "r1", 1, 90_000);
+    two.authority.quorum = 2;
+    store.commit(Commit { new_approvals: vec![two], ..Commit::default() }).await.unwrap();
+    let vote = |by: &str, input: Option<serde_json::Value>| Commit {
+        approval_votes: vec![tollgate_store::VoteCast {
+            id: "ap_q".into(),
+            by: by.into(),
+            at: 2_000,
+            approved_input: input,
+            quorum: 2,
+        }],
+        ..Commit::default()
+    };
+    store.commit(vote("ada", Some(json!({"to": "x"})))).await.unwrap();
+    let after_one = store.approval("ap_q").await.unwrap().unwrap();
+    assert_eq!((after_one.status, after_one.votes.len()), (ApprovalStatus::Pending, 1));
+    assert!(matches!(store.commit(vote("ada", Some(json!({"to": "x"})))).await, Err(StoreError::AlreadyVoted { .. })));
+    assert!(matches!(store.commit(vote("bob", None)).await, Err(StoreError::VoteDiffers { .. })));
+    store.commit(vote("bob", Some(json!({"to": "x"})))).await.unwrap();
+    let done = store.approval("ap_q").await.unwrap().unwrap();
+    assert_eq!(done.status, ApprovalStatus::Approved);
+    assert_eq!(done.decided_by.as_deref(), Some("ada, bob"));
+    assert_eq!(done.approved_input, Some(json!({"to": "x"})));
+    assert!(matches!(store.commit(vote("cy", Some(json!({"to": "x"})))).await, Err(StoreError::ApprovalMoved { .. })));
+}
+
 #[tokio::test]
 async fn tool_calls_upsert_by_run_step_and_index() {
     let dir = tempfile::tempdir().unwrap();
@@ -617,6 +651,8 @@ async fn a_database_from_before_waiting_approval_is_migrated() {
         .execute(&mut conn)
         .await
         .unwrap();
+    sqlx::query("ALTER TABLE approvals DROP COLUMN votes").execute(&mut conn).await.unwrap();
+    sqlx::query("ALTER TABLE approvals DROP COLUMN authority").execute(&mut conn).await.unwrap();
     sqlx::query("DROP TABLE run_starts").execute(&mut conn).await.unwrap();
     sqlx::query("DROP TABLE workflow_deployments").execute(&mut conn).await.unwrap();
     sqlx::query("DROP TABLE api_tokens").execute(&mut conn).await.unwrap();

@@ -192,6 +192,8 @@ pub fn approval(id: &str, run_id: &str, step: u32, expires_at: i64) -> ApprovalR
         note: None,
         approved_input: None,
         kind: ApprovalKind::Call,
+        authority: Default::default(),
+        votes: Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use tollgate_contract::units::parse_duration;
 use tollgate_runtime::kv::StoreKv;
+use tollgate_runtime::lease::{self, Leased};
 use tollgate_runtime::{Event, Observer, RunOptions, RunOutcome, Runtime, approvals};
 use tollgate_sandbox::Sandbox;
 use tollgate_store::{ApprovalFilter, RunFilter, RunRecord, RunStatus, Store};
@@ -246,7 +247,16 @@ async fn advance_until_stop(
 ) -> anyhow::Result<RunOutcome> {
     let waited_since = Instant::now();
     loop {
-        let outcome = runtime.advance(id, printer).await?;
+        let outcome = match runtime.advance_leased(id, lease::DEFAULT_LEASE, printer).await? {
+            Leased::Advanced(outcome) => outcome,
+            Leased::HeldBy { owner, until } => {
+                let left = until.saturating_sub(tollgate_runtime::now_ms()).max(0) / 1000;
+                anyhow::bail!(
+                    "run {id} is being advanced by process {owner} (a `tollgate serve`, or another command); its \
+                     lease holds for {left} s more unless that process stops: try again once it has"
+                )
+            }
+        };
         let Some(wait) = wait else { return Ok(outcome) };
         if outcome.status != RunStatus::WaitingApproval {
             return Ok(outcome);

@@ -86,7 +86,11 @@ pub async fn run(cmd: WorkflowsCommand, data: &DataArgs) -> anyhow::Result<ExitC
             }
         }
         WorkflowsCommand::List { json } => {
-            let all = store.deployments(None).await?;
+            let mut all = store.deployments(None).await?;
+            // The signed chain is the switch's authority; a row only ever narrows it.
+            for d in &mut all {
+                d.enabled = d.enabled && deploy::switched_on(&*store, &d.name).await?;
+            }
             if json {
                 let rows: Vec<_> = all
                     .iter()

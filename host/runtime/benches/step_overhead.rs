@@ -257,6 +257,31 @@ impl Store for TimedStore {
     ) -> StoreFuture<'a, bool> {
         self.inner.revoke_token(id, at, audit)
     }
+    fn claim_run<'a>(
+        &'a self,
+        run_id: &'a str,
+        owner: &'a str,
+        now: i64,
+        ttl_ms: i64,
+        take_over: Option<&'a tollgate_store::RunLease>,
+    ) -> StoreFuture<'a, tollgate_store::LeaseClaim> {
+        self.inner.claim_run(run_id, owner, now, ttl_ms, take_over)
+    }
+    fn renew_run<'a>(&'a self, lease: &'a tollgate_store::RunLease, now: i64, ttl_ms: i64) -> StoreFuture<'a, bool> {
+        self.inner.renew_run(lease, now, ttl_ms)
+    }
+    fn release_run<'a>(&'a self, lease: &'a tollgate_store::RunLease) -> StoreFuture<'a, ()> {
+        self.inner.release_run(lease)
+    }
+    fn unleased_runs(&self, now: i64, limit: u32) -> StoreFuture<'_, Vec<String>> {
+        self.inner.unleased_runs(now, limit)
+    }
+    fn vouched_workflow_switch<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<tollgate_store::SealedRecord>> {
+        self.inner.vouched_workflow_switch(name)
+    }
+    fn run_started_by_key<'a>(&'a self, caller: &'a str, key: &'a str) -> StoreFuture<'a, Option<(String, String)>> {
+        self.inner.run_started_by_key(caller, key)
+    }
     fn create_run_keyed<'a>(
         &'a self,
         run: &'a tollgate_store::RunRecord,

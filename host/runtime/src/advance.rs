@@ -88,7 +88,11 @@ impl Runtime {
     }
 
     /// Commits, then applies the commit's run update to `run`, the loop's in-memory copy.
-    pub(crate) async fn commit(&self, run: &mut RunRecord, commit: Commit) -> Result<(), RuntimeError> {
+    /// Under a lease ([`Runtime::fenced`]), the commit carries its fence.
+    pub(crate) async fn commit(&self, run: &mut RunRecord, mut commit: Commit) -> Result<(), RuntimeError> {
+        if commit.fence.is_none() {
+            commit.fence = self.fence_of(&run.id);
+        }
         let applied = commit.run.as_ref().map(|u| {
             (
                 u.expected_version,

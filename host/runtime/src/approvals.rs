@@ -120,7 +120,13 @@ async fn permitted(
         let started = store.vouched_run_start(&approval.run_id).await?;
         let starter = match started.and_then(|r| r.event().ok()) {
             Some(AuditEvent::RunStarted(s)) => s.by,
-            _ => None,
+            // Who started it cannot be known: nobody can be shown not to be them.
+            _ => {
+                return Err(RuntimeError::Tampered {
+                    run_id: approval.run_id.clone(),
+                    what: "the run has no signed run.started record".into(),
+                });
+            }
         };
         if starter.as_deref() == Some(decider.name.as_str()) {
             return Err(RuntimeError::NotPermitted(format!(

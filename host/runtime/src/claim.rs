@@ -39,6 +39,14 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// Whether `process` (`host:pid`, as [`this_process`] spells it) ran on this host and is gone.
+pub(crate) fn process_gone(process: &str) -> bool {
+    let Some((host, pid)) = process.rsplit_once(':') else { return false };
+    host == host_name()
+        && std::path::Path::new("/proc/self").exists()
+        && pid.parse::<u32>().is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
 /// Whether `claim` may still be running its call: its lease holds and, when it was made on
 /// this host, its process is still there.
 pub(crate) fn holds(claim: &ToolClaimed, now: i64) -> bool {

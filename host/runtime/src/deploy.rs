@@ -66,11 +66,18 @@ pub async fn deploy(
     sandbox: &Sandbox,
     request: DeployRequest<'_>,
 ) -> Result<Deployed, DeployError> {
-    let workflow = tollgate_workflow::load(request.file).map_err(DeployError::Invalid)?;
-    let named = named_files(&workflow, request.confine_to)?;
+    let root = request.confine_to.map(|r| r.canonicalize().map_err(|e| io(r, e))).transpose()?;
+    // Read once, through one descriptor checked to be a regular file inside the root: what is
+    // validated, hashed and snapshotted are the same bytes.
+    let source = read_confined(request.file, root.as_deref(), tollgate_workflow::MAX_FILE_BYTES as u64)?;
+    let source =
+        String::from_utf8(source).map_err(|_| DeployError::Io(format!("{} is not UTF-8", request.file.display())))?;
+    let path = std::path::absolute(request.file).map_err(|e| io(request.file, e))?;
+    let workflow = tollgate_workflow::parse(&source, &path).map_err(DeployError::Invalid)?;
+    let named = named_files(&workflow, root.as_deref())?;
     // Recorded paths are absolute: a server started from another directory finds them.
     let data_dir = std::path::absolute(request.data_dir).map_err(|e| io(request.data_dir, e))?;
-    let snapshot = write_snapshot(&workflow, &named, &data_dir)?;
+    let snapshot = write_snapshot(&workflow, &named, &data_dir, root.as_deref())?;
     let result = record(store, sandbox, &workflow, &snapshot, request.by).await;
     if result.is_err() && snapshot.created {
         // Nothing refers to a snapshot whose version was not recorded.
@@ -155,6 +162,25 @@ pub async fn open_deployment(
     Ok(runtime)
 }
 
+/// Whether workflow `name` is switched on: its newest signed `workflow.switched` record says
+/// so, or it has none. The chain is the authority, not a row: a row restored from an older
+/// copy of the database cannot switch a workflow back on.
+pub async fn switched_on(store: &dyn Store, name: &str) -> Result<bool, StoreError> {
+    let newest = store.vouched_workflow_switch(name).await?;
+    Ok(match newest.map(|r| r.event()) {
+        None => true,
+        Some(Ok(tollgate_store::AuditEvent::WorkflowSwitched(s))) => s.enabled,
+        // A record of that kind this build cannot read: fail closed.
+        Some(_) => false,
+    })
+}
+
+/// Whether runs of `deployment` may start and go on: its row says enabled and so does the
+/// chain ([`switched_on`]).
+pub async fn deployment_enabled(store: &dyn Store, deployment: &DeploymentRecord) -> Result<bool, StoreError> {
+    Ok(deployment.enabled && switched_on(store, &deployment.name).await?)
+}
+
 /// Moves the kill switch of every version of `name`, audited with who did it. `false` when
 /// nothing changed (no such workflow, or it was already so).
 pub async fn switch(store: &dyn Store, name: &str, enabled: bool, by: &str) -> Result<bool, StoreError> {
@@ -171,7 +197,8 @@ struct NamedFile {
     key: Vec<String>,
 }
 
-/// The files `workflow` names relative to itself: plugin sources and `scripted:` models.
+/// The files `workflow` names relative to itself: plugin sources and `scripted:` models; with
+/// `confine_to` (canonical), each must resolve inside it (checked again when it is read).
 fn named_files(workflow: &LoadedWorkflow, confine_to: Option<&Path>) -> Result<Vec<NamedFile>, DeployError> {
     let dir = workflow.path.parent().unwrap_or(Path::new("/"));
     let mut named = Vec::new();
@@ -196,6 +223,21 @@ fn named_files(workflow: &LoadedWorkflow, confine_to: Option<&Path>) -> Result<V
         let key: Vec<&str> = f.key.iter().map(String::as_str).collect();
         workflow.diagnostic_at(&key, message, Some(help.to_string()))
     };
+    // Secrets are never copied into a snapshot: a credential read from a file names it
+    // absolutely, so the snapshot's runs read the same file.
+    for (plugin, config) in &workflow.definition.plugins {
+        for (credential, spec) in &config.grants.credentials {
+            if let Ok(tollgate_contract::SecretSource::File(p)) = tollgate_contract::SecretSource::parse(spec)
+                && !p.is_absolute()
+            {
+                found.push(workflow.diagnostic_at(
+                    &["plugins", plugin, "grants", "credentials", credential],
+                    format!("a deployed workflow reads credential `{credential}` from `{}`: give its absolute path", p.display()),
+                    Some("secrets are not copied into the deployment; `env:VAR` or `file:/absolute/path` reach the same one".into()),
+                ));
+            }
+        }
+    }
     for f in &named {
         if f.written.is_absolute() {
             found.push(at(
@@ -206,17 +248,11 @@ fn named_files(workflow: &LoadedWorkflow, confine_to: Option<&Path>) -> Result<V
         }
     }
     if let Some(root) = confine_to {
-        let root = root.canonicalize().map_err(|e| DeployError::Io(format!("{}: {e}", root.display())))?;
-        let mut outside: Vec<&Path> = vec![&workflow.path];
-        outside.extend(named.iter().map(|f| f.read_from.as_path()));
-        for path in outside {
-            let inside = path.canonicalize().is_ok_and(|p| p.starts_with(&root));
+        for f in &named {
+            let inside = f.read_from.canonicalize().is_ok_and(|p| p.starts_with(root));
             if !inside {
-                let message = format!("{} is not inside the server's workflows_dir", path.display());
-                match named.iter().find(|f| f.read_from == path) {
-                    Some(f) => found.push(at(f, message, "keep deployed workflows and their files in workflows_dir")),
-                    None => return Err(DeployError::Io(message)),
-                }
+                let message = format!("{} is not inside the server's workflows_dir", f.written.display());
+                found.push(at(f, message, "keep deployed workflows and their files in workflows_dir"));
             }
         }
     }
@@ -256,22 +292,51 @@ fn io(path: &Path, e: std::io::Error) -> DeployError {
     DeployError::Io(format!("{}: {e}", path.display()))
 }
 
-fn write_snapshot(workflow: &LoadedWorkflow, named: &[NamedFile], data_dir: &Path) -> Result<Snapshot, DeployError> {
+/// Reads `path` through one descriptor: it must be a regular file (not a FIFO or a device,
+/// which could block or never end), at most `limit` bytes, and — with `root` (canonical) —
+/// really inside `root`, whatever symlinks were swapped since it was checked.
+fn read_confined(path: &Path, root: Option<&Path>, limit: u64) -> Result<Vec<u8>, DeployError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| io(path, e))?;
+    let meta = file.metadata().map_err(|e| io(path, e))?;
+    if !meta.is_file() {
+        return Err(DeployError::Io(format!("{} is not a regular file", path.display())));
+    }
+    if let Some(root) = root {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        let opened = std::fs::read_link(format!("/proc/self/fd/{fd}")).map_err(|e| io(path, e))?;
+        if !opened.starts_with(root) {
+            return Err(DeployError::Io(format!("{} is not inside the server's workflows_dir", path.display())));
+        }
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(DeployError::Io(format!("{} is over {limit} bytes", path.display())));
+    }
+    Ok(bytes)
+}
+
+fn write_snapshot(
+    workflow: &LoadedWorkflow,
+    named: &[NamedFile],
+    data_dir: &Path,
+    root: Option<&Path>,
+) -> Result<Snapshot, DeployError> {
     let mut files: Vec<(usize, PathBuf, Vec<u8>)> = Vec::new();
     let mut hash = Sha256::new();
     hash.update(workflow.digest.as_bytes());
     for f in named {
-        let size = std::fs::metadata(&f.read_from).map_err(|e| io(&f.read_from, e))?.len();
-        if size > MAX_NAMED_FILE {
-            let key: Vec<&str> = f.key.iter().map(String::as_str).collect();
-            let d = workflow.diagnostic_at(
-                &key,
-                format!("{} is {size} bytes, over {MAX_NAMED_FILE}", f.read_from.display()),
-                None,
-            );
-            return Err(DeployError::Invalid(Diagnostics(vec![d])));
-        }
-        let bytes = std::fs::read(&f.read_from).map_err(|e| io(&f.read_from, e))?;
+        let bytes = match read_confined(&f.read_from, root, MAX_NAMED_FILE) {
+            Ok(bytes) => bytes,
+            Err(DeployError::Io(message)) => {
+                let key: Vec<&str> = f.key.iter().map(String::as_str).collect();
+                return Err(DeployError::Invalid(Diagnostics(vec![workflow.diagnostic_at(&key, message, None)])));
+            }
+            Err(e) => return Err(e),
+        };
         let (up, rest) = lexical(&f.written);
         hash.update(format!("\n{}\n{}\n", f.written.display(), tollgate_sandbox::sha256_hex(&bytes)).as_bytes());
         files.push((up, rest, bytes));
@@ -289,9 +354,25 @@ fn write_snapshot(workflow: &LoadedWorkflow, named: &[NamedFile], data_dir: &Pat
         w
     };
     let workflow_at = |root: &Path| inner(root).join("workflow.toml");
+    let place = |root: &Path, up: usize, rest: &Path| {
+        let mut target = inner(root);
+        for _ in 0..up {
+            target.pop();
+        }
+        target.join(rest)
+    };
     if dir.is_dir() {
-        // The same content was snapshotted before (the folder's name is its hash); what it
-        // holds is checked when it is loaded.
+        // The same content was snapshotted before (the folder's name is its hash) — unless
+        // someone wrote into it since: every file must hold exactly what was read now.
+        let same = |target: &Path, bytes: &[u8]| std::fs::read(target).is_ok_and(|b| b == bytes);
+        let intact = same(&workflow_at(&dir), workflow.source.as_bytes())
+            && files.iter().all(|(up, rest, bytes)| same(&place(&dir, *up, rest), bytes));
+        if !intact {
+            return Err(DeployError::Io(format!(
+                "the snapshot folder {} does not hold what its name says; remove it and deploy again",
+                dir.display()
+            )));
+        }
         return Ok(Snapshot { workflow: workflow_at(&dir), dir, created: false });
     }
     std::fs::create_dir_all(&parent).map_err(|e| io(&parent, e))?;
@@ -302,11 +383,7 @@ fn write_snapshot(workflow: &LoadedWorkflow, named: &[NamedFile], data_dir: &Pat
         std::fs::create_dir_all(&at).map_err(|e| io(&at, e))?;
         write_synced(&at.join("workflow.toml"), workflow.source.as_bytes())?;
         for (up, rest, bytes) in &files {
-            let mut target = at.clone();
-            for _ in 0..*up {
-                target.pop();
-            }
-            let target = target.join(rest);
+            let target = place(&staging, *up, rest);
             if let Some(p) = target.parent() {
                 std::fs::create_dir_all(p).map_err(|e| io(p, e))?;
             }

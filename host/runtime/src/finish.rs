@@ -192,7 +192,8 @@ impl Runtime {
     /// The result commit failed because another process changed the run while its calls ran
     /// (cancelled it, say): what the calls did happened all the same, so their rows and
     /// `tool.call` records are committed on their own, without moving the run.
-    async fn record_late_results(&self, run_id: &str, late: Commit, failed: RuntimeError) -> RuntimeError {
+    async fn record_late_results(&self, run_id: &str, mut late: Commit, failed: RuntimeError) -> RuntimeError {
+        late.fence = self.fence_of(run_id);
         if late.tool_calls.is_empty() || !matches!(failed, RuntimeError::Store(StoreError::Conflict { .. })) {
             return failed;
         }

@@ -38,6 +38,7 @@ pub mod gate;
 mod guard;
 mod ids;
 pub mod kv;
+pub mod lease;
 mod options;
 mod runtime;
 mod state;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tollgate_models::{ModelSpec, Provider, ProviderOptions};
 use tollgate_sandbox::Sandbox;
 use tollgate_store::audit::{AuditEntry, RunStarted};
-use tollgate_store::{Counters, RunRecord, RunStatus, StartKey, Started, Store};
+use tollgate_store::{Counters, Fence, RunRecord, RunStatus, StartKey, Started, Store};
 use tollgate_workflow::LoadedWorkflow;
 
 use crate::catalogue::{self, Catalogue};
@@ -47,6 +47,9 @@ pub struct Runtime {
     provider_options: ProviderOptions,
     /// Instances kept for the runs being advanced, of plugins with `instances = "per-run"`.
     pub(crate) warm: WarmSets,
+    /// Run id → the lease this runtime advances it under ([`Runtime::advance_leased`]): every
+    /// commit of that run carries it.
+    pub(crate) fences: Mutex<BTreeMap<String, Fence>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -84,6 +87,7 @@ impl Runtime {
             providers: Mutex::new(BTreeMap::new()),
             provider_options,
             warm: WarmSets::default(),
+            fences: Mutex::new(BTreeMap::new()),
         }
     }
 

@@ -12,6 +12,8 @@
 //!   `failed_auth_per_minute = 30` per client address, `drain = "30s"` (how long a shutdown
 //!   waits for requests in flight);
 //! - `[worker] expire_every = "5s"`: how often approvals past their expiry are expired;
+//!   `lease = "30s"`: how long a server's hold on a run lasts unless renewed; `max_runs = 32`:
+//!   most runs advancing at once;
 //! - no `workflows_dir`: deploying over the API is off (`tollgate workflows deploy` on the
 //!   server's host still deploys into its data dir);
 //! - `[runs]`: no model override and no upstream remaps — runs use each agent's `model` and
@@ -80,12 +82,28 @@ pub struct WorkerConfig {
     /// e.g. `5s`. Default `5s`; between `100ms` and `10m`.
     #[serde(default = "default_expire_every")]
     pub expire_every: String,
+    /// How long a server's hold on a run it advances lasts unless renewed (every third of
+    /// it): another server on the same store takes a run over once it runs out. Default
+    /// `30s`; between `1s` and `10m`.
+    #[serde(default = "default_lease")]
+    pub lease: String,
+    /// Most runs advancing at once; more wait their turn. Default 32; 1..=1024.
+    #[serde(default = "default_max_runs")]
+    pub max_runs: u32,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        WorkerConfig { expire_every: default_expire_every() }
+        WorkerConfig { expire_every: default_expire_every(), lease: default_lease(), max_runs: default_max_runs() }
     }
+}
+
+fn default_max_runs() -> u32 {
+    32
+}
+
+fn default_lease() -> String {
+    "30s".into()
 }
 
 fn default_expire_every() -> String {
@@ -178,6 +196,8 @@ pub struct Limits {
     pub failed_auth_per_minute: u32,
     pub drain: Duration,
     pub expire_every: Duration,
+    pub lease: Duration,
+    pub max_runs: usize,
 }
 
 /// Largest `max_body` accepted.
@@ -251,12 +271,22 @@ impl ServerConfig {
         if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&expire_every) {
             return Err(ConfigError(format!("{}: expire_every must be between 100ms and 10m", at("expire_every"))));
         }
+        let lease = tollgate_contract::units::parse_duration(&self.worker.lease)
+            .map_err(|e| ConfigError(format!("{}: lease: {e}", at("lease"))))?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&lease) {
+            return Err(ConfigError(format!("{}: lease must be between 1s and 10m", at("lease"))));
+        }
+        if !(1..=1024).contains(&self.worker.max_runs) {
+            return Err(ConfigError(format!("{}: max_runs must be between 1 and 1024", at("max_runs"))));
+        }
         Ok(Limits {
             max_body,
             requests_per_minute: self.limits.requests_per_minute,
             failed_auth_per_minute: self.limits.failed_auth_per_minute,
             drain,
             expire_every,
+            lease,
+            max_runs: self.worker.max_runs as usize,
         })
     }
 }
@@ -307,6 +337,8 @@ mod tests {
             failed_auth_per_minute: 30,
             drain: Duration::from_secs(30),
             expire_every: Duration::from_secs(5),
+            lease: Duration::from_secs(30),
+            max_runs: 32,
         };
         assert_eq!(limits, want);
     }

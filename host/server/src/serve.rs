@@ -64,13 +64,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let deploys = Arc::new(parts.deploys);
-    let worker = Worker::new(parts.store.clone(), parts.sandbox.clone(), deploys.clone());
+    let worker =
+        Worker::new(parts.store.clone(), parts.sandbox.clone(), deploys.clone(), limits.lease, limits.max_runs);
     worker.expire_on_time(limits.expire_every);
-    match worker.take_over_running(None).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(runs = n, "continuing runs left running when the server last stopped"),
-        Err(e) => tracing::warn!(error = %e, "cannot list the runs left running"),
-    }
+    // Runs a crash or a cut-short drain left `running` move on now; a dead peer's, once their
+    // lease runs out.
+    worker.take_over_on_time();
     let state = AppState {
         store: parts.store.clone(),
         sqlite: parts.store,

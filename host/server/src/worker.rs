@@ -13,23 +13,26 @@
 //! some command happens to run.
 //!
 //! Runs started over the API are advanced here from the start, and at start-up every run left
-//! `running` (a crash, a drain cut short) is taken over ([`Worker::take_over_running`]).
+//! `running` (a crash, a drain cut short) is taken over ([`Worker::take_over_on_time`]).
 //!
 //! A run of a deployed workflow is advanced only while its workflow is enabled
 //! ([`Deploys::may_advance`], checked before each advance); disabling it stops the runs
 //! advancing in this process at their next step boundary ([`Worker::stop_workflow`]).
 //!
-//! Not yet here (issue 15 §5): leases with fencing tokens, so two servers on one store split
-//! the runs between them instead of racing for them (today the run's version makes the
-//! second's commit fail, and a call's claim keeps an effect from running twice).
+//! Runs are advanced under leases ([`Runtime::advance_leased`]: owner, expiry, heartbeat, a
+//! fencing token every commit checks), so two servers on one store never advance one run at
+//! once; every `lease / 2` each takes over the `running` runs whose lease expired (or whose
+//! holder on this host is gone), which is how a dead server's runs move on.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tollgate_runtime::approvals::expire_due;
-use tollgate_runtime::{Event, Observer, RunOutcome, Runtime, RuntimeError};
+use tollgate_runtime::lease::Leased;
+use tollgate_runtime::{Event, Observer, Runtime, RuntimeError};
 use tollgate_sandbox::Sandbox;
 use tollgate_store::{RunFilter, RunStatus, Store, StoreError};
 
@@ -59,13 +62,25 @@ pub struct Worker {
     store: Arc<dyn Store>,
     sandbox: Sandbox,
     deploys: Arc<Deploys>,
+    /// How long a run's lease lasts unless renewed.
+    lease: Duration,
+    /// One permit per run advancing at once (`[worker] max_runs`).
+    slots: Arc<tokio::sync::Semaphore>,
     active: Mutex<HashMap<String, Advancing>>,
     idle: Notify,
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>, sandbox: Sandbox, deploys: Arc<Deploys>) -> Arc<Worker> {
-        Arc::new(Worker { store, sandbox, deploys, active: Mutex::new(HashMap::new()), idle: Notify::new() })
+    pub fn new(
+        store: Arc<dyn Store>,
+        sandbox: Sandbox,
+        deploys: Arc<Deploys>,
+        lease: Duration,
+        max_runs: usize,
+    ) -> Arc<Worker> {
+        let slots = Arc::new(tokio::sync::Semaphore::new(max_runs.max(1)));
+        let active = Mutex::new(HashMap::new());
+        Arc::new(Worker { store, sandbox, deploys, lease, slots, active, idle: Notify::new() })
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Advancing>> {
@@ -86,10 +101,15 @@ impl Worker {
         }
         let (worker, run_id) = (self.clone(), run_id.to_string());
         tokio::spawn(async move {
+            // At most `max_runs` advance at once; the rest wait their turn here, in order.
+            let _permit = worker.slots.clone().acquire_owned().await;
             loop {
                 match worker.advance(&run_id, &stop).await {
-                    Ok(Some(outcome)) => {
+                    Ok(Some(Leased::Advanced(outcome))) => {
                         tracing::info!(run = %run_id, status = outcome.status.as_str(), "run advanced");
+                    }
+                    Ok(Some(Leased::HeldBy { owner, .. })) => {
+                        tracing::info!(run = %run_id, by = %owner, "run left to the process holding its lease");
                     }
                     Ok(None) => tracing::info!(run = %run_id, "run left where it is: its workflow is disabled"),
                     Err(e) => tracing::warn!(run = %run_id, error = %e, "run not advanced"),
@@ -98,7 +118,10 @@ impl Worker {
                 if let Some(advancing) = active.get_mut(&run_id)
                     && advancing.again
                 {
+                    // Asked again (a decision, or its workflow enabled again): a stop meant for
+                    // the pass that ended does not stop this one — `may_advance` decides anew.
                     advancing.again = false;
+                    stop.store(false, Ordering::SeqCst);
                     continue;
                 }
                 active.remove(&run_id);
@@ -111,7 +134,7 @@ impl Worker {
     }
 
     /// `None` when the run may not be advanced now (its workflow is disabled).
-    async fn advance(&self, run_id: &str, stop: &Arc<AtomicBool>) -> Result<Option<RunOutcome>, RuntimeError> {
+    async fn advance(&self, run_id: &str, stop: &Arc<AtomicBool>) -> Result<Option<Leased>, RuntimeError> {
         let run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
         if let Some(advancing) = self.active().get_mut(run_id) {
             advancing.workflow = run.workflow_name.clone();
@@ -120,7 +143,19 @@ impl Worker {
             return Ok(None);
         }
         let runtime = Runtime::open_for_run(self.store.clone(), &self.sandbox, &run).await?;
-        runtime.advance(run_id, &StopFlag(stop.clone())).await.map(Some)
+        runtime.advance_leased(run_id, self.lease, &StopFlag(stop.clone())).await.map(Some)
+    }
+
+    /// Stops the runs this process is advancing whose workflow was switched off — by this
+    /// server, another one on the store, or the command line — at their next step boundary.
+    async fn stop_switched_off(&self) {
+        let workflows: std::collections::BTreeSet<String> =
+            self.active().values().map(|a| a.workflow.clone()).filter(|w| !w.is_empty()).collect();
+        for workflow in workflows {
+            if matches!(tollgate_runtime::deploy::switched_on(&*self.store, &workflow).await, Ok(false)) {
+                self.stop_workflow(&workflow);
+            }
+        }
     }
 
     /// Stops every run of `workflow` this process is advancing at its next step boundary.
@@ -128,6 +163,34 @@ impl Worker {
         for advancing in self.active().values().filter(|a| a.workflow == workflow) {
             advancing.stop.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// Every `lease / 2`, until the process ends: continues the `running` runs no live process
+    /// holds a lease on — left by a crash, a drain cut short, or a server that died — except
+    /// those it is advancing already. The first round is at once.
+    pub fn take_over_on_time(self: &Arc<Self>) {
+        let worker = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(worker.lease / 2);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                worker.stop_switched_off().await;
+                match worker.store.unleased_runs(tollgate_runtime::now_ms(), 500).await {
+                    Ok(ids) => {
+                        let fresh: Vec<String> =
+                            ids.into_iter().filter(|id| !worker.active().contains_key(id)).collect();
+                        if !fresh.is_empty() {
+                            tracing::info!(runs = fresh.len(), "taking over runs no live process holds");
+                        }
+                        for id in fresh {
+                            worker.continue_run(&id);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot list the runs to take over"),
+                }
+            }
+        });
     }
 
     /// Continues every run left `running` (by a crash, or a drain cut short), oldest last;

@@ -12,6 +12,10 @@ pub enum StoreError {
     /// An approval transition found the approval in another status; nothing was written.
     #[error("approval {id} is {found}, not {expected}")]
     ApprovalMoved { id: String, expected: String, found: String },
+    /// The commit's lease on its run is no longer the run's lease (another process took the
+    /// run over); nothing was written.
+    #[error("run {run_id}: the lease of {owner} was taken over; this process writes nothing more for the run")]
+    Fenced { run_id: String, owner: String },
     /// `by` already approved this approval: a quorum counts distinct approvers.
     #[error("{by} has already approved {id}; a quorum needs different approvers")]
     AlreadyVoted { id: String, by: String },

@@ -68,6 +68,10 @@ pub trait Store: Send + Sync {
     /// The run's first audit record (its `run.started`), vouched for as in
     /// [`Store::vouched_step_records`]; `None` when there is none that is signed.
     fn vouched_run_start<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<SealedRecord>>;
+    /// The newest `workflow.switched` record of workflow `name`, vouched for as in
+    /// [`Store::vouched_step_records`]; `None` when there is none that is signed. The kill
+    /// switch's authority: a deployment row restored from an older copy cannot undo it.
+    fn vouched_workflow_switch<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<SealedRecord>>;
     /// Signed checkpoints kept in the database, oldest first.
     fn audit_checkpoints(&self) -> StoreFuture<'_, Vec<AuditCheckpoint>>;
     /// The checkpoint row with the largest seq, `None` when there is none: one indexed read,
@@ -91,6 +95,29 @@ pub trait Store: Send + Sync {
     /// Mark a token revoked at `at`, with its audit records. `false` when there is no such
     /// token or it was already revoked (nothing is written then).
     fn revoke_token<'a>(&'a self, id: &'a str, at: i64, audit: &'a [AuditEntry]) -> StoreFuture<'a, bool>;
+
+    /// Takes the lease on advancing `run_id` for `owner` until `now + ttl_ms`: when nobody holds
+    /// it, when its holder's lease expired or is exactly `take_over` (a holder known to be
+    /// gone) — the token grows, so the old holder is fenced off — or when `owner` holds it
+    /// already (renewed, same token). While another owner holds it: [`LeaseClaim::Held`].
+    fn claim_run<'a>(
+        &'a self,
+        run_id: &'a str,
+        owner: &'a str,
+        now: i64,
+        ttl_ms: i64,
+        take_over: Option<&'a RunLease>,
+    ) -> StoreFuture<'a, LeaseClaim>;
+    /// Extends `lease` to `now + ttl_ms`; `false` when it is no longer the run's lease.
+    fn renew_run<'a>(&'a self, lease: &'a RunLease, now: i64, ttl_ms: i64) -> StoreFuture<'a, bool>;
+    /// Gives `lease` up (it expires now; the token stays, so it only ever grows).
+    fn release_run<'a>(&'a self, lease: &'a RunLease) -> StoreFuture<'a, ()>;
+    /// Runs `running` whose lease is absent or expired at `now`, oldest first, at most `limit`:
+    /// what a worker may take over.
+    fn unleased_runs(&self, now: i64, limit: u32) -> StoreFuture<'_, Vec<String>>;
+
+    /// The run `key` started, and the hash of the request it started it with, if it did.
+    fn run_started_by_key<'a>(&'a self, caller: &'a str, key: &'a str) -> StoreFuture<'a, Option<(String, String)>>;
 
     /// Like [`Store::create_run`], once per `key`: in the same transaction, the key is looked
     /// up and, when unused, recorded with the run. A key used before creates nothing and says

@@ -13,6 +13,7 @@
 
 mod batch;
 mod deployments;
+mod leases;
 mod rows;
 mod tokens;
 mod vouch;
@@ -30,8 +31,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::audit::{AuditCheckpoint, AuditEntry, SealedRecord, Signer};
 use crate::{
-    ApprovalFilter, ApprovalRecord, Commit, Deployed, DeploymentRecord, RunFilter, RunRecord, RunSummary, StartKey,
-    Started, StepRecord, Store, StoreError, StoreFuture, TokenRecord, ToolCallRecord,
+    ApprovalFilter, ApprovalRecord, Commit, Deployed, DeploymentRecord, LeaseClaim, RunFilter, RunLease, RunRecord,
+    RunSummary, StartKey, Started, StepRecord, Store, StoreError, StoreFuture, TokenRecord, ToolCallRecord,
 };
 use rows::{approval_columns, run_columns, summary_columns, tool_call_columns};
 
@@ -50,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_approvals_by_status_requested.sql")),
     (8, include_str!("../migrations/0008_deployments.sql")),
     (9, include_str!("../migrations/0009_approval_authority.sql")),
+    (10, include_str!("../migrations/0010_run_leases.sql")),
 ];
 
 /// The embedded store: one SQLite file (plus its `-wal` and `-shm`).
@@ -393,6 +395,32 @@ impl Store for SqliteStore {
         })
     }
 
+    fn vouched_workflow_switch<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<SealedRecord>> {
+        Box::pin(async move {
+            let found = sqlx::query(
+                "SELECT seq, ts, run_id, kind, body, prev_hash, hash FROM audit \
+                 WHERE kind = 'workflow.switched' AND json_extract(body, '$.workflow') = ?1 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            let records = found.iter().map(rows::sealed).collect::<Result<Vec<_>, _>>()?;
+            Ok(vouch::vouched(&self.pool, self.signer.as_deref(), records).await?.into_iter().next())
+        })
+    }
+
+    fn run_started_by_key<'a>(&'a self, caller: &'a str, key: &'a str) -> StoreFuture<'a, Option<(String, String)>> {
+        Box::pin(async move {
+            sqlx::query_as("SELECT run_id, request_hash FROM run_starts WHERE caller = ?1 AND key = ?2")
+                .bind(caller)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)
+        })
+    }
+
     fn vouched_run_start<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<SealedRecord>> {
         Box::pin(async move {
             let found = sqlx::query(
@@ -455,6 +483,29 @@ impl Store for SqliteStore {
         key: &'a StartKey,
     ) -> StoreFuture<'a, Started> {
         Box::pin(write::create_run_keyed(self, run, audit, key))
+    }
+
+    fn claim_run<'a>(
+        &'a self,
+        run_id: &'a str,
+        owner: &'a str,
+        now: i64,
+        ttl_ms: i64,
+        take_over: Option<&'a RunLease>,
+    ) -> StoreFuture<'a, LeaseClaim> {
+        Box::pin(leases::claim(self, run_id, owner, now, ttl_ms, take_over))
+    }
+
+    fn renew_run<'a>(&'a self, lease: &'a RunLease, now: i64, ttl_ms: i64) -> StoreFuture<'a, bool> {
+        Box::pin(leases::renew(self, lease, now, ttl_ms))
+    }
+
+    fn release_run<'a>(&'a self, lease: &'a RunLease) -> StoreFuture<'a, ()> {
+        Box::pin(leases::release(self, lease))
+    }
+
+    fn unleased_runs(&self, now: i64, limit: u32) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(leases::unleased(self, now, limit))
     }
 
     fn deploy_workflow<'a>(
@@ -600,7 +651,7 @@ mod tests {
         let store = SqliteStore::open(&path, None).await.unwrap();
         // Roll the file back to schema 1, as a build from before conversation rows left it.
         sqlx::raw_sql(
-            "ALTER TABLE approvals DROP COLUMN votes; ALTER TABLE approvals DROP COLUMN authority; DROP TABLE run_starts; DROP TABLE workflow_deployments; DROP INDEX approvals_by_status_requested; DROP TABLE api_tokens; DROP TABLE messages; DROP INDEX audit_by_run_step; ALTER TABLE approvals DROP COLUMN kind; \
+            "DROP INDEX audit_by_kind; DROP TABLE run_leases; ALTER TABLE approvals DROP COLUMN votes; ALTER TABLE approvals DROP COLUMN authority; DROP TABLE run_starts; DROP TABLE workflow_deployments; DROP INDEX approvals_by_status_requested; DROP TABLE api_tokens; DROP TABLE messages; DROP INDEX audit_by_run_step; ALTER TABLE approvals DROP COLUMN kind; \
              PRAGMA user_version = 1",
         )
         .execute(&store.pool)

@@ -417,6 +417,8 @@ pub struct Commit {
     pub approval_transitions: Vec<ApprovalTransition>,
     /// Approvals cast (see [`VoteCast`]).
     pub approval_votes: Vec<VoteCast>,
+    /// When set, the commit lands only while this lease is the run's lease.
+    pub fence: Option<Fence>,
     pub cap_charges: Vec<CapCharge>,
     pub audit: Vec<AuditEntry>,
     /// Whether to sign the audit head this commit leaves.
@@ -568,4 +570,38 @@ pub enum Started {
     New,
     /// The key had started `run_id` before; `same_request` says whether with this request.
     Existing { run_id: String, same_request: bool },
+}
+
+/// A process's hold on advancing one run: `owner` names the process, `token` (the fencing
+/// token) grows each time the run changes hands, `expires_at` is when others may take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLease {
+    pub run_id: String,
+    pub owner: String,
+    pub token: i64,
+    pub expires_at: i64,
+}
+
+impl RunLease {
+    /// What commits made under this lease carry.
+    pub fn fence(&self) -> Fence {
+        Fence { run_id: self.run_id.clone(), owner: self.owner.clone(), token: self.token }
+    }
+}
+
+/// What [`crate::Store::claim_run`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseClaim {
+    /// The lease is the caller's now.
+    Granted(RunLease),
+    /// Another owner holds it: their lease.
+    Held(RunLease),
+}
+
+/// The lease a commit is made under (see [`Commit::fence`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub run_id: String,
+    pub owner: String,
+    pub token: i64,
 }

@@ -139,6 +139,21 @@ fn authority(r: &mut Reporter<'_>, v: &View<'_, '_>, action: Action) -> Authorit
     }
     if let Some(quorum) = v.int("quorum") {
         authority.quorum = u32::try_from(quorum.clamp(1, 10)).unwrap_or(1);
+        // Only people named one by one: more approvals than people can never be had.
+        let all_users = !authority.approvers.is_empty() && authority.approvers.iter().all(|a| a.starts_with("user:"));
+        if all_users
+            && authority.approvers.len() < authority.quorum as usize
+            && let Some(node) = v.node("quorum")
+        {
+            r.error(
+                node.span(),
+                format!(
+                    "quorum {} can never be met by the {} approvers listed",
+                    authority.quorum,
+                    authority.approvers.len()
+                ),
+            );
+        }
     }
     authority.self_approval = v.bool("self_approval").unwrap_or(false);
     authority

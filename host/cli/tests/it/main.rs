@@ -18,4 +18,5 @@ mod plugin_test;
 mod real_server;
 mod run_escaping;
 mod serve;
+mod two_servers;
 mod validate;

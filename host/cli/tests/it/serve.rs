@@ -24,16 +24,22 @@ pub(crate) struct Server {
     child: Child,
     pub(crate) url: String,
     /// Its log lines (stderr), as they come.
-    logs: mpsc::Receiver<String>,
+    pub(crate) logs: mpsc::Receiver<String>,
 }
 
 impl Server {
     /// Starts `tollgate serve --config server.toml` in the world's folder with `config` and
     /// waits (60 s at most) for the line that says where it listens.
     pub(crate) fn start(w: &World, config: &str) -> Server {
-        std::fs::write(w.dir.path().join("server.toml"), config).unwrap();
+        Server::start_with(w, "server.toml", config, &[])
+    }
+
+    /// [`Server::start`] with its config in `file` and more environment variables.
+    pub(crate) fn start_with(w: &World, file: &str, config: &str, env: &[(&str, &str)]) -> Server {
+        std::fs::write(w.dir.path().join(file), config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["serve", "--config", "server.toml"])
+            .args(["serve", "--config", file])
+            .envs(env.iter().copied())
             .current_dir(w.dir.path())
             .env("HOME", w.dir.path().join("home"))
             .env("TOLLGATE_DATA_DIR", w.dir.path().join("data"))
@@ -56,6 +62,12 @@ impl Server {
         let first = stdout.recv_timeout(Duration::from_secs(60)).expect("serve says where it listens");
         let url = first.split("listening on ").nth(1).and_then(|r| r.split(' ').next()).expect(&first).to_string();
         Server { child, url, logs }
+    }
+
+    /// SIGKILL, and wait for it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then the exit status (30 s at most).

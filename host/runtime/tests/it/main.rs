@@ -7,6 +7,7 @@ mod authority;
 mod claims;
 mod common;
 mod conversation;
+mod deploys;
 mod fixed;
 mod gate;
 mod honest;

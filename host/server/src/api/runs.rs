@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tollgate_runtime::deploy::open_deployment;
+use tollgate_runtime::deploy::{self, open_deployment};
 use tollgate_runtime::{RuntimeError, Start};
 use tollgate_store::{ApprovalFilter, RunFilter, RunStatus, StartKey};
 
@@ -113,13 +113,38 @@ pub async fn start(
     let caller = state.caller(&headers, Endpoint::StartRun).await?;
     let key = idempotency_key(&headers)?;
     let body: StartBody = parse_json(&body_bytes(body)?)?;
+    let request_hash = hex::encode(Sha256::digest(serde_json::to_vec(&body).unwrap_or_default()));
+    // A retry answers with the run its key started — whatever happened to the workflow since —
+    // and hands it to the worker again, in case this server stopped before it did.
+    if let Some(key) = &key
+        && let Some((run_id, hash)) = state.store.run_started_by_key(&caller.name, key).await?
+    {
+        if hash != request_hash {
+            return Err(Problem::new(
+                Kind::KeyReused,
+                format!("idempotency key `{key}` already started run {run_id} with a different request"),
+            ));
+        }
+        let run = state.store.run(&run_id).await?.ok_or_else(|| Problem::new(Kind::NotFound, "no such run"))?;
+        if run.status == tollgate_store::RunStatus::Running {
+            state.worker.continue_run(&run_id);
+        }
+        return Ok(started_response(
+            StatusCode::OK,
+            &run_id,
+            false,
+            &run.workflow_name,
+            &run.workflow_version,
+            &run.workflow_digest,
+        ));
+    }
     let versions = state.store.deployments(Some(&body.workflow)).await?;
     let deployment = match &body.version {
         Some(v) => versions.iter().find(|d| &d.version == v),
         None => versions.iter().max_by_key(|d| d.deployed_at),
     }
     .ok_or_else(|| Problem::new(Kind::NotFound, "no such workflow version is deployed"))?;
-    if !deployment.enabled {
+    if !deploy::deployment_enabled(&*state.store, deployment).await? {
         return Err(Problem::new(
             Kind::WorkflowDisabled,
             format!("{} is disabled: nothing of it starts until an admin enables it", deployment.name),
@@ -131,11 +156,7 @@ pub async fn start(
             tracing::error!(workflow = %deployment.name, version = %deployment.version, error = %e, "a deployment does not load");
             Problem::new(Kind::Conflict, "this deployment does not load any more; the server log has the reason")
         })?;
-    let key = key.map(|key| StartKey {
-        caller: caller.name.clone(),
-        key,
-        request_hash: hex::encode(Sha256::digest(serde_json::to_vec(&body).unwrap_or_default())),
-    });
+    let key = key.map(|key| StartKey { caller: caller.name.clone(), key, request_hash });
     let start = Start { goal: body.goal.clone(), by: Some(caller.name.clone()), key };
     let started = runtime.start_with(start).await.map_err(|e| match e {
         RuntimeError::KeyReused { .. } => Problem::new(Kind::KeyReused, e.to_string()),
@@ -153,14 +174,19 @@ pub async fn start(
     } else {
         StatusCode::OK
     };
+    let d = deployment;
+    Ok(started_response(status, &started.run_id, started.created, &d.name, &d.version, &d.digest))
+}
+
+fn started_response(status: StatusCode, id: &str, created: bool, name: &str, version: &str, sha256: &str) -> Response {
     let body = json!({
-        "id": started.run_id,
-        "created": started.created,
-        "workflow": {"name": deployment.name, "version": deployment.version, "sha256": deployment.digest},
+        "id": id,
+        "created": created,
+        "workflow": {"name": name, "version": version, "sha256": sha256},
     });
     let mut response = (status, Json(body)).into_response();
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/runs/{}", started.run_id)) {
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/runs/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    Ok(response)
+    response
 }

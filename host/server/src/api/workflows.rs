@@ -34,21 +34,28 @@ pub struct Deploys {
 }
 
 impl Deploys {
-    /// Whether the run may be advanced now: a run of a deployment (its workflow file is a
-    /// snapshot in this data dir) only while that version's signed row exists and its
-    /// workflow is enabled. Fails closed: a row that is missing or not signed stops it.
+    /// Whether the run may be advanced now. The kill switch is the workflow's, by name, for
+    /// every run of it on this store, and its authority is the signed chain
+    /// ([`deploy::switched_on`]); a run of a deployment (its file a snapshot under this data
+    /// dir) also needs that version's signed row. Fails closed on anything it cannot read.
     pub async fn may_advance(&self, store: &dyn tollgate_store::Store, run: &tollgate_store::RunRecord) -> bool {
-        if !std::path::Path::new(&run.workflow_path).starts_with(self.data_dir.join("deployments")) {
-            return true;
-        }
-        match store.deployment(&run.workflow_name, &run.workflow_version).await {
-            Ok(Some(d)) => d.enabled && d.path == run.workflow_path,
-            Ok(None) => false,
-            Err(e) => {
-                tracing::warn!(run = %run.id, error = %e, "cannot read the run's deployment");
-                false
+        let checked = async {
+            if !deploy::switched_on(store, &run.workflow_name).await? {
+                return Ok(false);
             }
-        }
+            let path = std::path::Path::new(&run.workflow_path);
+            let deployments = self.data_dir.join("deployments");
+            let deployments = deployments.canonicalize().unwrap_or(deployments);
+            if !path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).starts_with(&deployments) {
+                return Ok(true);
+            }
+            let row = store.deployment(&run.workflow_name, &run.workflow_version).await?;
+            Ok::<bool, StoreError>(row.is_some_and(|d| d.enabled && d.path == run.workflow_path))
+        };
+        checked.await.unwrap_or_else(|e| {
+            tracing::warn!(run = %run.id, error = %e, "cannot read the run's kill switch: not advanced");
+            false
+        })
     }
 }
 
@@ -63,10 +70,10 @@ pub(crate) fn version_json(d: &DeploymentRecord) -> Value {
     })
 }
 
-fn workflow_json(name: &str, versions: &[DeploymentRecord]) -> Value {
+fn workflow_json(name: &str, versions: &[DeploymentRecord], switched_on: bool) -> Value {
     json!({
         "name": name,
-        "enabled": versions.iter().all(|d| d.enabled),
+        "enabled": switched_on && versions.iter().all(|d| d.enabled),
         "latest": versions.last().map(|d| d.version.clone()),
         "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
     })
@@ -77,7 +84,8 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<J
     let all = state.store.deployments(None).await?;
     let mut workflows = Vec::new();
     for chunk in all.chunk_by(|a, b| a.name == b.name) {
-        workflows.push(workflow_json(&chunk[0].name, chunk));
+        let on = deploy::switched_on(&*state.store, &chunk[0].name).await?;
+        workflows.push(workflow_json(&chunk[0].name, chunk, on));
     }
     Ok(Json(json!({ "workflows": workflows })))
 }
@@ -92,7 +100,8 @@ pub async fn show(
     if versions.is_empty() {
         return Err(Problem::new(Kind::NotFound, "no such workflow is deployed"));
     }
-    Ok(Json(workflow_json(&name, &versions)))
+    let on = deploy::switched_on(&*state.store, &name).await?;
+    Ok(Json(workflow_json(&name, &versions, on)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -113,7 +113,7 @@ fn insert_run(
 }
 
 pub(super) async fn commit(store: &SqliteStore, commit: Commit) -> Result<(), StoreError> {
-    let run_id = commit.run.as_ref().map(|r| r.id.as_str());
+    let run_id = commit.run.as_ref().map(|r| r.id.as_str()).or(commit.fence.as_ref().map(|f| f.run_id.as_str()));
     let (mut tx, heads) = store.writer.begin(commit.durability, run_id).await?;
     let built = checked_batch(store, &mut tx, &heads, &commit).await;
     let signed = tx.finish(built).await?;
@@ -136,6 +136,14 @@ async fn checked_batch(
                 return Err(StoreError::Conflict { run_id: run.id.clone(), expected: run.expected_version, found });
             }
             Some(_) => {}
+        }
+    }
+    // A fenced commit lands only while its lease is the run's lease: a process whose lease
+    // was taken over (it stalled past its expiry) writes nothing more for the run.
+    if let Some(fence) = &commit.fence {
+        let holds = heads.lease.as_ref().is_some_and(|(owner, token)| *owner == fence.owner && *token == fence.token);
+        if !holds {
+            return Err(StoreError::Fenced { run_id: fence.run_id.clone(), owner: fence.owner.clone() });
         }
     }
     // Transitions and charges check the database before writing: rare, one round trip each.

@@ -51,14 +51,16 @@ impl std::fmt::Debug for Writer {
 pub(super) struct Heads {
     /// The run's version, when a run id was given (`None`: no such run).
     pub run_version: Option<i64>,
+    /// The run's lease, `(owner, token)`, when a run id was given and it has one.
+    pub lease: Option<(String, i64)>,
     /// `(seq, hash)` of the newest audit record (`None`: empty chain).
     pub audit: Option<(u64, String)>,
     /// Newest signed checkpoint's seq (0: none).
     pub last_checkpoint: u64,
 }
 
-/// Run version, audit head seq and hash, newest checkpoint seq.
-type HeadsRow = (Option<i64>, Option<i64>, Option<String>, Option<i64>);
+/// Run version, audit head seq and hash, newest checkpoint seq, lease owner and token.
+type HeadsRow = (Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<String>, Option<i64>);
 
 /// Opens the transaction and reads the heads; `synchronous` first (it cannot change inside a
 /// transaction). `FULL`: the commit is fsynced before it returns. `NORMAL` (in WAL mode): it
@@ -68,9 +70,10 @@ macro_rules! begin_and_read_heads {
         concat!(
             "PRAGMA synchronous = ",
             $synchronous,
-            "; BEGIN IMMEDIATE; SELECT (SELECT version FROM runs WHERE id = ?), ",
+            "; BEGIN IMMEDIATE; SELECT (SELECT version FROM runs WHERE id = ?1), ",
             "(SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1), ",
-            "(SELECT MAX(seq) FROM audit_checkpoints)"
+            "(SELECT MAX(seq) FROM audit_checkpoints), ",
+            "(SELECT owner FROM run_leases WHERE run_id = ?1), (SELECT token FROM run_leases WHERE run_id = ?1)"
         )
     };
 }
@@ -102,7 +105,7 @@ impl Writer {
             Durability::Deferred => begin_and_read_heads!("NORMAL"),
         };
         let row: Result<HeadsRow, _> = sqlx::query_as(sql).bind(run_id).fetch_one(tx.conn()).await;
-        let (run_version, seq, hash, last) = match row {
+        let (run_version, seq, hash, last, lease_owner, lease_token) = match row {
             Ok(row) => row,
             Err(e) => {
                 tx.rollback_quietly().await;
@@ -120,8 +123,12 @@ impl Writer {
             },
             _ => None,
         };
-        let heads =
-            Heads { run_version, audit, last_checkpoint: last.and_then(|s| u64::try_from(s).ok()).unwrap_or(0) };
+        let heads = Heads {
+            run_version,
+            audit,
+            last_checkpoint: last.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            lease: lease_owner.zip(lease_token),
+        };
         Ok((tx, heads))
     }
 

@@ -47,6 +47,7 @@ fn turn_commit(run_id: &str, version: i64) -> Commit {
         new_approvals: vec![approval(&format!("ap_{run_id}"), run_id, 1, 90_000)],
         approval_transitions: vec![],
         approval_votes: vec![],
+        fence: None,
         cap_charges: vec![spend(run_id, 10, 100)],
         audit: vec![
             event(run_id, "model.turn", 2_000, json!({ "calls": 2 })),
@@ -651,6 +652,8 @@ async fn a_database_from_before_waiting_approval_is_migrated() {
         .execute(&mut conn)
         .await
         .unwrap();
+    sqlx::query("DROP INDEX audit_by_kind").execute(&mut conn).await.unwrap();
+    sqlx::query("DROP TABLE run_leases").execute(&mut conn).await.unwrap();
     sqlx::query("ALTER TABLE approvals DROP COLUMN votes").execute(&mut conn).await.unwrap();
     sqlx::query("ALTER TABLE approvals DROP COLUMN authority").execute(&mut conn).await.unwrap();
     sqlx::query("DROP TABLE run_starts").execute(&mut conn).await.unwrap();

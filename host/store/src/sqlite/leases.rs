@@ -15,7 +15,10 @@ pub(super) async fn claim(
     ttl_ms: i64,
     take_over: Option<&RunLease>,
 ) -> Result<LeaseClaim, StoreError> {
-    let (mut tx, _) = store.writer.begin(Durability::Immediate, None).await?;
+    // Deferred: no fsync of its own. Nothing outside the database acts on a lease, and every
+    // commit made under it that must be durable fsyncs the WAL, the lease's row included, first;
+    // a lease lost to a power cut takes nothing made under it along.
+    let (mut tx, _) = store.writer.begin(Durability::Deferred, None).await?;
     let held: Result<Option<(String, i64, i64)>, StoreError> =
         sqlx::query_as("SELECT owner, token, expires_at FROM run_leases WHERE run_id = ?1")
             .bind(run_id)

@@ -25,7 +25,8 @@ action = "require_approval"
 source = "@ECHO@"
 "#;
 
-const TURNS: &str = r#"
+/// The script: one echo call, then a final answer (the deploy tests reuse it).
+pub(crate) const TURNS: &str = r#"
 [[turns]]
 agent = "ops"
 text = "Echo it."

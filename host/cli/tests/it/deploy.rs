@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tollgate_server::Role;
 
-use crate::anchor::World;
+use crate::anchor::{TURNS, World};
 use crate::serve::{Server, block, call, client, text, tokens};
 
 /// A workflow naming its plugin and script relative to itself; its one echo call waits for a
@@ -35,19 +35,6 @@ source = "{source}"
 "#
     )
 }
-
-const TURNS: &str = r#"
-[[turns]]
-agent = "ops"
-text = "Echo it."
-[[turns.tool_calls]]
-name = "echo__echo"
-input = { note = "hello" }
-
-[[turns]]
-agent = "ops"
-text = "Done."
-"#;
 
 /// `flows/` in the world: `review.toml`, `turns.toml` and `plugins/echo.wasm`.
 fn flows(w: &World) -> std::path::PathBuf {

@@ -70,7 +70,17 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Continue a run from its last checkpoint (after approvals, a crash or an escalation).
+    /// Stop a run until someone resumes it (`runs resume`); nothing advances it meanwhile.
+    Pause {
+        id: String,
+        #[arg(long, default_value = "paused by an operator")]
+        reason: String,
+        /// A label for who pauses; the OS user running this command is recorded with it.
+        #[arg(long = "as")]
+        actor: Option<String>,
+    },
+    /// Continue a run from its last checkpoint (after approvals, a crash, an escalation or a
+    /// pause: a paused run is resumed first, recorded as `run.resumed`).
     Resume {
         id: String,
         #[command(flatten)]
@@ -96,6 +106,7 @@ pub fn exit_for(status: RunStatus) -> ExitCode {
         RunStatus::BoundHit => 4,
         RunStatus::Escalated => 5,
         RunStatus::Cancelled => 6,
+        RunStatus::Paused => 7,
         RunStatus::Running => 1,
     })
 }
@@ -182,9 +193,12 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         RunsCommand::Resume { id, common } => {
-            let run = store.run(&id).await?.with_context(|| format!("run {id} not found"))?;
+            let mut run = store.run(&id).await?.with_context(|| format!("run {id} not found"))?;
             if run.status.is_terminal() {
                 bail!("run {id} already ended ({}); nothing to resume", run.status.as_str());
+            }
+            if run.status == RunStatus::Paused {
+                run = tollgate_runtime::control::unpause(&*store, &id, &actor(None)).await?;
             }
             let base: RunOptions = serde_json::from_value(run.options.clone()).unwrap_or_default();
             let options = options(&common, base)?;
@@ -194,6 +208,11 @@ pub async fn runs(cmd: RunsCommand, data: &DataArgs) -> anyhow::Result<ExitCode>
             let step = run.counters.steps as u32;
             printer.event(&Event::Resumed { run_id: id.clone(), status: run.status.as_str().into(), step });
             drive(&runtime, &id, printer, common.wait.as_deref()).await
+        }
+        RunsCommand::Pause { id, reason, actor: who } => {
+            tollgate_runtime::control::pause(&*store, &id, &actor(who), &reason).await?;
+            outln!("run {} paused; `tollgate runs resume {}` continues it", t(&id), t(&id));
+            Ok(ExitCode::SUCCESS)
         }
         RunsCommand::Cancel { id, reason, actor: who } => {
             let in_flight = approvals::cancel(&*store, &id, &actor(who), &reason).await?;
@@ -298,6 +317,10 @@ fn report_stop(outcome: &RunOutcome, json: bool) {
         RunStatus::Escalated => {
             outln!("\nrun {} escalated: {}", outcome.run_id, t(outcome.detail.as_deref().unwrap_or_default()));
             outln!("  a human must look; `tollgate runs resume {}` continues with the call denied", outcome.run_id);
+        }
+        RunStatus::Paused => {
+            outln!("\nrun {} is paused: {}", outcome.run_id, t(outcome.detail.as_deref().unwrap_or_default()));
+            outln!("  `tollgate runs resume {}` continues it", outcome.run_id);
         }
         _ => {}
     }

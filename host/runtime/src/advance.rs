@@ -55,7 +55,8 @@ impl Runtime {
         crate::approvals::expire_due(self.store.as_ref(), now_ms()).await?;
         let mut run = self.store.run(run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))?;
         crate::runtime::check_same_workflow(&run, &self.workflow)?;
-        if run.status.is_terminal() {
+        // A paused run waits for a person to resume it (`control::unpause`), whoever asks.
+        if run.status.is_terminal() || run.status == RunStatus::Paused {
             return self.outcome(&run).await;
         }
         self.check_bindings(&run).await?;

@@ -58,7 +58,7 @@ async fn pending(store: &dyn Store, id: &str, now: i64) -> Result<ApprovalRecord
     Ok(approval)
 }
 
-fn moved(e: StoreError) -> RuntimeError {
+pub(crate) fn moved(e: StoreError) -> RuntimeError {
     match e {
         StoreError::ApprovalMoved { id, found, .. } => {
             RuntimeError::State(format!("approval {id} was decided concurrently (it is now {found})"))

@@ -27,6 +27,7 @@ pub mod approvals;
 mod authorise;
 mod catalogue;
 mod claim;
+pub mod control;
 mod crashtest;
 pub mod deploy;
 mod error;

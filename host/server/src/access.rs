@@ -81,6 +81,8 @@ pub enum Endpoint {
     SwitchWorkflow,
     /// `POST /v1/runs`
     StartRun,
+    /// `POST /v1/runs/{id}/cancel`, `/pause` and `/resume`
+    ControlRun,
 }
 
 use Endpoint as E;
@@ -103,6 +105,7 @@ pub const ACCESS: &[(Endpoint, &[Role])] = &[
     (E::DeployWorkflow, &[Admin]),
     (E::SwitchWorkflow, &[Admin]),
     (E::StartRun, &[Operator]),
+    (E::ControlRun, &[Operator]),
 ];
 
 /// Whether `role` may call `endpoint`. An endpoint missing from [`ACCESS`] is allowed to no one.

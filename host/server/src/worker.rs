@@ -165,6 +165,15 @@ impl Worker {
         }
     }
 
+    /// Stops advancing `run_id` in this process at its next step boundary (it was cancelled or
+    /// paused); a decision arriving later still asks again, and the runtime then finds it
+    /// ended or paused and leaves it.
+    pub fn stop_run(&self, run_id: &str) {
+        if let Some(advancing) = self.active().get(run_id) {
+            advancing.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// Every `lease / 2`, until the process ends: continues the `running` runs no live process
     /// holds a lease on — left by a crash, a drain cut short, or a server that died — except
     /// those it is advancing already. The first round is at once.

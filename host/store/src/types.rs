@@ -23,6 +23,8 @@ pub enum RunStatus {
     /// Ended by a bound: max steps, max tool calls, fuel, tokens or deadline.
     BoundHit,
     Cancelled,
+    /// Stopped by a person (`pause`) until someone resumes it; nothing advances it meanwhile.
+    Paused,
 }
 
 impl RunStatus {
@@ -35,6 +37,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::BoundHit => "bound_hit",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Paused => "paused",
         }
     }
     pub fn parse(s: &str) -> Option<RunStatus> {
@@ -46,6 +49,7 @@ impl RunStatus {
             RunStatus::Failed,
             RunStatus::BoundHit,
             RunStatus::Cancelled,
+            RunStatus::Paused,
         ]
         .into_iter()
         .find(|status| status.as_str() == s)

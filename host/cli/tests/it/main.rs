@@ -16,6 +16,7 @@ mod honest;
 mod live_model;
 mod plugin_test;
 mod real_server;
+mod run_control;
 mod run_escaping;
 mod serve;
 mod two_servers;

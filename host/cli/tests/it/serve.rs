@@ -152,6 +152,7 @@ fn request_for(endpoint: Endpoint) -> (&'static str, &'static str, Option<&'stat
         Endpoint::DeployWorkflow => ("POST", "/v1/workflows", Some(r#"{"file":"nope.toml"}"#)),
         Endpoint::SwitchWorkflow => ("POST", "/v1/workflows/nope/disable", None),
         Endpoint::StartRun => ("POST", "/v1/runs", Some(r#"{"workflow":"nope"}"#)),
+        Endpoint::ControlRun => ("POST", "/v1/runs/run_nope/pause", None),
     }
 }
 

@@ -121,3 +121,41 @@ async fn a_run_cancelled_while_its_call_is_in_flight_still_records_what_the_call
     assert!(row.result.is_some());
     assert_eq!(h.audit_of(&id, "tool.call").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_paused_while_its_call_is_in_flight_records_the_call_and_resumes_without_running_it_again() {
+    let h = Harness::new().await;
+    let (id, approval) = waiting_run(&h).await;
+    h.open().await.approve(&approval.id, "alice", None).await.unwrap();
+
+    // Someone pauses the run right after the call was claimed, while it is about to run.
+    let store = h.dyn_store();
+    let run_id = id.clone();
+    let racing = Arc::new(RacingStore::claim_rival(
+        h.store.clone(),
+        Box::new(move || {
+            Box::pin(async move {
+                tollgate_runtime::control::pause(&*store, &run_id, "bob", "hold on").await.unwrap();
+            })
+        }),
+    ));
+    let first = h.open_on(racing).await;
+    first.advance(&id, &Recorder::default()).await.unwrap_err();
+    assert_eq!(h.run(&id).await.status, RunStatus::Paused);
+    assert_eq!(requests_to(&h.standins.meta, "POST", C1).len(), 1, "the call went out once");
+    assert_eq!(h.rows(&id).await.remove(0).status, ToolCallStatus::Done, "and what it did is recorded");
+
+    // While paused, advancing leaves it where it is.
+    let outcome = h.open().await.advance(&id, &Recorder::default()).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Paused);
+    let refused = tollgate_runtime::control::unpause(&*h.dyn_store(), &id, "bob\n").await.unwrap_err();
+    assert!(matches!(refused, RuntimeError::InvalidInput(_)), "{refused}");
+
+    tollgate_runtime::control::unpause(&*h.dyn_store(), &id, "bob").await.unwrap();
+    let outcome = h.open().await.advance(&id, &Recorder::default()).await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.detail);
+    assert_eq!(requests_to(&h.standins.meta, "POST", C1).len(), 1, "resuming did not run the call again");
+    assert_eq!(h.audit_of(&id, "tool.call").await.len(), 1);
+    assert_eq!(h.audit_of(&id, "run.paused").await.len(), 1);
+    assert_eq!(h.audit_of(&id, "run.resumed").await.len(), 1);
+}

@@ -4,6 +4,7 @@
 
 mod approvals;
 mod audit;
+mod run_control;
 mod runs;
 mod tokens;
 mod workflows;
@@ -28,6 +29,9 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/whoami", get(tokens::whoami))
         .route("/v1/runs", get(runs::list).post(runs::start))
         .route("/v1/runs/{id}", get(runs::show))
+        .route("/v1/runs/{id}/cancel", post(run_control::cancel))
+        .route("/v1/runs/{id}/pause", post(run_control::pause))
+        .route("/v1/runs/{id}/resume", post(run_control::resume))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))

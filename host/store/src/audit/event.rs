@@ -73,6 +73,12 @@ pub enum AuditEvent {
     /// A run ended, whatever the reason.
     #[serde(rename = "run.ended")]
     RunEnded(RunEnded),
+    /// A person paused a run: nothing advances it until someone resumes it.
+    #[serde(rename = "run.paused")]
+    RunPaused(RunPaused),
+    /// A person resumed a paused run.
+    #[serde(rename = "run.resumed")]
+    RunResumed(RunResumed),
     /// An API token for `tollgate serve` was created.
     #[serde(rename = "token.created")]
     TokenCreated(TokenCreated),
@@ -577,6 +583,24 @@ pub struct RunEnded {
     pub by: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct RunPaused {
+    /// Who paused it (a token's name over the API; the OS user and label on the command line).
+    pub by: String,
+    /// Why, as they gave it.
+    pub reason: String,
+    /// The status it had when paused.
+    pub was: RunStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct RunResumed {
+    /// Who resumed it. The run is `running` again; its next advance finds where it stands.
+    pub by: String,
+}
+
 impl AuditEvent {
     /// The record's `kind`.
     pub fn kind(&self) -> &'static str {
@@ -597,6 +621,8 @@ impl AuditEvent {
             AuditEvent::StepStarted(_) => "step.started",
             AuditEvent::RunEscalated(_) => "run.escalated",
             AuditEvent::RunEnded(_) => "run.ended",
+            AuditEvent::RunPaused(_) => "run.paused",
+            AuditEvent::RunResumed(_) => "run.resumed",
             AuditEvent::TokenCreated(_) => "token.created",
             AuditEvent::TokenRevoked(_) => "token.revoked",
             AuditEvent::WorkflowDeployed(_) => "workflow.deployed",
@@ -647,6 +673,8 @@ macro_rules! into_event {
 
 into_event!(
     RunStarted,
+    RunPaused,
+    RunResumed,
     ModelTurn,
     ModelNudged,
     GateDecision,

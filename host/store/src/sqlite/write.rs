@@ -258,8 +258,9 @@ async fn expire_due(
             .await
             .map_err(db_error)?;
         let status = status.as_deref().and_then(RunStatus::parse);
-        // A run that ended (or is already escalated) keeps its status; its approvals still expire.
-        if status.is_some_and(|s| !s.is_terminal() && s != RunStatus::Escalated) {
+        // A run that ended, is already escalated or is paused keeps its status; its approvals
+        // still expire (a paused run resumed later finds them expired and escalates then).
+        if status.is_some_and(|s| !s.is_terminal() && !matches!(s, RunStatus::Escalated | RunStatus::Paused)) {
             let detail = format!("approval {} expired before anyone decided", ids.join(", "));
             batch.push(
                 "UPDATE runs SET status = 'escalated', status_detail = ?, updated_at = ?, version = version + 1 \
